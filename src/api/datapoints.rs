@@ -1,0 +1,291 @@
+//! The native datapoint API: list and read datapoints with their metadata, and follow a
+//! datapoint's changes as Server-Sent Events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::Stream;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+
+use super::AppState;
+use crate::datapoint::registry::DatapointId;
+use crate::datapoint::{Access, Sample, Value, ValueType};
+use crate::error::{ApiError, ErrorCode, ProblemOut};
+use crate::events::EventPayload;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/datapoints", get(list))
+        .route("/api/v1/datapoints/{key}", get(get_one))
+        .route("/api/v1/datapoints/{key}/events", get(events))
+}
+
+impl utoipa::PartialSchema for Value {
+    fn schema() -> RefOr<Schema> {
+        let one = |ty| ObjectBuilder::new().schema_type(ty);
+        OneOfBuilder::new()
+            .item(one(Type::Boolean))
+            .item(one(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            ))))
+            .item(one(Type::Number).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Double,
+            ))))
+            .item(one(Type::String))
+            .description(Some("A boolean, integer, number or string, as the datapoint's type says."))
+            .into()
+    }
+}
+
+impl ToSchema for Value {}
+
+/// A value's quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// A value that was written.
+    Good,
+    /// No value has ever been written; `value` and `updateTime` are null.
+    Bad,
+}
+
+/// A datapoint's current value, as `GET` on its endpoint answers it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueOut {
+    /// The value; null if never written.
+    pub value: Option<Value>,
+    /// `good`, or `bad` if never written.
+    pub quality: Quality,
+    /// When the value was written (RFC 3339, UTC); null if never written.
+    pub update_time: Option<String>,
+}
+
+/// Formats a time as RFC 3339 in UTC.
+pub fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+impl ValueOut {
+    /// The answer for a datapoint's current sample.
+    pub fn from_sample(sample: Option<&Sample>) -> Self {
+        match sample {
+            Some(sample) => Self {
+                value: Some(sample.value.clone()),
+                quality: Quality::Good,
+                update_time: Some(rfc3339(sample.update_time)),
+            },
+            None => Self { value: None, quality: Quality::Bad, update_time: None },
+        }
+    }
+}
+
+/// A datapoint with its metadata and, when readable, its current value.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatapointOut {
+    /// The primary key.
+    pub key: String,
+    /// The value type.
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+    /// Who may read and write.
+    pub access: Access,
+    /// Unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Smallest accepted number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest accepted number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Most characters of a string value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    /// The current value; absent for write-only datapoints, which never reveal it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<ValueOut>,
+}
+
+/// The list of datapoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatapointListOut {
+    /// Every declared datapoint, in declaration order.
+    pub datapoints: Vec<DatapointOut>,
+}
+
+fn describe(state: &AppState, id: DatapointId) -> DatapointOut {
+    let point = state.datapoints.datapoint(id);
+    DatapointOut {
+        key: point.key.to_string(),
+        value_type: point.value_type,
+        access: point.access,
+        unit: point.unit.clone(),
+        description: point.description.clone(),
+        min: point.min,
+        max: point.max,
+        max_length: (point.value_type == ValueType::String).then_some(point.max_length),
+        current: point
+            .access
+            .readable()
+            .then(|| ValueOut::from_sample(state.datapoints.current(id).as_ref())),
+    }
+}
+
+fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
+    state.datapoints.id(key).ok_or_else(|| {
+        ApiError::new(ErrorCode::UnknownDatapoint, format!("No datapoint has the key `{key}`."))
+    })
+}
+
+/// Lists every datapoint with its metadata and current value.
+#[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints",
+    responses((status = 200, description = "The datapoints.", body = DatapointListOut)))]
+pub async fn list(State(state): State<AppState>) -> Json<DatapointListOut> {
+    let datapoints = state.datapoints.ids().map(|id| describe(&state, id)).collect();
+    Json(DatapointListOut { datapoints })
+}
+
+/// One datapoint with its metadata and current value.
+#[utoipa::path(get, path = "/api/v1/datapoints/{key}", tag = "Datapoints",
+    params(("key" = String, Path, description = "The datapoint's key.")),
+    responses(
+        (status = 200, description = "The datapoint.", body = DatapointOut),
+        (status = 404, description = "No such datapoint.", body = ProblemOut,
+            content_type = "application/problem+json")))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<DatapointOut>, ApiError> {
+    let id = find(&state, &key)?;
+    Ok(Json(describe(&state, id)))
+}
+
+/// One change of a datapoint, as sent in an SSE `data:` line.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatapointWrittenOut {
+    /// The datapoint.
+    pub key: String,
+    /// The new value, its quality and time.
+    #[serde(flatten)]
+    pub current: ValueOut,
+}
+
+/// Follows a datapoint's changes as Server-Sent Events.
+///
+/// The stream opens with the current value (unless `Last-Event-ID` shows the client has it),
+/// then sends one `datapoint.written` event per write; each event's `id` is the write's sequence
+/// number. A client that falls far behind receives the latest value rather than every write.
+#[utoipa::path(get, path = "/api/v1/datapoints/{key}/events", tag = "Datapoints",
+    params(("key" = String, Path, description = "The datapoint's key."),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
+    responses(
+        (status = 200, description = "An event stream of `datapoint.written` events.",
+            body = DatapointWrittenOut, content_type = "text/event-stream"),
+        (status = 404, description = "No such datapoint.", body = ProblemOut,
+            content_type = "application/problem+json"),
+        (status = 405, description = "The datapoint is write-only.", body = ProblemOut,
+            content_type = "application/problem+json")))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let id = find(&state, &key)?;
+    if !state.datapoints.datapoint(id).access.readable() {
+        return Err(ApiError::method_not_allowed(&Method::GET, ""));
+    }
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    // Subscribe before reading the current value, so no write falls between the two.
+    let follow = Follow {
+        receiver: state.events.subscribe(),
+        shutdown: state.shutdown.clone(),
+        id,
+        key,
+        last_sent: last_seen,
+        state,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next().await?;
+        Some((Ok(event), follow))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+struct Follow {
+    receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::events::Event>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    id: DatapointId,
+    key: String,
+    last_sent: u64,
+    state: AppState,
+}
+
+impl Follow {
+    /// The next event to send; `None` ends the stream (shutdown).
+    async fn next(&mut self) -> Option<SseEvent> {
+        if let Some(event) = self.current_if_newer() {
+            return Some(event);
+        }
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            tokio::select! {
+                received = self.receiver.recv() => match received {
+                    Ok(event) => {
+                        let EventPayload::DatapointWritten { key, value } = &event.payload;
+                        if key.as_str() == self.key && event.seq > self.last_sent {
+                            let sample = Sample { value: value.clone(), update_time: event.time, seq: event.seq };
+                            return Some(self.sse(&sample));
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        if let Some(event) = self.current_if_newer() {
+                            return Some(event);
+                        }
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+
+    fn current_if_newer(&mut self) -> Option<SseEvent> {
+        let sample = self.state.datapoints.current(self.id)?;
+        (sample.seq > self.last_sent).then(|| self.sse(&sample))
+    }
+
+    fn sse(&mut self, sample: &Sample) -> SseEvent {
+        self.last_sent = sample.seq;
+        let out = DatapointWrittenOut { key: self.key.clone(), current: ValueOut::from_sample(Some(sample)) };
+        SseEvent::default()
+            .id(sample.seq.to_string())
+            .event("datapoint.written")
+            .json_data(out)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,87 @@
+//! The HTTP surface: application state, the router, and the native API's resources.
+//!
+//! Each resource module exports a `router()` and keeps its handlers and wire types together.
+//! Wire types are named by direction (`…Out`) and are the only types that derive `Serialize`
+//! for the API.
+
+pub mod datapoints;
+pub mod docs;
+pub mod endpoints;
+pub mod openapi;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::middleware;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::auth;
+use crate::clock::Clock;
+use crate::config::{Catalog, Limits};
+use crate::datapoint::registry::Datapoints;
+use crate::error::{ApiError, ErrorCode};
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The datapoints and their current values.
+    pub datapoints: Datapoints,
+    /// The store, for readiness.
+    pub store: Store,
+    /// The internal event stream.
+    pub events: EventBus,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The source of "now".
+    pub clock: Arc<dyn Clock>,
+    /// Request limits.
+    pub limits: Arc<Limits>,
+    /// The OpenAPI document, serialized once at start-up.
+    pub openapi_json: Bytes,
+    /// Becomes `true` when the server starts shutting down; long-lived responses end then.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// How long a client may take to send a request body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.body_read_timeout_seconds)
+    }
+}
+
+/// The whole application: every route, the error fallbacks and the middleware.
+pub fn router(state: AppState, catalog: &Catalog) -> Router {
+    let metrics = state.metrics.clone();
+    let mut router = Router::new()
+        .merge(ops::router())
+        .merge(datapoints::router())
+        .merge(docs::router());
+    for endpoint in &catalog.endpoints {
+        router = router.route(&endpoint.path, endpoints::route(&state.datapoints, endpoint));
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(auth::authenticate))
+        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("Nothing is served at {}.", uri.path()))
+}
+
+/// Axum adds the `Allow` header listing the route's methods.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed here; the Allow header lists the methods that are."),
+    )
+}

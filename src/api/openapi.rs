@@ -1,0 +1,145 @@
+//! The OpenAPI 3.1 document: the native API as annotated in the code, plus one path per
+//! configured endpoint with a schema for its datapoint's type.
+
+use utoipa::OpenApi;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaFormat, KnownFormat, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+use crate::config::Catalog;
+use crate::datapoint::{Datapoint, ValueType};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portico",
+        description = "A self-hosted, secure data-exchange server for devices and applications.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        super::datapoints::list,
+        super::datapoints::get_one,
+        super::datapoints::events,
+        super::ops::healthz,
+        super::ops::readyz,
+        super::ops::metrics,
+    ),
+    components(schemas(crate::error::ProblemOut, crate::error::ErrorCode, super::datapoints::ValueOut)),
+    tags(
+        (name = "Datapoints", description = "Typed values declared in the configuration."),
+        (name = "Endpoints", description = "Configured paths that read and write one datapoint each \
+            with `{\"value\": …}` bodies."),
+        (name = "Operations", description = "Health, readiness and metrics."),
+    )
+)]
+struct NativeApi;
+
+/// The document for a configuration's catalog.
+pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
+    let mut document = NativeApi::openapi();
+    for endpoint in &catalog.endpoints {
+        let Some(datapoint) = catalog.datapoints.iter().find(|d| d.key == endpoint.datapoint) else {
+            continue;
+        };
+        let slug: String = endpoint
+            .path
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let about = endpoint
+            .description
+            .clone()
+            .or_else(|| datapoint.description.clone())
+            .unwrap_or_default();
+        let mut methods = Vec::new();
+        if datapoint.access.readable() {
+            methods.push((HttpMethod::Get, read_operation(datapoint, &slug, &about)));
+        }
+        if datapoint.access.writable() {
+            methods.push((HttpMethod::Put, write_operation(datapoint, &format!("write_{slug}"), &about)));
+            methods.push((HttpMethod::Post, write_operation(datapoint, &format!("post_{slug}"), &about)));
+        }
+        for (method, operation) in methods {
+            document.paths.add_path_operation(&endpoint.path, vec![method], operation);
+        }
+    }
+    document
+}
+
+fn value_schema(datapoint: &Datapoint) -> ObjectBuilder {
+    let builder = match datapoint.value_type {
+        ValueType::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
+        ValueType::Int => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        ValueType::Float => ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double))),
+        ValueType::String => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(datapoint.max_length)),
+    };
+    let unit = datapoint.unit.as_deref().map(|u| format!(" Unit: {u}.")).unwrap_or_default();
+    builder
+        .minimum(datapoint.min)
+        .maximum(datapoint.max)
+        .description(Some(format!("The value of datapoint `{}`.{unit}", datapoint.key)))
+}
+
+fn problem(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemOut"))).build(),
+        )
+        .build()
+}
+
+fn current_value() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description("The current value, its quality and when it was written.")
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ValueOut"))).build(),
+        )
+        .build()
+}
+
+fn read_operation(datapoint: &Datapoint, slug: &str, about: &str) -> utoipa::openapi::path::Operation {
+    OperationBuilder::new()
+        .tag("Endpoints")
+        .operation_id(Some(format!("read_{slug}")))
+        .summary(Some(format!("Read datapoint `{}`", datapoint.key)))
+        .description(Some(about.to_owned()))
+        .response("200", current_value())
+        .build()
+}
+
+fn write_operation(datapoint: &Datapoint, operation_id: &str, about: &str) -> utoipa::openapi::path::Operation {
+    let body: Schema = ObjectBuilder::new()
+        .property("value", value_schema(datapoint))
+        .required("value")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into();
+    OperationBuilder::new()
+        .tag("Endpoints")
+        .operation_id(Some(operation_id.to_owned()))
+        .summary(Some(format!("Write datapoint `{}`", datapoint.key)))
+        .description(Some(about.to_owned()))
+        .request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", ContentBuilder::new().schema(Some(RefOr::T(body))).build())
+                .build(),
+        ))
+        .response("200", current_value())
+        .response("400", problem("The body is not JSON or did not arrive in full."))
+        .response("413", problem("The body is larger than `limits.max_body_bytes`."))
+        .response("415", problem("The body is not sent as JSON."))
+        .response("422", problem("The body is not `{\"value\": …}` with a value of the datapoint's type."))
+        .response("503", problem("The store could not commit the write; retry."))
+        .build()
+}

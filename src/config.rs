@@ -1,0 +1,572 @@
+//! One typed configuration: built-in defaults, then a TOML file, then `PORTICO_*` environment
+//! variables, then command-line flags. Unknown or mistyped keys are errors that name the key;
+//! [`Config::validate`] turns the declarative parts into checked domain values.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::auth::Policy;
+use crate::datapoint::{Access, Datapoint, DatapointKey, ValueType};
+use crate::store::Location;
+
+/// The prefix of environment variables read as configuration.
+pub const ENV_PREFIX: &str = "PORTICO_";
+/// Environment variables with the prefix that are not configuration (tests and tools use them).
+const ENV_NOT_CONFIG: &[&str] = &["PORTICO_TEST_", "PORTICO_VECTORS"];
+
+/// A value that must never appear in logs. `Debug` prints `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; use only where it is needed, never for display.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole configuration. Every key is documented in `portico.example.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, the generated certificate and other state.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset for SQLite in the data directory.
+    pub database_url: Option<Secret>,
+    /// HTTPS settings.
+    pub tls: TlsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Sizes, counts and waits.
+    pub limits: Limits,
+    /// Declared datapoints (`[[datapoint]]`).
+    #[serde(rename = "datapoint")]
+    pub datapoints: Vec<DatapointConfig>,
+    /// Named endpoints mapped to datapoints (`[[endpoint]]`).
+    #[serde(rename = "endpoint")]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: PathBuf::from("portico-data"),
+            database_url: None,
+            tls: TlsConfig::default(),
+            log: LogConfig::default(),
+            limits: Limits::default(),
+            datapoints: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// `[tls]`: HTTPS is on by default with a generated self-signed certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `false` serves plain HTTP (behind a TLS-terminating proxy).
+    pub enabled: bool,
+    /// PEM certificate chain (leaf first). With `key`; unset to generate a self-signed one.
+    pub cert: Option<PathBuf>,
+    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated certificate.
+    pub names: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { enabled: true, cert: None, key: None, names: Vec::new() }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A level (`info`) or per-target levels (`info,portico=debug`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable text.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[limits]`: every size, count and wait the server enforces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most simultaneous client connections; more are closed at once.
+    pub max_connections: usize,
+    /// Longest a TLS handshake may take.
+    pub tls_handshake_timeout_seconds: u64,
+    /// Longest a client may take to send its request headers (HTTP/1).
+    pub header_read_timeout_seconds: u64,
+    /// Longest a client may take to send its request body.
+    pub body_read_timeout_seconds: u64,
+    /// Longest a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_connections: 4096,
+            tls_handshake_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// `[[datapoint]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatapointConfig {
+    /// The primary key.
+    pub key: String,
+    /// `bool`, `int`, `float` or `string`.
+    #[serde(rename = "type")]
+    pub value_type: ValueType,
+    /// `read`, `write` or `read-write` (the default).
+    #[serde(default = "read_write")]
+    pub access: Access,
+    /// Unit, for display.
+    pub unit: Option<String>,
+    /// Description, for display and the OpenAPI document.
+    pub description: Option<String>,
+    /// Smallest accepted number (int, float).
+    pub min: Option<f64>,
+    /// Largest accepted number (int, float).
+    pub max: Option<f64>,
+    /// Most characters in a string (default 4096).
+    pub max_length: Option<usize>,
+}
+
+fn read_write() -> Access {
+    Access::ReadWrite
+}
+
+/// `[[endpoint]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// The URL path, e.g. `/api/v1/boiler/temperature`.
+    pub path: String,
+    /// The key of the datapoint it reads and writes.
+    pub datapoint: String,
+    /// Description, for the OpenAPI document.
+    pub description: Option<String>,
+}
+
+/// A checked endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The URL path.
+    pub path: String,
+    /// The datapoint it serves.
+    pub datapoint: DatapointKey,
+    /// Description.
+    pub description: Option<String>,
+    /// Who may read (open until bearer tokens are configured).
+    pub read_policy: Policy,
+    /// Who may write (open until bearer tokens are configured).
+    pub write_policy: Policy,
+}
+
+/// The checked declarative resources of a configuration.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// Datapoints, in declaration order.
+    pub datapoints: Vec<Datapoint>,
+    /// Endpoints, in declaration order.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Paths (and everything below them) that belong to Portico itself and its compatibility
+/// surfaces, present or planned; a configured endpoint may not take them.
+pub const RESERVED_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/openapi.json",
+    "/api/docs",
+    "/api/v1/datapoints",
+    "/api/v1/admin",
+    "/api/v1/webhooks",
+    "/realms",
+    "/authentication",
+    "/v1/auth",
+    "/v1/item",
+    "/console",
+];
+
+/// A configuration that could not be loaded or is not valid; each line names the key.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// One problem per line.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, problem) in self.problems.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn one(problem: impl Into<String>) -> Self {
+        Self { problems: vec![problem.into()] }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the `PORTICO_*` variables among `env`.
+    /// Variables nest with a double underscore: `PORTICO_TLS__ENABLED=false` sets `tls.enabled`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| ConfigError::one(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let from_env = overlay_env(&mut table, env)?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|error| {
+                let key = error.path().to_string();
+                let origin = from_env
+                    .iter()
+                    .find(|(path, _)| key == *path || key.starts_with(&format!("{path}.")))
+                    .map(|(_, var)| format!(" (set by environment variable {var})"))
+                    .unwrap_or_default();
+                let place = match file {
+                    Some(path) => format!("{}: ", path.display()),
+                    None => String::new(),
+                };
+                ConfigError::one(format!("{place}key `{key}`{origin}: {}", error.into_inner()))
+            })?;
+        Ok(config)
+    }
+
+    /// Loads a configuration file alone, ignoring the environment (reproducible output).
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::load(Some(path), std::iter::empty())
+    }
+
+    /// Parses a configuration from TOML text alone (no environment); for tests and tools.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let table = toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::one(e.to_string()))?;
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+            let key = error.path().to_string();
+            ConfigError::one(format!("key `{key}`: {}", error.into_inner()))
+        })
+    }
+
+    /// Where the store lives.
+    pub fn store_location(&self) -> Result<Location, ConfigError> {
+        match &self.database_url {
+            None => Ok(Location::default_in(&self.data_dir)),
+            Some(url) => Location::parse(url.expose())
+                .map_err(|e| ConfigError::one(format!("key `database_url`: {e}"))),
+        }
+    }
+
+    /// Checks everything that types alone cannot, reporting every problem at once.
+    pub fn validate(&self) -> Result<Catalog, ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.store_location() {
+            problems.extend(e.problems);
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            problems.push("keys `tls.cert` and `tls.key` must be set together".into());
+        }
+        if let Err(e) = tracing_subscriber::filter::Targets::from_str(&self.log.level) {
+            problems.push(format!("key `log.level`: {e}"));
+        }
+        let limits = [
+            ("max_body_bytes", self.limits.max_body_bytes as u64),
+            ("max_connections", self.limits.max_connections as u64),
+            ("tls_handshake_timeout_seconds", self.limits.tls_handshake_timeout_seconds),
+            ("header_read_timeout_seconds", self.limits.header_read_timeout_seconds),
+            ("body_read_timeout_seconds", self.limits.body_read_timeout_seconds),
+        ];
+        for (name, value) in limits {
+            if value == 0 {
+                problems.push(format!("key `limits.{name}` must be greater than 0"));
+            }
+        }
+        let datapoints = self.check_datapoints(&mut problems);
+        let endpoints = self.check_endpoints(&datapoints, &mut problems);
+        if problems.is_empty() {
+            Ok(Catalog { datapoints, endpoints })
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    fn check_datapoints(&self, problems: &mut Vec<String>) -> Vec<Datapoint> {
+        let mut seen = HashSet::new();
+        let mut checked = Vec::new();
+        for (n, raw) in self.datapoints.iter().enumerate() {
+            let at = format!("datapoint[{n}]");
+            let key = match DatapointKey::parse(&raw.key) {
+                Ok(key) => key,
+                Err(e) => {
+                    problems.push(format!("key `{at}.key`: {e}"));
+                    continue;
+                }
+            };
+            if !seen.insert(key.clone()) {
+                problems.push(format!("key `{at}.key`: datapoint `{key}` is declared twice"));
+            }
+            let numeric = matches!(raw.value_type, ValueType::Int | ValueType::Float);
+            if !numeric && (raw.min.is_some() || raw.max.is_some()) {
+                problems.push(format!("key `{at}`: `min`/`max` apply only to int and float"));
+            }
+            if let (Some(min), Some(max)) = (raw.min, raw.max)
+                && min > max
+            {
+                problems.push(format!("key `{at}`: `min` ({min}) is greater than `max` ({max})"));
+            }
+            if raw.max_length.is_some() && raw.value_type != ValueType::String {
+                problems.push(format!("key `{at}.max_length`: applies only to string datapoints"));
+            }
+            if raw.max_length == Some(0) {
+                problems.push(format!("key `{at}.max_length` must be greater than 0"));
+            }
+            checked.push(Datapoint {
+                key,
+                value_type: raw.value_type,
+                access: raw.access,
+                unit: raw.unit.clone(),
+                description: raw.description.clone(),
+                min: raw.min,
+                max: raw.max,
+                max_length: raw.max_length.unwrap_or(Datapoint::DEFAULT_MAX_LENGTH),
+            });
+        }
+        checked
+    }
+
+    fn check_endpoints(&self, datapoints: &[Datapoint], problems: &mut Vec<String>) -> Vec<Endpoint> {
+        let keys: HashSet<&str> = datapoints.iter().map(|d| d.key.as_str()).collect();
+        let mut paths = BTreeSet::new();
+        let mut checked = Vec::new();
+        for (n, raw) in self.endpoints.iter().enumerate() {
+            let at = format!("endpoint[{n}]");
+            if let Err(e) = check_endpoint_path(&raw.path) {
+                problems.push(format!("key `{at}.path`: {e}"));
+                continue;
+            }
+            if !paths.insert(raw.path.as_str()) {
+                problems.push(format!("key `{at}.path`: `{}` is used by two endpoints", raw.path));
+            }
+            if !keys.contains(raw.datapoint.as_str()) {
+                problems.push(format!(
+                    "key `{at}.datapoint`: no datapoint `{}` is declared",
+                    raw.datapoint
+                ));
+                continue;
+            }
+            let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else { continue };
+            checked.push(Endpoint {
+                path: raw.path.clone(),
+                datapoint,
+                description: raw.description.clone(),
+                read_policy: Policy::Open,
+                write_policy: Policy::Open,
+            });
+        }
+        checked
+    }
+}
+
+/// An endpoint path is a plain absolute path: no query, no pattern syntax, no dot segments, and
+/// nothing that belongs to Portico.
+fn check_endpoint_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.len() > 512 {
+        return Err(format!("`{path}` must start with / and have at most 512 characters"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~".contains(c);
+    if let Some(bad) = path.chars().find(|&c| !allowed(c)) {
+        return Err(format!(
+            "`{path}` contains {bad:?}; allowed are ASCII letters, digits and / - . _ ~"
+        ));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!("`{path}` must not end with /"));
+    }
+    if path[1..].split('/').any(|segment| matches!(segment, "" | "." | "..")) && path != "/" {
+        return Err(format!("`{path}` has an empty, `.` or `..` segment"));
+    }
+    if let Some(taken) = RESERVED_PATHS
+        .iter()
+        .find(|r| path == **r || path.starts_with(&format!("{r}/")))
+    {
+        return Err(format!("`{path}` is inside `{taken}`, which belongs to Portico"));
+    }
+    Ok(())
+}
+
+/// Applies `PORTICO_*` variables to `table`; returns each (key path, variable) applied.
+fn overlay_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
+    let mut vars: Vec<_> = env
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .filter(|(name, _)| !ENV_NOT_CONFIG.iter().any(|skip| name.starts_with(skip)))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let path: Vec<String> =
+            name[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::one(format!("environment variable {name}: empty key part")));
+        }
+        if matches!(path[0].as_str(), "datapoint" | "endpoint") {
+            return Err(ConfigError::one(format!(
+                "environment variable {name}: [[{}]] entries can only be declared in the file",
+                path[0]
+            )));
+        }
+        let mut node = &mut *table;
+        for part in &path[..path.len() - 1] {
+            let entry =
+                node.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(inner) => inner,
+                _ => {
+                    return Err(ConfigError::one(format!(
+                        "environment variable {name}: `{part}` is not a section"
+                    )));
+                }
+            };
+        }
+        node.insert(path[path.len() - 1].clone(), env_value(&raw));
+        applied.push((path.join("."), name));
+    }
+    Ok(applied)
+}
+
+/// Reads an environment value as a TOML value when it is one (`true`, `42`, `1.5`, `"text"`,
+/// `["a", "b"]`), else as a plain string.
+fn env_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")).map(|mut t| t.remove("v")) {
+        Ok(Some(value @ (toml::Value::Boolean(_)
+        | toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::String(_)
+        | toml::Value::Array(_)))) => value,
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_environment_overrides_and_nests() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("PORTICO_TLS__ENABLED", "false"),
+                ("PORTICO_LIMITS__MAX_BODY_BYTES", "1024"),
+                ("PORTICO_DATABASE_URL", "postgres://u:pw@db/portico"),
+                ("PORTICO_TEST_DATABASE_URL", "ignored"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.tls.enabled);
+        assert_eq!(config.limits.max_body_bytes, 1024);
+        assert_eq!(config.database_url.as_ref().map(Secret::expose), Some("postgres://u:pw@db/portico"));
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let err = Config::from_toml_str("[tls]\nenabld = false").err().map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.contains("tls.enabld")), "{err:?}");
+        let err = Config::from_toml_str("[tls]\nenabled = \"yes\"").err().map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.contains("`tls.enabled`")), "{err:?}");
+        let err = Config::load(None, env(&[("PORTICO_TLS__ENABLED", "maybe")]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.contains("PORTICO_TLS__ENABLED")), "{err:?}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let config = Config::load(None, env(&[("PORTICO_DATABASE_URL", "postgres://u:hunter2@db/x")]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn endpoint_paths_are_checked() {
+        assert!(check_endpoint_path("/api/v1/boiler/temperature").is_ok());
+        for bad in ["api", "/a//b", "/a/../b", "/a/", "/a/{id}", "/healthz", "/api/v1/datapoints/x", "/a?b"] {
+            assert!(check_endpoint_path(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The datapoints' current values, held in memory, and the single writer that makes each write
+//! durable before it is acknowledged.
+//!
+//! Writes from all requests go through one channel to one writer task, which commits whatever
+//! has queued up as one transaction (group commit): each acknowledged write is on disk, and a
+//! burst of concurrent writes costs one sync rather than one each. After the commit the writer
+//! updates the in-memory values, publishes the events, then acknowledges, in write order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Datapoint, DatapointKey, Sample, Value};
+use crate::clock::Clock;
+use crate::events::{Event, EventBus, EventPayload};
+use crate::store::{DatapointRow, Store, StoreError};
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Writes that may queue for the writer before callers wait for room.
+const QUEUE: usize = 4096;
+
+/// Identifies a declared datapoint; cheap to copy, valid for the registry that issued it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DatapointId(usize);
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The writer has stopped (the server is shutting down).
+    #[error("the server is shutting down")]
+    Stopped,
+    /// The store refused or failed the commit.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug)]
+struct Slot {
+    datapoint: Datapoint,
+    current: RwLock<Option<Sample>>,
+}
+
+#[derive(Debug)]
+struct Slots {
+    slots: Vec<Slot>,
+    by_key: HashMap<DatapointKey, DatapointId>,
+}
+
+impl Slots {
+    fn set(&self, id: DatapointId, sample: Sample) {
+        let mut current = self.slots[id.0].current.write().unwrap_or_else(|p| p.into_inner());
+        *current = Some(sample);
+    }
+}
+
+enum Command {
+    Write { id: DatapointId, value: Value, ack: oneshot::Sender<Result<Sample, WriteError>> },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The declared datapoints and their current values. Cloning shares the same registry.
+#[derive(Debug, Clone)]
+pub struct Datapoints {
+    slots: Arc<Slots>,
+    writer: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Write { .. } => "Write",
+            Command::Stop(_) => "Stop",
+        })
+    }
+}
+
+impl Datapoints {
+    /// Loads the stored values of `declared` and starts the writer.
+    ///
+    /// A stored value whose datapoint is no longer declared is kept in the store but not served;
+    /// one that no longer fits its datapoint's type (the config changed) is treated as never
+    /// written, with a warning.
+    pub async fn start(
+        declared: Vec<Datapoint>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        events: EventBus,
+    ) -> Result<Self, StoreError> {
+        let stored = store.load_datapoint_values().await?;
+        let next_seq = stored.iter().map(|row| row.seq).max().unwrap_or(0) + 1;
+        let by_key = declared
+            .iter()
+            .enumerate()
+            .map(|(index, point)| (point.key.clone(), DatapointId(index)))
+            .collect::<HashMap<_, _>>();
+        let slots = Slots {
+            slots: declared
+                .into_iter()
+                .map(|datapoint| Slot { datapoint, current: RwLock::new(None) })
+                .collect(),
+            by_key,
+        };
+        for row in stored {
+            let Ok(key) = DatapointKey::parse(&row.key) else { continue };
+            let Some(&id) = slots.by_key.get(&key) else { continue };
+            let point = &slots.slots[id.0].datapoint;
+            match Value::from_json_literal(&row.value_json, point.value_type) {
+                Ok(value) => {
+                    slots.set(id, Sample { value, update_time: row.update_time, seq: row.seq })
+                }
+                Err(reason) => tracing::warn!(
+                    datapoint = %key, %reason,
+                    "stored value does not fit the configured type; serving it as never written"
+                ),
+            }
+        }
+        let slots = Arc::new(slots);
+        let (writer, queue) = mpsc::channel(QUEUE);
+        let writer_task = Writer { slots: slots.clone(), store, clock, events, next_seq };
+        tokio::spawn(writer_task.run(queue));
+        Ok(Self { slots, writer })
+    }
+
+    /// The datapoint with this key, if declared.
+    pub fn id(&self, key: &str) -> Option<DatapointId> {
+        DatapointKey::parse(key).ok().and_then(|key| self.slots.by_key.get(&key).copied())
+    }
+
+    /// The declaration of `id`.
+    pub fn datapoint(&self, id: DatapointId) -> &Datapoint {
+        &self.slots.slots[id.0].datapoint
+    }
+
+    /// The current value of `id` (`None` if never written), from memory.
+    pub fn current(&self, id: DatapointId) -> Option<Sample> {
+        self.slots.slots[id.0].current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every declared datapoint, in declaration order.
+    pub fn ids(&self) -> impl Iterator<Item = DatapointId> + use<> {
+        (0..self.slots.slots.len()).map(DatapointId)
+    }
+
+    /// Writes `value` (already checked against the datapoint's type) and returns once it is
+    /// durable, with the sample as stored.
+    pub async fn write(&self, id: DatapointId, value: Value) -> Result<Sample, WriteError> {
+        let (ack, acked) = oneshot::channel();
+        self.writer
+            .send(Command::Write { id, value, ack })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        acked.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Commits every write queued so far, then stops the writer; later writes fail with
+    /// [`WriteError::Stopped`].
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.writer.send(Command::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+struct Writer {
+    slots: Arc<Slots>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    events: EventBus,
+    next_seq: u64,
+}
+
+type Pending = (DatapointId, Sample, oneshot::Sender<Result<Sample, WriteError>>);
+
+impl Writer {
+    async fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+        while let Some(command) = queue.recv().await {
+            let mut stop = self.take(command, &mut batch);
+            while stop.is_none() && batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(command) => stop = self.take(command, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch).await;
+            if let Some(done) = stop {
+                queue.close();
+                // Writes that raced the stop are refused rather than left hanging.
+                while let Ok(Command::Write { ack, .. }) = queue.try_recv() {
+                    let _ = ack.send(Err(WriteError::Stopped));
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn take(&mut self, command: Command, batch: &mut Vec<Pending>) -> Option<oneshot::Sender<()>> {
+        match command {
+            Command::Write { id, value, ack } => {
+                // Microseconds are what the store keeps; truncate now so a value reads the same
+                // before and after a restart.
+                let now = self.clock.now();
+                let update_time = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+                let sample = Sample { value, update_time, seq: self.next_seq };
+                self.next_seq += 1;
+                batch.push((id, sample, ack));
+                None
+            }
+            Command::Stop(done) => Some(done),
+        }
+    }
+
+    async fn commit(&mut self, batch: &mut Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let rows = batch
+            .iter()
+            .map(|(id, sample, _)| DatapointRow {
+                key: self.slots.slots[id.0].datapoint.key.as_str().to_owned(),
+                value_json: sample.value.to_json(),
+                update_time: sample.update_time,
+                seq: sample.seq,
+            })
+            .collect::<Vec<_>>();
+        let outcome = self.store.write_datapoint_values(&rows).await;
+        for (id, sample, ack) in batch.drain(..) {
+            match &outcome {
+                Ok(()) => {
+                    self.slots.set(id, sample.clone());
+                    self.events.publish(Event {
+                        seq: sample.seq,
+                        time: sample.update_time,
+                        payload: EventPayload::DatapointWritten {
+                            key: self.slots.slots[id.0].datapoint.key.clone(),
+                            value: sample.value.clone(),
+                        },
+                    });
+                    let _ = ack.send(Ok(sample));
+                }
+                Err(error) => {
+                    let _ = ack.send(Err(WriteError::Store(error.clone())));
+                }
+            }
+        }
+        if let Err(error) = outcome {
+            tracing::error!(%error, writes = rows.len(), "datapoint write batch failed");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The native API's error type and its one table of stable error codes, answered as RFC 9457
+//! `application/problem+json`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error code the native API can answer with. The codes are a contract: clients match on
+/// them, so a code is never renamed or reused for another meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No route matches the request path.
+    NotFound,
+    /// The route exists but not for this method (the `Allow` header lists those that work).
+    MethodNotAllowed,
+    /// The body's `Content-Type` is not JSON.
+    UnsupportedMediaType,
+    /// The body is larger than `limits.max_body_bytes`.
+    PayloadTooLarge,
+    /// The client took longer than `limits.body_read_timeout_seconds` to send its body.
+    RequestTimeout,
+    /// The connection broke before the whole body arrived.
+    IncompleteBody,
+    /// The body is not well-formed JSON.
+    MalformedJson,
+    /// The body is JSON but not an object.
+    BodyNotObject,
+    /// The body has no `value` member.
+    MissingValue,
+    /// The body has a member other than `value`.
+    UnknownField,
+    /// The body names a member twice.
+    DuplicateField,
+    /// The value's JSON type does not match the datapoint's type.
+    TypeMismatch,
+    /// An integer literal outside the signed 64-bit range.
+    IntegerOutOfRange,
+    /// A number literal too large for a 64-bit float.
+    NumberOutOfRange,
+    /// A number outside the datapoint's configured `min`/`max`.
+    ValueOutOfRange,
+    /// A string longer than the datapoint's `max_length`.
+    StringTooLong,
+    /// No datapoint has this key.
+    UnknownDatapoint,
+    /// The caller is known but may not do this.
+    Forbidden,
+    /// The store cannot be reached or the server is shutting down; retry later.
+    Unavailable,
+    /// A bug: the server failed in a way it did not expect. Details are in its log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code table, in a stable order (the OpenAPI schema and the README list it).
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::RequestTimeout,
+        Self::IncompleteBody,
+        Self::MalformedJson,
+        Self::BodyNotObject,
+        Self::MissingValue,
+        Self::UnknownField,
+        Self::DuplicateField,
+        Self::TypeMismatch,
+        Self::IntegerOutOfRange,
+        Self::NumberOutOfRange,
+        Self::ValueOutOfRange,
+        Self::StringTooLong,
+        Self::UnknownDatapoint,
+        Self::Forbidden,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            NotFound | UnknownDatapoint => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            MalformedJson | IncompleteBody => StatusCode::BAD_REQUEST,
+            Forbidden => StatusCode::FORBIDDEN,
+            BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
+            | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short, fixed summary of the problem type (RFC 9457 `title`).
+    pub fn title(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            NotFound => "Not found",
+            MethodNotAllowed => "Method not allowed",
+            UnsupportedMediaType => "Unsupported media type",
+            PayloadTooLarge => "Payload too large",
+            RequestTimeout => "Request body timed out",
+            IncompleteBody => "Incomplete body",
+            MalformedJson => "Malformed JSON",
+            Forbidden => "Forbidden",
+            BodyNotObject => "Body is not a JSON object",
+            MissingValue => "Missing value",
+            UnknownField => "Unknown field",
+            DuplicateField => "Duplicate field",
+            TypeMismatch => "Type mismatch",
+            IntegerOutOfRange => "Integer out of range",
+            NumberOutOfRange => "Number out of range",
+            ValueOutOfRange => "Value out of range",
+            StringTooLong => "String too long",
+            UnknownDatapoint => "Unknown datapoint",
+            Unavailable => "Service unavailable",
+            Internal => "Internal server error",
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            UnsupportedMediaType => "unsupported_media_type",
+            PayloadTooLarge => "payload_too_large",
+            RequestTimeout => "request_timeout",
+            IncompleteBody => "incomplete_body",
+            MalformedJson => "malformed_json",
+            Forbidden => "forbidden",
+            BodyNotObject => "body_not_object",
+            MissingValue => "missing_value",
+            UnknownField => "unknown_field",
+            DuplicateField => "duplicate_field",
+            TypeMismatch => "type_mismatch",
+            IntegerOutOfRange => "integer_out_of_range",
+            NumberOutOfRange => "number_out_of_range",
+            ValueOutOfRange => "value_out_of_range",
+            StringTooLong => "string_too_long",
+            UnknownDatapoint => "unknown_datapoint",
+            Unavailable => "unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// An RFC 9457 problem document, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemOut {
+    /// A URI naming the problem type: `urn:portico:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type.
+    pub title: &'static str,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, as a sentence.
+    pub detail: String,
+    /// The stable, machine-readable error code.
+    pub code: ErrorCode,
+}
+
+/// An error answered by the native API.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    detail: String,
+    allow: Option<HeaderValue>,
+}
+
+impl ApiError {
+    /// An error with `code` and a human sentence explaining it.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into(), allow: None }
+    }
+
+    /// A 405 naming the methods that the resource does accept.
+    pub fn method_not_allowed(method: &axum::http::Method, allow: &str) -> Self {
+        let mut error = Self::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed here; allowed methods: {allow}."),
+        );
+        error.allow = HeaderValue::from_str(allow).ok();
+        error
+    }
+
+    /// A bug or an unexpected failure. The cause is logged here, and the client gets a bare 500.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorCode::Internal, "The server failed unexpectedly; the cause is in its log.")
+    }
+
+    /// The error's code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The human sentence.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = ProblemOut {
+            type_uri: format!("urn:portico:problem:{}", self.code.as_str()),
+            title: self.code.title(),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, allow);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_as_its_wire_name() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap_or_default();
+            assert_eq!(json, code.as_str(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn only_server_faults_are_5xx() {
+        for code in ErrorCode::ALL {
+            let server_fault = matches!(code, ErrorCode::Unavailable | ErrorCode::Internal);
+            assert_eq!(code.status().is_server_error(), server_fault, "{code:?}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The internal event stream: every state change is published here once it is durable, and
+//! live subscribers (SSE today; webhooks and the console later) consume it.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::datapoint::{DatapointKey, Value};
+
+/// How many events a slow subscriber may fall behind before it is told it lagged.
+const CAPACITY: usize = 4096;
+
+/// A state change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The server-wide sequence number of the change.
+    pub seq: u64,
+    /// When the change happened.
+    pub time: OffsetDateTime,
+    /// What happened.
+    pub payload: EventPayload,
+}
+
+/// What happened, by topic.
+#[derive(Debug, Clone)]
+pub enum EventPayload {
+    /// A datapoint was written (topic `datapoint.written`).
+    DatapointWritten {
+        /// Which datapoint.
+        key: DatapointKey,
+        /// The value written.
+        value: Value,
+    },
+}
+
+impl Event {
+    /// The event's topic name, e.g. `datapoint.written`.
+    pub fn topic(&self) -> &'static str {
+        match self.payload {
+            EventPayload::DatapointWritten { .. } => "datapoint.written",
+        }
+    }
+}
+
+/// A broadcast of [`Event`]s. Publishing never waits: a subscriber that falls more than
+/// `CAPACITY` events behind skips ahead and is told how many it missed.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self { sender: broadcast::channel(CAPACITY).0 }
+    }
+}
+
+impl EventBus {
+    /// Publishes an event to every current subscriber.
+    pub fn publish(&self, event: Event) {
+        // An error only means nobody is listening right now.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// Subscribes to events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+}

@@ -1,0 +1,18 @@
+//! Portico: a self-hosted, secure data-exchange server for devices and applications.
+//!
+//! See `ARCHITECTURE.md` for the map. The entry point for embedding and tests is
+//! [`server::Server`]; the binary's is [`cli::main`].
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod datapoint;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;

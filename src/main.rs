@@ -1,0 +1,5 @@
+//! The `portico` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    portico::cli::main()
+}

@@ -1,0 +1,272 @@
+//! The server is a function of (config, listener, shutdown): [`Server::build`] checks the config,
+//! prepares TLS, opens the store, loads the datapoints and binds; [`Server::run`] accepts
+//! connections until the shutdown future resolves, then drains in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::api::{self, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError, Limits};
+use crate::datapoint::registry::Datapoints;
+use crate::events::EventBus;
+use crate::metrics::Metrics;
+use crate::store::{Location, Store, StoreError};
+use crate::tls::{TlsError, TlsSetup};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigError),
+    /// The certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The store cannot be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A file or socket operation failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A server ready to run: bound, with its store open and datapoints loaded.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    tls: Option<TlsSetup>,
+    location: Location,
+    limits: Arc<Limits>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Builds a server on the system clock.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds a server that takes "now" from `clock`.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let catalog = config.validate()?;
+        let location = config.store_location()?;
+        create_private_dir(&config.data_dir)?;
+        let tls = match config.tls.enabled {
+            true => Some(crate::tls::prepare(&config.tls, &config.data_dir, clock.now())?),
+            false => None,
+        };
+        let store = Store::open(&location).await?;
+        let events = EventBus::default();
+        let datapoints =
+            Datapoints::start(catalog.datapoints.clone(), store.clone(), clock.clone(), events.clone())
+                .await?;
+        let openapi_json = serde_json::to_vec(&api::openapi::document(&catalog))
+            .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
+        let limits = Arc::new(config.limits.clone());
+        let (shutdown, shutdown_seen) = watch::channel(false);
+        let state = AppState {
+            datapoints,
+            store,
+            events,
+            metrics: Metrics::default(),
+            clock,
+            limits: limits.clone(),
+            openapi_json: openapi_json.into(),
+            shutdown: shutdown_seen,
+        };
+        let router = api::router(state.clone(), &catalog);
+        Ok(Self { listener, router, state, tls, location, limits, shutdown })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The base URL clients use, e.g. `https://127.0.0.1:8443`.
+    pub fn url(&self) -> String {
+        let mut addr = self.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
+    }
+
+    /// The TLS set-up, when serving HTTPS.
+    pub fn tls(&self) -> Option<&TlsSetup> {
+        self.tls.as_ref()
+    }
+
+    /// What the server tells the operator at start.
+    pub fn banner(&self) -> String {
+        let url = self.url();
+        let mut lines = vec![format!("Portico {} listening on {url}", env!("CARGO_PKG_VERSION"))];
+        if let Some(tls) = &self.tls {
+            let origin = if tls.self_signed { " (self-signed)" } else { "" };
+            lines.push(format!("  certificate: {}{origin}", tls.cert_path.display()));
+            lines.push(format!("  SHA-256 fingerprint: {}", tls.fingerprint));
+        }
+        let store = match &self.location {
+            Location::Sqlite(path) => format!("sqlite ({})", path.display()),
+            Location::Postgres(_) => "postgres".to_owned(),
+        };
+        lines.push(format!("  store: {store}"));
+        lines.push(format!("  API docs: {url}/api/docs"));
+        lines.join("\n")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// (for at most `limits.shutdown_grace_seconds`), commits queued writes and closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let acceptor = self.tls.as_ref().map(|tls| TlsAcceptor::from(tls.server_config.clone()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(self.limits.header_read_timeout_seconds));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        let handshake_timeout = Duration::from_secs(self.limits.tls_handshake_timeout_seconds);
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off briefly, keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; closing");
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let connection = Connection {
+                service: self.router.clone(),
+                peer,
+                builder: builder.clone(),
+                watcher: graceful.watcher(),
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                connection.serve(tcp, acceptor, handshake_timeout).await;
+            });
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = self.shutdown.send(true);
+        let grace = Duration::from_secs(self.limits.shutdown_grace_seconds);
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => tracing::warn!("grace period over; dropping open connections"),
+        }
+        self.state.datapoints.shutdown().await;
+        self.state.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+struct Connection {
+    service: Router,
+    peer: SocketAddr,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, acceptor: Option<TlsAcceptor>, handshake_timeout: Duration) {
+        let peer = self.peer;
+        let service = TowerToHyperService::new(self.service.map_request(
+            move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        let result = match acceptor {
+            Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let connection =
+                        self.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    self.watcher.watch(connection.into_owned()).await
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+            None => {
+                let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                self.watcher.watch(connection.into_owned()).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Creates the data directory (mode 0700: it holds the private key and the database).
+fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StartError::Io(format!("cannot create data directory {}: {e}", dir.display())))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+

@@ -1,0 +1,211 @@
+//! The store seam: domain-shaped persistence over SQLite (embedded, the default) or PostgreSQL.
+//!
+//! Callers see [`Store`] and its methods, never SQL or a backend. Each backend owns its
+//! migrations (`migrations/{sqlite,postgres}/`), applied at start-up, and translates database
+//! errors into [`StoreError`]. One conformance suite (`tests/it/store.rs`) runs on both.
+
+mod postgres;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+/// A stored datapoint value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatapointRow {
+    /// The datapoint key.
+    pub key: String,
+    /// The value as a JSON literal.
+    pub value_json: String,
+    /// When it was written.
+    pub update_time: OffsetDateTime,
+    /// The write sequence number.
+    pub seq: u64,
+}
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or opened.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database was migrated by a newer Portico.
+    #[error("the database schema is at version {found}, newer than this build knows ({known})")]
+    SchemaTooNew {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest migration this build has.
+        known: i64,
+    },
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite database file (created if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads a `database_url`: `postgres://…`/`postgresql://…`, or `sqlite://PATH`/`sqlite:PATH`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Location::Postgres(url.to_owned()))
+        } else if let Some(path) =
+            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("an sqlite: URL needs a file path, e.g. sqlite://data/portico.db".into());
+            }
+            Ok(Location::Sqlite(PathBuf::from(path)))
+        } else {
+            Err("database_url must start with postgres://, postgresql:// or sqlite://".into())
+        }
+    }
+
+    /// The default: `portico.db` in the data directory.
+    pub fn default_in(data_dir: &Path) -> Self {
+        Location::Sqlite(data_dir.join("portico.db"))
+    }
+}
+
+/// A database migration, embedded in the binary.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// The store, on one of its backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite(sqlite::SqliteStore),
+    /// PostgreSQL.
+    Postgres(postgres::PostgresStore),
+}
+
+impl Store {
+    /// Connects to (or creates) the database and applies pending migrations.
+    pub async fn open(location: &Location) -> Result<Self, StoreError> {
+        Ok(match location {
+            Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path).await?),
+            Location::Postgres(url) => Store::Postgres(postgres::PostgresStore::open(url).await?),
+        })
+    }
+
+    /// The backend's name, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.ping().await,
+            Store::Postgres(store) => store.ping().await,
+        }
+    }
+
+    /// The newest migration applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.schema_version().await,
+            Store::Postgres(store) => store.schema_version().await,
+        }
+    }
+
+    /// Every stored datapoint value.
+    pub async fn load_datapoint_values(&self) -> Result<Vec<DatapointRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.load_datapoint_values().await,
+            Store::Postgres(store) => store.load_datapoint_values().await,
+        }
+    }
+
+    /// Stores `rows` in one transaction, durable when this returns `Ok`. Rows are applied in
+    /// order, so when a key appears twice the later row wins.
+    pub async fn write_datapoint_values(&self, rows: &[DatapointRow]) -> Result<(), StoreError> {
+        let rows = last_per_key(rows);
+        match self {
+            Store::Sqlite(store) => store.write_datapoint_values(&rows).await,
+            Store::Postgres(store) => store.write_datapoint_values(&rows).await,
+        }
+    }
+
+    /// Closes the connections, waiting for those in use.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// The last row of each key, in order of first appearance. A multi-row upsert may not touch one
+/// row twice (PostgreSQL refuses it), and the earlier rows would be overwritten anyway.
+fn last_per_key(rows: &[DatapointRow]) -> Vec<&DatapointRow> {
+    let mut position = std::collections::HashMap::with_capacity(rows.len());
+    let mut out: Vec<&DatapointRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match position.get(row.key.as_str()) {
+            Some(&at) => out[at] = row,
+            None => {
+                position.insert(row.key.as_str(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+fn to_micros(time: OffsetDateTime) -> i64 {
+    (time.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|e| StoreError::Other(format!("stored time {micros} is out of range: {e}")))
+}
+
+fn row_from_columns(
+    (key, value_json, update_time_us, seq): (String, String, i64, i64),
+) -> Result<DatapointRow, StoreError> {
+    Ok(DatapointRow {
+        key,
+        value_json,
+        update_time: from_micros(update_time_us)?,
+        seq: u64::try_from(seq).map_err(|_| StoreError::Other(format!("negative seq {seq}")))?,
+    })
+}
+
+fn check_known(found: i64, migrations: &[Migration]) -> Result<(), StoreError> {
+    let known = migrations.last().map_or(0, |m| m.version);
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The PostgreSQL backend. Several Portico nodes may share one database: migrations run under
+//! an advisory lock, and every write is a single statement per batch.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns, to_micros};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "datapoint_values",
+    sql: include_str!("../../migrations/postgres/0001_datapoint_values.sql"),
+}];
+
+/// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706f_7274_6963_6f;
+
+/// A PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS portico_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_us BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let (current,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(version), 0)::BIGINT FROM portico_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        check_known(current, MIGRATIONS)?;
+        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO portico_migrations (version, name, applied_at_us)
+                 VALUES ($1, $2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)",
+            )
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn schema_version(&self) -> Result<i64, StoreError> {
+        let (version,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(version), 0)::BIGINT FROM portico_migrations")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version)
+    }
+
+    pub(super) async fn load_datapoint_values(&self) -> Result<Vec<DatapointRow>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as("SELECT key, value, update_time_us, seq FROM datapoint_values")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(row_from_columns).collect()
+    }
+
+    pub(super) async fn write_datapoint_values(
+        &self,
+        rows: &[&DatapointRow],
+    ) -> Result<(), StoreError> {
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let values: Vec<&str> = rows.iter().map(|r| r.value_json.as_str()).collect();
+        let times: Vec<i64> = rows.iter().map(|r| to_micros(r.update_time)).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
+        sqlx::query(
+            "INSERT INTO datapoint_values (key, value, update_time_us, seq)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
+                 update_time_us = EXCLUDED.update_time_us, seq = EXCLUDED.seq",
+        )
+        .bind(&keys)
+        .bind(&values)
+        .bind(&times)
+        .bind(&seqs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
