@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
@@ -100,7 +102,8 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("{}", server.banner());
+        // A closed stdout (a supervisor that stopped reading) must not stop the server.
+        let _ = writeln!(std::io::stdout(), "{}", server.banner());
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })

@@ -333,7 +333,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             problems.push("keys `tls.cert` and `tls.key` must be set together".into());
         }
-        if let Err(e) = tracing_subscriber::filter::Targets::from_str(&self.log.level) {
+        if let Err(e) = check_log_level(&self.log.level) {
             problems.push(format!("key `log.level`: {e}"));
         }
         let limits = [
@@ -432,6 +432,22 @@ impl Config {
         }
         checked
     }
+}
+
+/// Every directive names a level: `info`, or `target=level`. (A bare word would silently enable
+/// a target named like it at every level.)
+fn check_log_level(spec: &str) -> Result<(), String> {
+    use tracing_subscriber::filter::LevelFilter;
+    for directive in spec.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        if LevelFilter::from_str(level).is_err() {
+            return Err(format!(
+                "`{directive}` names no level; use off, error, warn, info, debug or trace, \
+                 optionally as target=level"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An endpoint path is a plain absolute path: no query, no pattern syntax, no dot segments, and

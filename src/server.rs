@@ -113,6 +113,11 @@ impl Server {
         format!("{scheme}://{addr}")
     }
 
+    /// Becomes `true` once [`Self::run`] has stopped accepting and begun draining.
+    pub fn shutdown_started(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// The TLS set-up, when serving HTTPS.
     pub fn tls(&self) -> Option<&TlsSetup> {
         self.tls.as_ref()

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Datapoint, DatapointKey, Sample, Value};
@@ -118,7 +119,12 @@ impl Datapoints {
         }
         let slots = Arc::new(slots);
         let (writer, queue) = mpsc::channel(QUEUE);
-        let writer_task = Writer { slots: slots.clone(), store, clock, events, next_seq };
+        let last_time = slots
+            .slots
+            .iter()
+            .filter_map(|slot| slot.current.read().ok().and_then(|c| c.as_ref().map(|s| s.update_time)))
+            .max();
+        let writer_task = Writer { slots: slots.clone(), store, clock, events, next_seq, last_time };
         tokio::spawn(writer_task.run(queue));
         Ok(Self { slots, writer })
     }
@@ -170,6 +176,7 @@ struct Writer {
     clock: Arc<dyn Clock>,
     events: EventBus,
     next_seq: u64,
+    last_time: Option<OffsetDateTime>,
 }
 
 type Pending = (DatapointId, Sample, oneshot::Sender<Result<Sample, WriteError>>);
@@ -201,10 +208,7 @@ impl Writer {
     fn take(&mut self, command: Command, batch: &mut Vec<Pending>) -> Option<oneshot::Sender<()>> {
         match command {
             Command::Write { id, value, ack } => {
-                // Microseconds are what the store keeps; truncate now so a value reads the same
-                // before and after a restart.
-                let now = self.clock.now();
-                let update_time = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+                let update_time = self.next_time();
                 let sample = Sample { value, update_time, seq: self.next_seq };
                 self.next_seq += 1;
                 batch.push((id, sample, ack));
@@ -212,6 +216,20 @@ impl Writer {
             }
             Command::Stop(done) => Some(done),
         }
+    }
+
+    /// Now, in whole microseconds (what the store keeps, so a value reads the same before and
+    /// after a restart), and always later than the previous write's time, so that update times
+    /// order writes even when the clock stands still or steps back.
+    fn next_time(&mut self) -> OffsetDateTime {
+        let now = self.clock.now();
+        let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+        let time = match self.last_time {
+            Some(last) if now <= last => last + time::Duration::microseconds(1),
+            _ => now,
+        };
+        self.last_time = Some(time);
+        time
     }
 
     async fn commit(&mut self, batch: &mut Vec<Pending>) {

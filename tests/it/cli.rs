@@ -1,0 +1,87 @@
+//! The `portico` command line.
+
+use std::process::Command;
+
+fn portico(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .env_remove("PORTICO_DATABASE_URL")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run portico");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_every_command() {
+    let (code, out, _) = portico(&["--help"]);
+    assert_eq!(code, 0);
+    for command in ["serve", "config", "openapi"] {
+        assert!(out.contains(command), "{out}");
+    }
+    let (code, out, _) = portico(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    for flag in ["--config", "--data-dir", "--listen", "./portico-data", "127.0.0.1:8443"] {
+        assert!(out.contains(flag), "{flag}: {out}");
+    }
+}
+
+#[test]
+fn config_check_accepts_the_example_and_names_bad_keys() {
+    let (code, out, err) = portico(&["config", "check", "portico.example.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok (6 datapoints, 6 endpoints)"), "{out}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        ("[tls]\nenabeld = true\n", "tls.enabeld"),
+        ("listen = 8443\n", "`listen`"),
+        ("[limits]\nmax_body_bytes = -1\n", "limits.max_body_bytes"),
+        ("[[datapoint]]\nkey = \"A\"\ntype = \"double\"\n", "datapoint[0].type"),
+        ("[[endpoint]]\npath = \"/x\"\ndatapoint = \"Nope\"\n", "endpoint[0].datapoint"),
+        ("[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[endpoint]]\npath = \"/healthz\"\ndatapoint = \"A\"\n", "endpoint[0].path"),
+        ("[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n", "declared twice"),
+        ("database_url = \"mysql://x\"\n", "database_url"),
+        ("[log]\nlevel = \"loud!\"\n", "log.level"),
+        ("[tls]\ncert = \"a.pem\"\n", "tls.cert"),
+        ("this is not toml", "portico.toml"),
+    ];
+    for (toml, named) in cases {
+        let file = dir.path().join("portico.toml");
+        std::fs::write(&file, toml).expect("write");
+        let (code, _, err) = portico(&["config", "check", file.to_str().expect("path")]);
+        assert_eq!(code, 2, "{toml}");
+        assert!(err.contains(named), "{toml:?} should name {named}: {err}");
+    }
+}
+
+#[test]
+fn environment_overrides_are_checked_and_named() {
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["config", "check", "portico.example.toml"])
+        .env("PORTICO_LIMITS__MAX_BODY_BYTES", "lots")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("PORTICO_LIMITS__MAX_BODY_BYTES") && err.contains("limits.max_body_bytes"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_before_binding() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n").expect("write");
+    let data = dir.path().join("data");
+    let (code, _, err) = portico(&[
+        "serve", "--config", file.to_str().expect("path"), "--data-dir", data.to_str().expect("path"),
+        "--listen", "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+}

@@ -1,0 +1,98 @@
+//! Acknowledged writes survive `kill -9`: the real binary is killed with SIGKILL and restarted.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::helpers::{DATAPOINTS, TestDatabase, client_for};
+
+/// A `portico serve` process, killed with SIGKILL when dropped.
+struct Process {
+    child: Child,
+    url: String,
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Process {
+    fn start(config: &Path, data_dir: &Path, database: &TestDatabase) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("PORTICO_DATABASE_URL", &database.url)
+            .env("PORTICO_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start portico");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        let mut stdout = BufReader::new(stdout);
+        stdout.read_line(&mut first).expect("banner");
+        let url = first
+            .split_whitespace()
+            .find(|word| word.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_owned();
+        Self { child, url, _stdout: stdout }
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = TestDatabase::fresh(dir.path()).await;
+    let mut toml = DATAPOINTS.to_owned();
+    for n in 0..40 {
+        toml.push_str(&format!(
+            "[[datapoint]]\nkey = \"K.{n}\"\ntype = \"int\"\n[[endpoint]]\npath = \"/k/{n}\"\ndatapoint = \"K.{n}\"\n"
+        ));
+    }
+    let config = dir.path().join("portico.toml");
+    std::fs::write(&config, toml).expect("config");
+    let data_dir = dir.path().join("data");
+
+    let server = Process::start(&config, &data_dir, &database);
+    let client = client_for(Some(&std::fs::read(data_dir.join("tls/cert.pem")).expect("cert")));
+    let mut writes: Vec<(String, String)> = vec![
+        ("/api/v1/t/bool".into(), r#"{"value":true}"#.into()),
+        ("/api/v1/t/int".into(), r#"{"value":-17}"#.into()),
+        ("/api/v1/t/float".into(), r#"{"value":2.718}"#.into()),
+        ("/api/v1/t/string".into(), r#"{"value":"Xentara"}"#.into()),
+    ];
+    writes.extend((0..40).map(|n| (format!("/k/{n}"), format!(r#"{{"value":{}}}"#, n * 1000 + 7))));
+    let sent = writes.iter().map(|(path, body)| {
+        let request = client
+            .put(format!("{}{path}", server.url))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        async move {
+            let response = request.send().await.expect("PUT");
+            assert_eq!(response.status(), 200);
+            (path.clone(), response.json::<serde_json::Value>().await.expect("json"))
+        }
+    });
+    let acknowledged = futures_util::future::join_all(sent).await;
+    server.kill_9();
+
+    let server = Process::start(&config, &data_dir, &database);
+    for (path, written) in acknowledged {
+        let read: serde_json::Value =
+            client.get(format!("{}{path}", server.url)).send().await.expect("GET").json().await.expect("json");
+        assert_eq!(read, written, "{path} after kill -9");
+    }
+    server.kill_9();
+}

@@ -1,0 +1,290 @@
+//! The test harness: a real Portico server on port 0 with a fresh database, and a client that
+//! verifies the server's generated certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portico::config::Config;
+use portico::server::Server;
+use portico::store::Location;
+use reqwest::StatusCode;
+use serde_json::Value as Json;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Datapoints of every type and access, used by most tests.
+pub const DATAPOINTS: &str = r#"
+[[datapoint]]
+key = "T.Bool"
+type = "bool"
+
+[[datapoint]]
+key = "T.Int"
+type = "int"
+
+[[datapoint]]
+key = "T.Float"
+type = "float"
+unit = "°C"
+
+[[datapoint]]
+key = "T.String"
+type = "string"
+max_length = 8
+
+[[datapoint]]
+key = "T.Bounded"
+type = "int"
+min = 0
+max = 100
+
+[[datapoint]]
+key = "T.ReadOnly"
+type = "float"
+access = "read"
+
+[[datapoint]]
+key = "T.WriteOnly"
+type = "int"
+access = "write"
+
+[[endpoint]]
+path = "/api/v1/t/bool"
+datapoint = "T.Bool"
+
+[[endpoint]]
+path = "/api/v1/t/int"
+datapoint = "T.Int"
+
+[[endpoint]]
+path = "/api/v1/t/float"
+datapoint = "T.Float"
+
+[[endpoint]]
+path = "/api/v1/t/string"
+datapoint = "T.String"
+
+[[endpoint]]
+path = "/api/v1/t/bounded"
+datapoint = "T.Bounded"
+
+[[endpoint]]
+path = "/api/v1/t/read-only"
+datapoint = "T.ReadOnly"
+
+[[endpoint]]
+path = "/api/v1/t/write-only"
+datapoint = "T.WriteOnly"
+"#;
+
+/// A database for one test: a new SQLite file, or a new schema in the PostgreSQL database named by
+/// `PORTICO_TEST_DATABASE_URL` when that is set (the whole suite then runs on PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// What to put in `database_url`.
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn fresh(dir: &Path) -> Self {
+        match std::env::var("PORTICO_TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => {
+                let schema = format!("portico_t_{:016x}", rand_u64());
+                let pool = sqlx::PgPool::connect(&base).await.expect("connect to PostgreSQL");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&pool)
+                    .await
+                    .expect("create schema");
+                pool.close().await;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                Self { url: format!("{base}{separator}options[search_path]={schema}") }
+            }
+            _ => Self { url: format!("sqlite://{}", dir.join("portico.db").display()) },
+        }
+    }
+
+    pub fn location(&self) -> Location {
+        Location::parse(&self.url).expect("test database url")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}
+
+/// A random number from the OS (aws-lc), for unique names.
+pub fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).expect("random bytes");
+    u64::from_le_bytes(bytes)
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub database: TestDatabase,
+    pub cert_pem: Option<Vec<u8>>,
+    pub shutdown_started: tokio::sync::watch::Receiver<bool>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: Arc<TempDir>,
+}
+
+impl TestApp {
+    /// A server with [`DATAPOINTS`].
+    pub async fn spawn() -> Self {
+        Self::spawn_with(DATAPOINTS).await
+    }
+
+    /// A server with `toml` as its configuration file (data directory, listen address and
+    /// database are the test's own).
+    pub async fn spawn_with(toml: &str) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database = TestDatabase::fresh(dir.path()).await;
+        Self::spawn_in(dir, database, toml).await
+    }
+
+    /// A server on an existing data directory and database (a restart).
+    pub async fn spawn_in(dir: Arc<TempDir>, database: TestDatabase, toml: &str) -> Self {
+        let config = test_config(dir.path(), &database, toml);
+        let server = Server::build(config).await.unwrap_or_else(|e| panic!("server start: {e}"));
+        let url = server.url();
+        let cert_pem = server.tls().map(|tls| std::fs::read(&tls.cert_path).expect("cert file"));
+        let client = client_for(cert_pem.as_deref());
+        let shutdown_started = server.shutdown_started();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stop.await;
+        }));
+        Self {
+            url,
+            client,
+            data_dir: dir.path().to_owned(),
+            database,
+            cert_pem,
+            shutdown_started,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn stop(mut self) -> (Arc<TempDir>, TestDatabase) {
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        (self._dir.clone(), self.database.clone())
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits for the server task to end (after [`Self::begin_shutdown`]).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(self.client.get(self.at(path)).send().await.expect("GET"))
+            .await
+    }
+
+    /// Sends `body` with method `method` and content type `content_type` (none if `None`).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.at(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &str) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some("application/json"), body.to_owned()).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// The configuration for a test server.
+pub fn test_config(dir: &Path, database: &TestDatabase, toml: &str) -> Config {
+    let mut config = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("test config: {e}"));
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.data_dir = dir.to_owned();
+    config.database_url = Some(portico::config::Secret::new(database.url.clone()));
+    config.log.level = "warn".into();
+    config
+}
+
+/// A client that trusts only `cert_pem` (or plain HTTP when `None`).
+pub fn client_for(cert_pem: Option<&[u8]>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = cert_pem {
+        let cert = reqwest::Certificate::from_pem(pem).expect("certificate PEM");
+        builder = builder.tls_certs_only([cert]);
+    }
+    builder.build().expect("client")
+}
+
+/// A response, read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub version: reqwest::Version,
+    pub text: String,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let version = response.version();
+        let text = response.text().await.expect("body");
+        Self { status, headers, version, text }
+    }
+
+    pub fn json(&self) -> Json {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// Asserts a problem+json answer with `status` and `code`; returns the document.
+    pub fn assert_problem(&self, status: u16, code: &str) -> Json {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(self.header("content-type"), "application/problem+json", "{}", self.text);
+        let problem = self.json();
+        assert_eq!(problem["code"], code, "{problem}");
+        assert_eq!(problem["status"], status, "{problem}");
+        assert_eq!(problem["type"], format!("urn:portico:problem:{code}"), "{problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.len() > 10), "{problem}");
+        problem
+    }
+}

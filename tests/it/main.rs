@@ -1,0 +1,13 @@
+//! Portico's integration tests: one binary, a real server per test. Set
+//! `PORTICO_TEST_DATABASE_URL` to run every test on PostgreSQL instead of SQLite.
+
+mod cli;
+mod datapoints;
+mod durability;
+mod helpers;
+mod openapi;
+mod operations;
+mod shutdown;
+mod sse;
+mod store;
+mod tls;
