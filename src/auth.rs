@@ -1,12 +1,14 @@
 //! Who is calling ([`Caller`]) and what an operation requires ([`Policy`]).
 //!
-//! The caller is decided once per request by [`authenticate`], before routing to a handler;
-//! handlers only ask a policy whether that caller may proceed. Today every caller is anonymous
+//! A handler that needs to know its caller takes a [`Caller`] argument; the extractor decides it
+//! once per request (from the request's credentials) and handlers only ask a [`Policy`] whether
+//! that caller may proceed. Routes that never ask pay nothing. Today every caller is anonymous
 //! and every policy open; bearer tokens and their permissions plug in here.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 /// The authenticated identity of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +39,12 @@ impl Policy {
     }
 }
 
-/// Decides the request's [`Caller`] and stores it in the request extensions.
-pub async fn authenticate(mut request: Request, next: Next) -> Response {
-    request.extensions_mut().insert(Caller::Anonymous);
-    next.run(request).await
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    /// Decides the caller from the request. With no credential schemes configured yet, everyone
+    /// is anonymous; a scheme that fails will reject here (401) before the handler runs.
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller::Anonymous)
+    }
 }

@@ -87,7 +87,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     crate::telemetry::init(&config.log);
     tracing::debug!(?config, "configuration");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -132,7 +135,10 @@ fn check(file: &std::path::Path) -> ExitCode {
 }
 
 fn openapi(file: Option<&std::path::Path>) -> ExitCode {
-    let config = match file.map(|f| Config::from_toml_file(f)).unwrap_or_else(|| Ok(Config::default())) {
+    let config = match file
+        .map(Config::from_toml_file)
+        .unwrap_or_else(|| Ok(Config::default()))
+    {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");

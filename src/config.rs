@@ -97,7 +97,12 @@ pub struct TlsConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        Self { enabled: true, cert: None, key: None, names: Vec::new() }
+        Self {
+            enabled: true,
+            cert: None,
+            key: None,
+            names: Vec::new(),
+        }
     }
 }
 
@@ -113,7 +118,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 
@@ -263,7 +271,9 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     fn one(problem: impl Into<String>) -> Self {
-        Self { problems: vec![problem.into()] }
+        Self {
+            problems: vec![problem.into()],
+        }
     }
 }
 
@@ -284,8 +294,8 @@ impl Config {
             None => toml::Table::new(),
         };
         let from_env = overlay_env(&mut table, env)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|error| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
                 let key = error.path().to_string();
                 let origin = from_env
                     .iter()
@@ -296,7 +306,10 @@ impl Config {
                     Some(path) => format!("{}: ", path.display()),
                     None => String::new(),
                 };
-                ConfigError::one(format!("{place}key `{key}`{origin}: {}", error.into_inner()))
+                ConfigError::one(format!(
+                    "{place}key `{key}`{origin}: {}",
+                    error.into_inner()
+                ))
             })?;
         Ok(config)
     }
@@ -308,7 +321,8 @@ impl Config {
 
     /// Parses a configuration from TOML text alone (no environment); for tests and tools.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let table = toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::one(e.to_string()))?;
+        let table =
+            toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::one(e.to_string()))?;
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
             let key = error.path().to_string();
             ConfigError::one(format!("key `{key}`: {}", error.into_inner()))
@@ -339,9 +353,18 @@ impl Config {
         let limits = [
             ("max_body_bytes", self.limits.max_body_bytes as u64),
             ("max_connections", self.limits.max_connections as u64),
-            ("tls_handshake_timeout_seconds", self.limits.tls_handshake_timeout_seconds),
-            ("header_read_timeout_seconds", self.limits.header_read_timeout_seconds),
-            ("body_read_timeout_seconds", self.limits.body_read_timeout_seconds),
+            (
+                "tls_handshake_timeout_seconds",
+                self.limits.tls_handshake_timeout_seconds,
+            ),
+            (
+                "header_read_timeout_seconds",
+                self.limits.header_read_timeout_seconds,
+            ),
+            (
+                "body_read_timeout_seconds",
+                self.limits.body_read_timeout_seconds,
+            ),
         ];
         for (name, value) in limits {
             if value == 0 {
@@ -351,7 +374,10 @@ impl Config {
         let datapoints = self.check_datapoints(&mut problems);
         let endpoints = self.check_endpoints(&datapoints, &mut problems);
         if problems.is_empty() {
-            Ok(Catalog { datapoints, endpoints })
+            Ok(Catalog {
+                datapoints,
+                endpoints,
+            })
         } else {
             Err(ConfigError { problems })
         }
@@ -370,19 +396,27 @@ impl Config {
                 }
             };
             if !seen.insert(key.clone()) {
-                problems.push(format!("key `{at}.key`: datapoint `{key}` is declared twice"));
+                problems.push(format!(
+                    "key `{at}.key`: datapoint `{key}` is declared twice"
+                ));
             }
             let numeric = matches!(raw.value_type, ValueType::Int | ValueType::Float);
             if !numeric && (raw.min.is_some() || raw.max.is_some()) {
-                problems.push(format!("key `{at}`: `min`/`max` apply only to int and float"));
+                problems.push(format!(
+                    "key `{at}`: `min`/`max` apply only to int and float"
+                ));
             }
             if let (Some(min), Some(max)) = (raw.min, raw.max)
                 && min > max
             {
-                problems.push(format!("key `{at}`: `min` ({min}) is greater than `max` ({max})"));
+                problems.push(format!(
+                    "key `{at}`: `min` ({min}) is greater than `max` ({max})"
+                ));
             }
             if raw.max_length.is_some() && raw.value_type != ValueType::String {
-                problems.push(format!("key `{at}.max_length`: applies only to string datapoints"));
+                problems.push(format!(
+                    "key `{at}.max_length`: applies only to string datapoints"
+                ));
             }
             if raw.max_length == Some(0) {
                 problems.push(format!("key `{at}.max_length` must be greater than 0"));
@@ -401,7 +435,11 @@ impl Config {
         checked
     }
 
-    fn check_endpoints(&self, datapoints: &[Datapoint], problems: &mut Vec<String>) -> Vec<Endpoint> {
+    fn check_endpoints(
+        &self,
+        datapoints: &[Datapoint],
+        problems: &mut Vec<String>,
+    ) -> Vec<Endpoint> {
         let keys: HashSet<&str> = datapoints.iter().map(|d| d.key.as_str()).collect();
         let mut paths = BTreeSet::new();
         let mut checked = Vec::new();
@@ -412,7 +450,10 @@ impl Config {
                 continue;
             }
             if !paths.insert(raw.path.as_str()) {
-                problems.push(format!("key `{at}.path`: `{}` is used by two endpoints", raw.path));
+                problems.push(format!(
+                    "key `{at}.path`: `{}` is used by two endpoints",
+                    raw.path
+                ));
             }
             if !keys.contains(raw.datapoint.as_str()) {
                 problems.push(format!(
@@ -421,7 +462,9 @@ impl Config {
                 ));
                 continue;
             }
-            let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else { continue };
+            let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else {
+                continue;
+            };
             checked.push(Endpoint {
                 path: raw.path.clone(),
                 datapoint,
@@ -439,7 +482,9 @@ impl Config {
 fn check_log_level(spec: &str) -> Result<(), String> {
     use tracing_subscriber::filter::LevelFilter;
     for directive in spec.split(',').map(str::trim) {
-        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
         if LevelFilter::from_str(level).is_err() {
             return Err(format!(
                 "`{directive}` names no level; use off, error, warn, info, debug or trace, \
@@ -454,7 +499,9 @@ fn check_log_level(spec: &str) -> Result<(), String> {
 /// nothing that belongs to Portico.
 fn check_endpoint_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') || path.len() > 512 {
-        return Err(format!("`{path}` must start with / and have at most 512 characters"));
+        return Err(format!(
+            "`{path}` must start with / and have at most 512 characters"
+        ));
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "/-._~".contains(c);
     if let Some(bad) = path.chars().find(|&c| !allowed(c)) {
@@ -465,14 +512,20 @@ fn check_endpoint_path(path: &str) -> Result<(), String> {
     if path.len() > 1 && path.ends_with('/') {
         return Err(format!("`{path}` must not end with /"));
     }
-    if path[1..].split('/').any(|segment| matches!(segment, "" | "." | "..")) && path != "/" {
+    if path[1..]
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+        && path != "/"
+    {
         return Err(format!("`{path}` has an empty, `.` or `..` segment"));
     }
     if let Some(taken) = RESERVED_PATHS
         .iter()
         .find(|r| path == **r || path.starts_with(&format!("{r}/")))
     {
-        return Err(format!("`{path}` is inside `{taken}`, which belongs to Portico"));
+        return Err(format!(
+            "`{path}` is inside `{taken}`, which belongs to Portico"
+        ));
     }
     Ok(())
 }
@@ -490,10 +543,14 @@ fn overlay_env(
         .collect();
     vars.sort();
     for (name, raw) in vars {
-        let path: Vec<String> =
-            name[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
         if path.iter().any(String::is_empty) {
-            return Err(ConfigError::one(format!("environment variable {name}: empty key part")));
+            return Err(ConfigError::one(format!(
+                "environment variable {name}: empty key part"
+            )));
         }
         if matches!(path[0].as_str(), "datapoint" | "endpoint") {
             return Err(ConfigError::one(format!(
@@ -503,8 +560,9 @@ fn overlay_env(
         }
         let mut node = &mut *table;
         for part in &path[..path.len() - 1] {
-            let entry =
-                node.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = node
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             node = match entry {
                 toml::Value::Table(inner) => inner,
                 _ => {
@@ -524,11 +582,13 @@ fn overlay_env(
 /// `["a", "b"]`), else as a plain string.
 fn env_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")).map(|mut t| t.remove("v")) {
-        Ok(Some(value @ (toml::Value::Boolean(_)
-        | toml::Value::Integer(_)
-        | toml::Value::Float(_)
-        | toml::Value::String(_)
-        | toml::Value::Array(_)))) => value,
+        Ok(Some(
+            value @ (toml::Value::Boolean(_)
+            | toml::Value::Integer(_)
+            | toml::Value::Float(_)
+            | toml::Value::String(_)
+            | toml::Value::Array(_)),
+        )) => value,
         _ => toml::Value::String(raw.to_owned()),
     }
 }
@@ -538,7 +598,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -556,32 +619,61 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.tls.enabled);
         assert_eq!(config.limits.max_body_bytes, 1024);
-        assert_eq!(config.database_url.as_ref().map(Secret::expose), Some("postgres://u:pw@db/portico"));
+        assert_eq!(
+            config.database_url.as_ref().map(Secret::expose),
+            Some("postgres://u:pw@db/portico")
+        );
     }
 
     #[test]
     fn unknown_and_mistyped_keys_are_named() {
-        let err = Config::from_toml_str("[tls]\nenabld = false").err().map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.contains("tls.enabld")), "{err:?}");
-        let err = Config::from_toml_str("[tls]\nenabled = \"yes\"").err().map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.contains("`tls.enabled`")), "{err:?}");
+        let err = Config::from_toml_str("[tls]\nenabld = false")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("tls.enabld")),
+            "{err:?}"
+        );
+        let err = Config::from_toml_str("[tls]\nenabled = \"yes\"")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("`tls.enabled`")),
+            "{err:?}"
+        );
         let err = Config::load(None, env(&[("PORTICO_TLS__ENABLED", "maybe")]))
             .err()
             .map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.contains("PORTICO_TLS__ENABLED")), "{err:?}");
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("PORTICO_TLS__ENABLED")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let config = Config::load(None, env(&[("PORTICO_DATABASE_URL", "postgres://u:hunter2@db/x")]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = Config::load(
+            None,
+            env(&[("PORTICO_DATABASE_URL", "postgres://u:hunter2@db/x")]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]
     fn endpoint_paths_are_checked() {
         assert!(check_endpoint_path("/api/v1/boiler/temperature").is_ok());
-        for bad in ["api", "/a//b", "/a/../b", "/a/", "/a/{id}", "/healthz", "/api/v1/datapoints/x", "/a?b"] {
+        for bad in [
+            "api",
+            "/a//b",
+            "/a/../b",
+            "/a/",
+            "/a/{id}",
+            "/healthz",
+            "/api/v1/datapoints/x",
+            "/a?b",
+        ] {
             assert!(check_endpoint_path(bad).is_err(), "{bad}");
         }
     }

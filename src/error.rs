@@ -180,7 +180,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and a human sentence explaining it.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), allow: None }
+        Self {
+            code,
+            detail: detail.into(),
+            allow: None,
+        }
     }
 
     /// A 405 naming the methods that the resource does accept.
@@ -196,7 +200,10 @@ impl ApiError {
     /// A bug or an unexpected failure. The cause is logged here, and the client gets a bare 500.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(ErrorCode::Internal, "The server failed unexpectedly; the cause is in its log.")
+        Self::new(
+            ErrorCode::Internal,
+            "The server failed unexpectedly; the cause is in its log.",
+        )
     }
 
     /// The error's code.

@@ -7,14 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 14] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -29,11 +33,60 @@ impl Histogram {
             self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 }
 
-type RouteKey = (&'static str, Arc<str>);
+/// The methods HTTP defines get their own series; anything else counts as `OTHER`, so clients
+/// cannot grow the label set.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// One method on one route: its latency and its answers by status.
+#[derive(Debug, Default)]
+struct Series {
+    latency: Histogram,
+    statuses: RwLock<Vec<(u16, AtomicU64)>>,
+}
+
+impl Series {
+    fn count_status(&self, status: u16) {
+        let statuses = self.statuses.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, count)) = statuses.iter().find(|(s, _)| *s == status) {
+            count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        drop(statuses);
+        let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
+        match statuses.iter().find(|(s, _)| *s == status) {
+            Some((_, count)) => count.fetch_add(1, Ordering::Relaxed),
+            None => {
+                statuses.push((status, AtomicU64::new(1)));
+                statuses.sort_by_key(|(s, _)| *s);
+                0
+            }
+        };
+    }
+}
+
+/// The series of one route, one per method.
+#[derive(Debug, Default)]
+struct RouteSeries([Series; METHODS.len()]);
 
 /// The server's metrics. Cloning shares them.
 #[derive(Debug, Clone, Default)]
@@ -43,95 +96,124 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct Inner {
-    requests: RwLock<HashMap<(RouteKey, u16), AtomicU64>>,
-    latency: RwLock<HashMap<RouteKey, Histogram>>,
+    routes: RwLock<HashMap<Arc<str>, Arc<RouteSeries>>>,
     datapoint_writes: RwLock<HashMap<String, AtomicU64>>,
 }
 
-/// Adds one to the counter under `key`, taking the write lock only the first time.
-fn increment<K: std::hash::Hash + Eq + Clone>(map: &RwLock<HashMap<K, AtomicU64>>, key: &K) {
-    if let Some(counter) = map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    let mut map = map.write().unwrap_or_else(|p| p.into_inner());
-    map.entry(key.clone()).or_default().fetch_add(1, Ordering::Relaxed);
-}
-
-/// Limits the method label to the methods HTTP defines, so clients cannot grow the label set.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
-}
-
 impl Metrics {
-    /// Records one finished request.
-    pub fn record_request(&self, method: &Method, route: Arc<str>, status: u16, seconds: f64) {
-        let key = (method_label(method), route);
-        increment(&self.inner.requests, &(key.clone(), status));
-        if let Some(histogram) = self.inner.latency.read().unwrap_or_else(|p| p.into_inner()).get(&key)
+    fn route(&self, route: &str) -> Arc<RouteSeries> {
+        if let Some(series) = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
         {
-            histogram.observe(seconds);
-            return;
+            return series.clone();
         }
-        let mut latency = self.inner.latency.write().unwrap_or_else(|p| p.into_inner());
-        latency.entry(key).or_default().observe(seconds);
+        let mut routes = self.inner.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes.entry(Arc::from(route)).or_default().clone()
+    }
+
+    /// Records one finished request.
+    pub fn record_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let series = &self.route(route).0[method_index(method)];
+        series.count_status(status);
+        series.latency.observe(seconds);
     }
 
     /// Records one durable datapoint write.
     pub fn record_datapoint_write(&self, key: &str) {
-        increment(&self.inner.datapoint_writes, &key.to_owned());
+        let writes = &self.inner.datapoint_writes;
+        if let Some(count) = writes.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut writes = writes.write().unwrap_or_else(|p| p.into_inner());
+        writes
+            .entry(key.to_owned())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The metrics in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        out.push_str("# HELP http_requests_total HTTP requests answered, by route, method and status.\n");
-        out.push_str("# TYPE http_requests_total counter\n");
-        let requests = self.inner.requests.read().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<_> = requests.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for (((method, route), status), count) in rows {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {}",
-                escape(route),
-                count.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP http_request_duration_seconds Time to answer HTTP requests.\n");
-        out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        let latency = self.inner.latency.read().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<_> = latency.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for ((method, route), histogram) in rows {
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let routes = self.inner.routes.read().unwrap_or_else(|p| p.into_inner());
+        let mut routes: Vec<_> = routes.iter().map(|(r, s)| (r.clone(), s.clone())).collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        let series = || {
+            routes.iter().flat_map(|(route, all)| {
+                METHODS
+                    .iter()
+                    .zip(&all.0)
+                    .map(move |(method, one)| (route, *method, one))
+            })
+        };
+        let mut counts = String::new();
+        let mut latency = String::new();
+        for (route, method, one) in series() {
             let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+            for (status, count) in one
+                .statuses
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                let count = count.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    counts,
+                    "http_requests_total{{{labels},status=\"{status}\"}} {count}"
+                );
+            }
+            let count = one.latency.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
             let mut cumulative = 0;
-            for (upper, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+            for (upper, bucket) in BUCKETS.iter().zip(&one.latency.buckets) {
                 cumulative += bucket.load(Ordering::Relaxed);
                 let _ = writeln!(
-                    out,
+                    latency,
                     "http_request_duration_seconds_bucket{{{labels},le=\"{upper}\"}} {cumulative}"
                 );
             }
-            let count = histogram.count.load(Ordering::Relaxed);
-            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {count}");
+            let sum = one.latency.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                latency,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                latency,
+                "http_request_duration_seconds_sum{{{labels}}} {sum}"
+            );
+            let _ = writeln!(
+                latency,
+                "http_request_duration_seconds_count{{{labels}}} {count}"
+            );
         }
-        out.push_str("# HELP portico_datapoint_writes_total Durable datapoint writes, by datapoint.\n");
+        let mut out = String::new();
+        out.push_str(
+            "# HELP http_requests_total HTTP requests answered, by route, method and status.\n",
+        );
+        out.push_str("# TYPE http_requests_total counter\n");
+        out.push_str(&counts);
+        out.push_str("# HELP http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        out.push_str(&latency);
+        out.push_str(
+            "# HELP portico_datapoint_writes_total Durable datapoint writes, by datapoint.\n",
+        );
         out.push_str("# TYPE portico_datapoint_writes_total counter\n");
-        let writes = self.inner.datapoint_writes.read().unwrap_or_else(|p| p.into_inner());
+        let writes = self
+            .inner
+            .datapoint_writes
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let mut rows: Vec<_> = writes.iter().collect();
         rows.sort_by(|a, b| a.0.cmp(b.0));
         for (key, count) in rows {
@@ -146,16 +228,55 @@ impl Metrics {
     }
 }
 
-/// Middleware: times each request and records it under its route pattern (`unmatched` for
-/// requests no route took, so unknown paths cannot grow the label set).
-pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route: Arc<str> = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| Arc::from("unmatched"), |path| Arc::from(path.as_str()));
-    let response = next.run(request).await;
-    metrics.record_request(&method, route, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
+/// A layer that times each request and records it under its route pattern (`unmatched` for
+/// requests no route took, so unknown paths cannot grow the label set). Written as a plain tower
+/// service rather than `from_fn` middleware: it sits on every request's path.
+#[derive(Debug, Clone)]
+pub struct TrackLayer(pub Metrics);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let response = self.inner.call(request);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let response = response.await?;
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.record_request(&method, route, response.status().as_u16(), seconds);
+            Ok(response)
+        })
+    }
 }

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -17,9 +15,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Shared};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Limits};
 use crate::datapoint::registry::Datapoints;
@@ -64,19 +61,30 @@ impl Server {
     }
 
     /// Builds a server that takes "now" from `clock`.
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         let catalog = config.validate()?;
         let location = config.store_location()?;
         create_private_dir(&config.data_dir)?;
         let tls = match config.tls.enabled {
-            true => Some(crate::tls::prepare(&config.tls, &config.data_dir, clock.now())?),
+            true => Some(crate::tls::prepare(
+                &config.tls,
+                &config.data_dir,
+                clock.now(),
+            )?),
             false => None,
         };
         let store = Store::open(&location).await?;
         let events = EventBus::default();
-        let datapoints =
-            Datapoints::start(catalog.datapoints.clone(), store.clone(), clock.clone(), events.clone())
-                .await?;
+        let datapoints = Datapoints::start(
+            catalog.datapoints.clone(),
+            store.clone(),
+            clock.clone(),
+            events.clone(),
+        )
+        .await?;
         let openapi_json = serde_json::to_vec(&api::openapi::document(&catalog))
             .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
         let listener = TcpListener::bind(config.listen)
@@ -84,7 +92,7 @@ impl Server {
             .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
         let limits = Arc::new(config.limits.clone());
         let (shutdown, shutdown_seen) = watch::channel(false);
-        let state = AppState {
+        let state = AppState::from(Shared {
             datapoints,
             store,
             events,
@@ -93,14 +101,24 @@ impl Server {
             limits: limits.clone(),
             openapi_json: openapi_json.into(),
             shutdown: shutdown_seen,
-        };
+        });
         let router = api::router(state.clone(), &catalog);
-        Ok(Self { listener, router, state, tls, location, limits, shutdown })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            tls,
+            location,
+            limits,
+            shutdown,
+        })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The base URL clients use, e.g. `https://127.0.0.1:8443`.
@@ -126,10 +144,20 @@ impl Server {
     /// What the server tells the operator at start.
     pub fn banner(&self) -> String {
         let url = self.url();
-        let mut lines = vec![format!("Portico {} listening on {url}", env!("CARGO_PKG_VERSION"))];
+        let mut lines = vec![format!(
+            "Portico {} listening on {url}",
+            env!("CARGO_PKG_VERSION")
+        )];
         if let Some(tls) = &self.tls {
-            let origin = if tls.self_signed { " (self-signed)" } else { "" };
-            lines.push(format!("  certificate: {}{origin}", tls.cert_path.display()));
+            let origin = if tls.self_signed {
+                " (self-signed)"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "  certificate: {}{origin}",
+                tls.cert_path.display()
+            ));
             lines.push(format!("  SHA-256 fingerprint: {}", tls.fingerprint));
         }
         let store = match &self.location {
@@ -146,7 +174,10 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
-        let acceptor = self.tls.as_ref().map(|tls| TlsAcceptor::from(tls.server_config.clone()));
+        let acceptor = self
+            .tls
+            .as_ref()
+            .map(|tls| TlsAcceptor::from(tls.server_config.clone()));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -211,32 +242,37 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, tcp: TcpStream, acceptor: Option<TlsAcceptor>, handshake_timeout: Duration) {
+    async fn serve(
+        self,
+        tcp: TcpStream,
+        acceptor: Option<TlsAcceptor>,
+        handshake_timeout: Duration,
+    ) {
         let peer = self.peer;
-        let service = TowerToHyperService::new(self.service.map_request(
-            move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            },
-        ));
+        let service = TowerToHyperService::new(self.service);
         let result = match acceptor {
-            Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let connection =
-                        self.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    self.watcher.watch(connection.into_owned()).await
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let connection = self
+                            .builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        self.watcher.watch(connection.into_owned()).await
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
                 }
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            },
+            }
             None => {
-                let connection = self.builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                let connection = self
+                    .builder
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), service);
                 self.watcher.watch(connection.into_owned()).await
             }
         };
@@ -253,7 +289,12 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| StartError::Io(format!("cannot create data directory {}: {e}", dir.display())))
+        .map_err(|e| {
+            StartError::Io(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -274,4 +315,3 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
 }
-

@@ -10,12 +10,19 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber (once; later calls are ignored).
 pub fn init(log: &LogConfig) {
-    let targets = Targets::from_str(&log.level).unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    let targets = Targets::from_str(&log.level)
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
     let registry = tracing_subscriber::registry().with(targets);
     let _ = match log.format {
-        LogFormat::Human => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Human => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }

@@ -27,7 +27,11 @@ pub struct TlsError {
 
 impl TlsError {
     fn new(what: &'static str, file: &Path, problem: impl Into<String>) -> Self {
-        Self { what, file: file.to_owned(), problem: problem.into() }
+        Self {
+            what,
+            file: file.to_owned(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -45,7 +49,11 @@ pub struct TlsSetup {
 }
 
 /// Loads the configured certificate, or generates/reuses the self-signed one in `data_dir/tls`.
-pub fn prepare(config: &TlsConfig, data_dir: &Path, now: OffsetDateTime) -> Result<TlsSetup, TlsError> {
+pub fn prepare(
+    config: &TlsConfig,
+    data_dir: &Path,
+    now: OffsetDateTime,
+) -> Result<TlsSetup, TlsError> {
     let (cert_path, key_path, self_signed) = match (&config.cert, &config.key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone(), false),
         _ => {
@@ -56,12 +64,16 @@ pub fn prepare(config: &TlsConfig, data_dir: &Path, now: OffsetDateTime) -> Resu
     };
     let chain = load_chain(&cert_path)?;
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
-        TlsError::new("tls.key", &key_path, match e {
-            rustls::pki_types::pem::Error::NoItemsFound => {
-                "no private key found (expected a PKCS#8, PKCS#1 or SEC1 PEM block)".to_owned()
-            }
-            other => other.to_string(),
-        })
+        TlsError::new(
+            "tls.key",
+            &key_path,
+            match e {
+                rustls::pki_types::pem::Error::NoItemsFound => {
+                    "no private key found (expected a PKCS#8, PKCS#1 or SEC1 PEM block)".to_owned()
+                }
+                other => other.to_string(),
+            },
+        )
     })?;
     let fingerprint = fingerprint(&chain[0]);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -71,10 +83,19 @@ pub fn prepare(config: &TlsConfig, data_dir: &Path, now: OffsetDateTime) -> Resu
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| {
-            TlsError::new("tls.key", &key_path, format!("unusable with the certificate: {e}"))
+            TlsError::new(
+                "tls.key",
+                &key_path,
+                format!("unusable with the certificate: {e}"),
+            )
         })?;
     server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsSetup { server_config: Arc::new(server_config), cert_path, fingerprint, self_signed })
+    Ok(TlsSetup {
+        server_config: Arc::new(server_config),
+        cert_path,
+        fingerprint,
+        self_signed,
+    })
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -84,7 +105,11 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(problem)?;
     if chain.is_empty() {
-        return Err(TlsError::new("tls.cert", path, "no CERTIFICATE PEM block found"));
+        return Err(TlsError::new(
+            "tls.cert",
+            path,
+            "no CERTIFICATE PEM block found",
+        ));
     }
     Ok(chain)
 }
@@ -92,13 +117,24 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// SHA-256 of a DER certificate as `AB:CD:…`, the form `openssl x509 -fingerprint -sha256` prints.
 pub fn fingerprint(der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
-    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Generates `cert.pem`/`key.pem` in `dir` unless they exist for the same names.
 fn ensure_self_signed(dir: &Path, extra: &[String], now: OffsetDateTime) -> Result<(), TlsError> {
     let mut names: Vec<String> = DEFAULT_NAMES.iter().map(|n| n.to_string()).collect();
-    names.extend(extra.iter().filter(|n| !names.contains(n)).cloned().collect::<Vec<_>>());
+    names.extend(
+        extra
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let names_file = dir.join("names.txt");
     let wanted = names.join("\n");
     let cert_file = dir.join("cert.pem");
@@ -113,10 +149,14 @@ fn ensure_self_signed(dir: &Path, extra: &[String], now: OffsetDateTime) -> Resu
         .map_err(|e| fail(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(names).map_err(|e| fail(e.to_string()))?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "Portico self-signed");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Portico self-signed");
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
-    let cert = params.self_signed(&key_pair).map_err(|e| fail(e.to_string()))?;
+    let cert = params
+        .self_signed(&key_pair)
+        .map_err(|e| fail(e.to_string()))?;
     write_atomically(&key_file, key_pair.serialize_pem().as_bytes(), 0o600)
         .map_err(|e| fail(e.to_string()))?;
     write_atomically(&cert_file, cert.pem().as_bytes(), 0o644).map_err(|e| fail(e.to_string()))?;

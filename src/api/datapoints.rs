@@ -15,8 +15,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::AppState;
 use crate::datapoint::registry::DatapointId;
@@ -37,14 +37,20 @@ impl utoipa::PartialSchema for Value {
         let one = |ty| ObjectBuilder::new().schema_type(ty);
         OneOfBuilder::new()
             .item(one(Type::Boolean))
-            .item(one(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::Int64,
-            ))))
-            .item(one(Type::Number).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::Double,
-            ))))
+            .item(
+                one(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                ))),
+            )
+            .item(
+                one(Type::Number).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Double,
+                ))),
+            )
             .item(one(Type::String))
-            .description(Some("A boolean, integer, number or string, as the datapoint's type says."))
+            .description(Some(
+                "A boolean, integer, number or string, as the datapoint's type says.",
+            ))
             .into()
     }
 }
@@ -98,7 +104,11 @@ impl ValueOut {
                 quality: Quality::Good,
                 update_time: Some(rfc3339(sample.update_time)),
             },
-            None => Self { value: None, quality: Quality::Bad, update_time: None },
+            None => Self {
+                value: None,
+                quality: Quality::Bad,
+                update_time: None,
+            },
         }
     }
 }
@@ -161,7 +171,10 @@ fn describe(state: &AppState, id: DatapointId) -> DatapointOut {
 
 fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
     state.datapoints.id(key).ok_or_else(|| {
-        ApiError::new(ErrorCode::UnknownDatapoint, format!("No datapoint has the key `{key}`."))
+        ApiError::new(
+            ErrorCode::UnknownDatapoint,
+            format!("No datapoint has the key `{key}`."),
+        )
     })
 }
 
@@ -169,7 +182,11 @@ fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
 #[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints",
     responses((status = 200, description = "The datapoints.", body = DatapointListOut)))]
 pub async fn list(State(state): State<AppState>) -> Json<DatapointListOut> {
-    let datapoints = state.datapoints.ids().map(|id| describe(&state, id)).collect();
+    let datapoints = state
+        .datapoints
+        .ids()
+        .map(|id| describe(&state, id))
+        .collect();
     Json(DatapointListOut { datapoints })
 }
 
@@ -291,7 +308,10 @@ impl Follow {
 
     fn sse(&mut self, sample: &Sample) -> SseEvent {
         self.last_sent = sample.seq;
-        let out = DatapointWrittenOut { key: self.key.clone(), current: ValueOut::from_sample(Some(sample)) };
+        let out = DatapointWrittenOut {
+            key: self.key.clone(),
+            current: ValueOut::from_sample(Some(sample)),
+        };
         SseEvent::default()
             .id(sample.seq.to_string())
             .event("datapoint.written")

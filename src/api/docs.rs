@@ -18,10 +18,22 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'u
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/openapi.json", get(openapi_json))
-        .route("/api/docs", get(|| asset("text/html; charset=utf-8", INDEX)))
-        .route("/api/docs/", get(|| asset("text/html; charset=utf-8", INDEX)))
-        .route("/api/docs/swagger-initializer.js", get(|| asset("text/javascript", INITIALIZER)))
-        .route("/api/docs/swagger-ui-bundle.js", get(|| asset("text/javascript", BUNDLE)))
+        .route(
+            "/api/docs",
+            get(|| asset("text/html; charset=utf-8", INDEX)),
+        )
+        .route(
+            "/api/docs/",
+            get(|| asset("text/html; charset=utf-8", INDEX)),
+        )
+        .route(
+            "/api/docs/swagger-initializer.js",
+            get(|| asset("text/javascript", INITIALIZER)),
+        )
+        .route(
+            "/api/docs/swagger-ui-bundle.js",
+            get(|| asset("text/javascript", BUNDLE)),
+        )
         .route("/api/docs/swagger-ui.css", get(|| asset("text/css", CSS)))
 }
 
@@ -44,5 +56,9 @@ async fn asset(content_type: &'static str, bytes: &'static [u8]) -> Response {
 }
 
 async fn openapi_json(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.clone()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.clone(),
+    )
+        .into_response()
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -37,7 +36,9 @@ struct Binding {
 pub fn route(datapoints: &Datapoints, endpoint: &Endpoint) -> MethodRouter<AppState> {
     let Some(id) = datapoints.id(endpoint.datapoint.as_str()) else {
         // Config validation guarantees the datapoint exists; refuse rather than panic if not.
-        return any(|| async { ApiError::new(ErrorCode::NotFound, "This endpoint has no datapoint.") });
+        return any(|| async {
+            ApiError::new(ErrorCode::NotFound, "This endpoint has no datapoint.")
+        });
     };
     let access = datapoints.datapoint(id).access;
     let binding = Arc::new(Binding {
@@ -52,10 +53,16 @@ pub fn route(datapoints: &Datapoints, endpoint: &Endpoint) -> MethodRouter<AppSt
         read_policy: endpoint.read_policy.clone(),
         write_policy: endpoint.write_policy.clone(),
     });
-    any(move |State(state): State<AppState>, Extension(caller): Extension<Caller>, request: Request| {
-        let binding = binding.clone();
-        async move { handle(&state, &binding, &caller, request).await.unwrap_or_else(IntoResponse::into_response) }
-    })
+    any(
+        move |State(state): State<AppState>, caller: Caller, request: Request| {
+            let binding = binding.clone();
+            async move {
+                handle(&state, &binding, &caller, request)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+        },
+    )
 }
 
 async fn handle(
@@ -77,15 +84,23 @@ async fn handle(
             let literal = read_value(state, &parts.headers, body).await?;
             let datapoint = state.datapoints.datapoint(binding.id);
             let value = datapoint.accept(literal.get()).map_err(|e| rejected(&e))?;
-            let sample = state.datapoints.write(binding.id, value).await.map_err(|e| match e {
-                WriteError::Stopped => {
-                    ApiError::new(ErrorCode::Unavailable, "The server is shutting down; retry.")
-                }
-                WriteError::Store(error) => {
-                    tracing::error!(%error, datapoint = %datapoint.key, "write failed");
-                    ApiError::new(ErrorCode::Unavailable, "The store could not commit the write; retry.")
-                }
-            })?;
+            let sample = state
+                .datapoints
+                .write(binding.id, value)
+                .await
+                .map_err(|e| match e {
+                    WriteError::Stopped => ApiError::new(
+                        ErrorCode::Unavailable,
+                        "The server is shutting down; retry.",
+                    ),
+                    WriteError::Store(error) => {
+                        tracing::error!(%error, datapoint = %datapoint.key, "write failed");
+                        ApiError::new(
+                            ErrorCode::Unavailable,
+                            "The store could not commit the write; retry.",
+                        )
+                    }
+                })?;
             state.metrics.record_datapoint_write(datapoint.key.as_str());
             Ok(axum::Json(ValueOut::from_sample(Some(&sample))).into_response())
         }
@@ -115,10 +130,18 @@ fn rejected(error: &ValueError) -> ApiError {
 
 /// Whether the content type is JSON: `application/json` or `application/*+json`, any parameters.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -138,9 +161,15 @@ async fn read_value(
     let bytes = read_body(state, body).await?;
     let members: Members = serde_json::from_slice(&bytes).map_err(|error| {
         if error.is_data() {
-            ApiError::new(ErrorCode::BodyNotObject, "The body must be a JSON object like {\"value\": 1}.")
+            ApiError::new(
+                ErrorCode::BodyNotObject,
+                "The body must be a JSON object like {\"value\": 1}.",
+            )
         } else {
-            ApiError::new(ErrorCode::MalformedJson, format!("The body is not valid JSON: {error}."))
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("The body is not valid JSON: {error}."),
+            )
         }
     })?;
     let mut value = None;
@@ -152,11 +181,17 @@ async fn read_value(
             ));
         }
         if value.replace(literal).is_some() {
-            return Err(ApiError::new(ErrorCode::DuplicateField, "The member `value` appears twice."));
+            return Err(ApiError::new(
+                ErrorCode::DuplicateField,
+                "The member `value` appears twice.",
+            ));
         }
     }
     value.ok_or_else(|| {
-        ApiError::new(ErrorCode::MissingValue, "The body has no `value` member, e.g. {\"value\": 1}.")
+        ApiError::new(
+            ErrorCode::MissingValue,
+            "The body has no `value` member, e.g. {\"value\": 1}.",
+        )
     })
 }
 
@@ -165,7 +200,10 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(state.body_timeout(), axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::new(
             ErrorCode::RequestTimeout,
-            format!("The body did not arrive within {} s.", state.body_timeout().as_secs()),
+            format!(
+                "The body did not arrive within {} s.",
+                state.body_timeout().as_secs()
+            ),
         )),
         Ok(Err(error)) => {
             if error.into_inner().is::<http_body_util::LengthLimitError>() {
@@ -174,7 +212,10 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
                     format!("The body is larger than the limit of {limit} bytes."),
                 ))
             } else {
-                Err(ApiError::new(ErrorCode::IncompleteBody, "The body could not be read in full."))
+                Err(ApiError::new(
+                    ErrorCode::IncompleteBody,
+                    "The body could not be read in full.",
+                ))
             }
         }
         Ok(Ok(bytes)) => Ok(bytes),

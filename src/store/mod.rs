@@ -70,12 +70,15 @@ impl Location {
     pub fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Location::Postgres(url.to_owned()))
-        } else if let Some(path) =
-            url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
         {
             let path = path.split('?').next().unwrap_or_default();
             if path.is_empty() {
-                return Err("an sqlite: URL needs a file path, e.g. sqlite://data/portico.db".into());
+                return Err(
+                    "an sqlite: URL needs a file path, e.g. sqlite://data/portico.db".into(),
+                );
             }
             Ok(Location::Sqlite(PathBuf::from(path)))
         } else {

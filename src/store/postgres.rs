@@ -14,7 +14,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).
-const MIGRATION_LOCK: i64 = 0x706f_7274_6963_6f;
+const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f;
 
 /// A PostgreSQL database.
 #[derive(Debug, Clone)]

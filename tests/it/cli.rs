@@ -25,7 +25,13 @@ fn help_explains_every_command() {
     }
     let (code, out, _) = portico(&["serve", "--help"]);
     assert_eq!(code, 0);
-    for flag in ["--config", "--data-dir", "--listen", "./portico-data", "127.0.0.1:8443"] {
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--listen",
+        "./portico-data",
+        "127.0.0.1:8443",
+    ] {
         assert!(out.contains(flag), "{flag}: {out}");
     }
 }
@@ -41,10 +47,22 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         ("[tls]\nenabeld = true\n", "tls.enabeld"),
         ("listen = 8443\n", "`listen`"),
         ("[limits]\nmax_body_bytes = -1\n", "limits.max_body_bytes"),
-        ("[[datapoint]]\nkey = \"A\"\ntype = \"double\"\n", "datapoint[0].type"),
-        ("[[endpoint]]\npath = \"/x\"\ndatapoint = \"Nope\"\n", "endpoint[0].datapoint"),
-        ("[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[endpoint]]\npath = \"/healthz\"\ndatapoint = \"A\"\n", "endpoint[0].path"),
-        ("[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n", "declared twice"),
+        (
+            "[[datapoint]]\nkey = \"A\"\ntype = \"double\"\n",
+            "datapoint[0].type",
+        ),
+        (
+            "[[endpoint]]\npath = \"/x\"\ndatapoint = \"Nope\"\n",
+            "endpoint[0].datapoint",
+        ),
+        (
+            "[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[endpoint]]\npath = \"/healthz\"\ndatapoint = \"A\"\n",
+            "endpoint[0].path",
+        ),
+        (
+            "[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n[[datapoint]]\nkey = \"A\"\ntype = \"int\"\n",
+            "declared twice",
+        ),
         ("database_url = \"mysql://x\"\n", "database_url"),
         ("[log]\nlevel = \"loud!\"\n", "log.level"),
         ("[tls]\ncert = \"a.pem\"\n", "tls.cert"),
@@ -69,18 +87,30 @@ fn environment_overrides_are_checked_and_named() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("PORTICO_LIMITS__MAX_BODY_BYTES") && err.contains("limits.max_body_bytes"), "{err}");
+    assert!(
+        err.contains("PORTICO_LIMITS__MAX_BODY_BYTES") && err.contains("limits.max_body_bytes"),
+        "{err}"
+    );
 }
 
 #[test]
 fn serve_refuses_a_bad_configuration_before_binding() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("portico.toml");
-    std::fs::write(&file, "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n").expect("write");
+    std::fs::write(
+        &file,
+        "[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+    )
+    .expect("write");
     let data = dir.path().join("data");
     let (code, _, err) = portico(&[
-        "serve", "--config", file.to_str().expect("path"), "--data-dir", data.to_str().expect("path"),
-        "--listen", "127.0.0.1:0",
+        "serve",
+        "--config",
+        file.to_str().expect("path"),
+        "--data-dir",
+        data.to_str().expect("path"),
+        "--listen",
+        "127.0.0.1:0",
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");

@@ -91,16 +91,22 @@ impl TestDatabase {
         match std::env::var("PORTICO_TEST_DATABASE_URL") {
             Ok(base) if !base.is_empty() => {
                 let schema = format!("portico_t_{:016x}", rand_u64());
-                let pool = sqlx::PgPool::connect(&base).await.expect("connect to PostgreSQL");
+                let pool = sqlx::PgPool::connect(&base)
+                    .await
+                    .expect("connect to PostgreSQL");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                     .execute(&pool)
                     .await
                     .expect("create schema");
                 pool.close().await;
                 let separator = if base.contains('?') { '&' } else { '?' };
-                Self { url: format!("{base}{separator}options[search_path]={schema}") }
+                Self {
+                    url: format!("{base}{separator}options[search_path]={schema}"),
+                }
             }
-            _ => Self { url: format!("sqlite://{}", dir.join("portico.db").display()) },
+            _ => Self {
+                url: format!("sqlite://{}", dir.join("portico.db").display()),
+            },
         }
     }
 
@@ -150,9 +156,13 @@ impl TestApp {
     /// A server on an existing data directory and database (a restart).
     pub async fn spawn_in(dir: Arc<TempDir>, database: TestDatabase, toml: &str) -> Self {
         let config = test_config(dir.path(), &database, toml);
-        let server = Server::build(config).await.unwrap_or_else(|e| panic!("server start: {e}"));
+        let server = Server::build(config)
+            .await
+            .unwrap_or_else(|e| panic!("server start: {e}"));
         let url = server.url();
-        let cert_pem = server.tls().map(|tls| std::fs::read(&tls.cert_path).expect("cert file"));
+        let cert_pem = server
+            .tls()
+            .map(|tls| std::fs::read(&tls.cert_path).expect("cert file"));
         let client = client_for(cert_pem.as_deref());
         let shutdown_started = server.shutdown_started();
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -200,8 +210,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        Reply::from(self.client.get(self.at(path)).send().await.expect("GET"))
-            .await
+        Reply::from(self.client.get(self.at(path)).send().await.expect("GET")).await
     }
 
     /// Sends `body` with method `method` and content type `content_type` (none if `None`).
@@ -220,7 +229,13 @@ impl TestApp {
     }
 
     pub async fn put_json(&self, path: &str, body: &str) -> Reply {
-        self.send(reqwest::Method::PUT, path, Some("application/json"), body.to_owned()).await
+        self.send(
+            reqwest::Method::PUT,
+            path,
+            Some("application/json"),
+            body.to_owned(),
+        )
+        .await
     }
 }
 
@@ -265,7 +280,12 @@ impl Reply {
         let headers = response.headers().clone();
         let version = response.version();
         let text = response.text().await.expect("body");
-        Self { status, headers, version, text }
+        Self {
+            status,
+            headers,
+            version,
+            text,
+        }
     }
 
     pub fn json(&self) -> Json {
@@ -273,18 +293,33 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Asserts a problem+json answer with `status` and `code`; returns the document.
     pub fn assert_problem(&self, status: u16, code: &str) -> Json {
         assert_eq!(self.status.as_u16(), status, "{}", self.text);
-        assert_eq!(self.header("content-type"), "application/problem+json", "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            "application/problem+json",
+            "{}",
+            self.text
+        );
         let problem = self.json();
         assert_eq!(problem["code"], code, "{problem}");
         assert_eq!(problem["status"], status, "{problem}");
-        assert_eq!(problem["type"], format!("urn:portico:problem:{code}"), "{problem}");
-        assert!(problem["detail"].as_str().is_some_and(|d| d.len() > 10), "{problem}");
+        assert_eq!(
+            problem["type"],
+            format!("urn:portico:problem:{code}"),
+            "{problem}"
+        );
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.len() > 10),
+            "{problem}"
+        );
         problem
     }
 }

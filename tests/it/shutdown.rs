@@ -19,7 +19,9 @@ async fn read_until(stream: &mut TcpStream, buffer: &mut Vec<u8>, needle: &str) 
             buffer.extend_from_slice(&chunk[..n]);
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read).await.expect("answer within 10 s");
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("answer within 10 s");
     String::from_utf8_lossy(buffer).into_owned()
 }
 
@@ -43,17 +45,30 @@ async fn an_in_flight_request_completes_after_shutdown_begins() {
 
     app.begin_shutdown();
     let mut started = app.shutdown_started.clone();
-    tokio::time::timeout(Duration::from_secs(10), started.wait_for(|s| *s)).await.expect("shutdown").expect("watch");
-    assert!(TcpStream::connect(&address).await.is_err(), "no new connections once shutdown began");
+    tokio::time::timeout(Duration::from_secs(10), started.wait_for(|s| *s))
+        .await
+        .expect("shutdown")
+        .expect("watch");
+    assert!(
+        TcpStream::connect(&address).await.is_err(),
+        "no new connections once shutdown began"
+    );
 
     stream.write_all(body.as_bytes()).await.expect("send body");
     let response = read_until(&mut stream, &mut buffer, "}").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.contains(r#""value":42"#), "{response}");
-    tokio::time::timeout(Duration::from_secs(10), app.stopped()).await.expect("server stops");
+    tokio::time::timeout(Duration::from_secs(10), app.stopped())
+        .await
+        .expect("server stops");
 
     // The write was durable before it was acknowledged.
     let (dir, database) = app.stop().await;
-    let app = TestApp::spawn_in(dir, database, &format!("[tls]\nenabled = false\n{DATAPOINTS}")).await;
+    let app = TestApp::spawn_in(
+        dir,
+        database,
+        &format!("[tls]\nenabled = false\n{DATAPOINTS}"),
+    )
+    .await;
     assert_eq!(app.get("/api/v1/t/int").await.json()["value"], 42);
 }

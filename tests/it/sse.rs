@@ -23,14 +23,19 @@ struct EventReader {
 
 impl EventReader {
     async fn open(app: &TestApp, key: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = app.client.get(app.at(&format!("/api/v1/datapoints/{key}/events")));
+        let mut request = app
+            .client
+            .get(app.at(&format!("/api/v1/datapoints/{key}/events")));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
         let response = request.send().await.expect("subscribe");
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self { body: Box::pin(response.bytes_stream()), buffer: String::new() }
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
     }
 
     /// The next event, or `None` when the stream ends; fails the test after 10 s.
@@ -68,7 +73,12 @@ impl EventReader {
 #[tokio::test]
 async fn a_subscriber_gets_the_current_value_then_each_write_of_its_datapoint() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.put_json("/api/v1/t/float", r#"{"value":1.5}"#).await.status, 200);
+    assert_eq!(
+        app.put_json("/api/v1/t/float", r#"{"value":1.5}"#)
+            .await
+            .status,
+        200
+    );
     let mut events = EventReader::open(&app, "T.Float", None).await;
     let first = events.next().await.expect("current value");
     assert_eq!(first.event, "datapoint.written");
@@ -76,19 +86,43 @@ async fn a_subscriber_gets_the_current_value_then_each_write_of_its_datapoint() 
     assert_eq!(first.data["value"], 1.5);
     assert_eq!(first.data["quality"], "good");
 
-    assert_eq!(app.put_json("/api/v1/t/float", r#"{"value":2.5}"#).await.status, 200);
-    assert_eq!(app.put_json("/api/v1/t/int", r#"{"value":7}"#).await.status, 200);
-    assert_eq!(app.put_json("/api/v1/t/float", r#"{"value":3.5}"#).await.status, 200);
+    assert_eq!(
+        app.put_json("/api/v1/t/float", r#"{"value":2.5}"#)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.put_json("/api/v1/t/int", r#"{"value":7}"#).await.status,
+        200
+    );
+    assert_eq!(
+        app.put_json("/api/v1/t/float", r#"{"value":3.5}"#)
+            .await
+            .status,
+        200
+    );
     let second = events.next().await.expect("event");
     let third = events.next().await.expect("event");
     assert_eq!(second.data["value"], 2.5);
-    assert_eq!(third.data["value"], 3.5, "other datapoints' writes are not sent");
-    let ids: Vec<u64> = [&first, &second, &third].iter().map(|e| e.id.parse().expect("numeric id")).collect();
+    assert_eq!(
+        third.data["value"], 3.5,
+        "other datapoints' writes are not sent"
+    );
+    let ids: Vec<u64> = [&first, &second, &third]
+        .iter()
+        .map(|e| e.id.parse().expect("numeric id"))
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 
     // A client resuming with Last-Event-ID gets no repeat of what it has.
     let mut resumed = EventReader::open(&app, "T.Float", Some(&third.id)).await;
-    assert_eq!(app.put_json("/api/v1/t/float", r#"{"value":4.5}"#).await.status, 200);
+    assert_eq!(
+        app.put_json("/api/v1/t/float", r#"{"value":4.5}"#)
+            .await
+            .status,
+        200
+    );
     assert_eq!(resumed.next().await.expect("event").data["value"], 4.5);
 }
 
@@ -96,15 +130,24 @@ async fn a_subscriber_gets_the_current_value_then_each_write_of_its_datapoint() 
 async fn a_never_written_datapoint_stream_starts_with_its_first_write() {
     let app = TestApp::spawn().await;
     let mut events = EventReader::open(&app, "T.Bool", None).await;
-    assert_eq!(app.put_json("/api/v1/t/bool", r#"{"value":true}"#).await.status, 200);
+    assert_eq!(
+        app.put_json("/api/v1/t/bool", r#"{"value":true}"#)
+            .await
+            .status,
+        200
+    );
     assert_eq!(events.next().await.expect("event").data["value"], true);
 }
 
 #[tokio::test]
 async fn write_only_and_unknown_datapoints_cannot_be_followed() {
     let app = TestApp::spawn().await;
-    app.get("/api/v1/datapoints/T.WriteOnly/events").await.assert_problem(405, "method_not_allowed");
-    app.get("/api/v1/datapoints/Nope/events").await.assert_problem(404, "unknown_datapoint");
+    app.get("/api/v1/datapoints/T.WriteOnly/events")
+        .await
+        .assert_problem(405, "method_not_allowed");
+    app.get("/api/v1/datapoints/Nope/events")
+        .await
+        .assert_problem(404, "unknown_datapoint");
 }
 
 #[tokio::test]
@@ -113,5 +156,7 @@ async fn streams_end_when_the_server_shuts_down() {
     let mut events = EventReader::open(&app, "T.Int", None).await;
     app.begin_shutdown();
     assert!(events.next().await.is_none(), "the stream ends");
-    tokio::time::timeout(Duration::from_secs(10), app.stopped()).await.expect("server stops");
+    tokio::time::timeout(Duration::from_secs(10), app.stopped())
+        .await
+        .expect("server stops");
 }

@@ -9,7 +9,9 @@ use crate::helpers::TestDatabase;
 async fn fresh() -> (tempfile::TempDir, TestDatabase, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = TestDatabase::fresh(dir.path()).await;
-    let store = Store::open(&database.location()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    let store = Store::open(&database.location())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
     (dir, database, store)
 }
 
@@ -17,7 +19,8 @@ fn row(key: &str, value_json: &str, micros: i64, seq: u64) -> DatapointRow {
     DatapointRow {
         key: key.to_owned(),
         value_json: value_json.to_owned(),
-        update_time: OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).expect("time"),
+        update_time: OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+            .expect("time"),
         seq,
     }
 }
@@ -35,7 +38,13 @@ async fn migrations_apply_once_and_reopen_cleanly() {
     store.close().await;
     let again = Store::open(&database.location()).await.expect("reopen");
     assert_eq!(again.schema_version().await.expect("version"), 1);
-    assert!(again.load_datapoint_values().await.expect("load").is_empty());
+    assert!(
+        again
+            .load_datapoint_values()
+            .await
+            .expect("load")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -48,17 +57,27 @@ async fn values_round_trip_exactly() {
         row("D", "1.2345678901234567", 253_402_300_799_999_999, 4),
     ];
     store.write_datapoint_values(&rows).await.expect("write");
-    assert_eq!(sorted(store.load_datapoint_values().await.expect("load")), rows);
+    assert_eq!(
+        sorted(store.load_datapoint_values().await.expect("load")),
+        rows
+    );
 }
 
 #[tokio::test]
 async fn the_later_write_wins_within_and_across_batches() {
     let (_dir, _database, store) = fresh().await;
     store
-        .write_datapoint_values(&[row("A", "1", 10, 1), row("B", "2", 11, 2), row("A", "3", 12, 3)])
+        .write_datapoint_values(&[
+            row("A", "1", 10, 1),
+            row("B", "2", 11, 2),
+            row("A", "3", 12, 3),
+        ])
         .await
         .expect("batch with a repeated key");
-    store.write_datapoint_values(&[row("B", "4", 13, 4)]).await.expect("second batch");
+    store
+        .write_datapoint_values(&[row("B", "4", 13, 4)])
+        .await
+        .expect("second batch");
     assert_eq!(
         sorted(store.load_datapoint_values().await.expect("load")),
         vec![row("A", "3", 12, 3), row("B", "4", 13, 4)]
@@ -68,28 +87,45 @@ async fn the_later_write_wins_within_and_across_batches() {
 #[tokio::test]
 async fn empty_and_large_batches_work() {
     let (_dir, _database, store) = fresh().await;
-    store.write_datapoint_values(&[]).await.expect("empty batch");
-    let rows: Vec<_> = (0..2000).map(|n| row(&format!("K.{n:05}"), &n.to_string(), n, n as u64 + 1)).collect();
-    store.write_datapoint_values(&rows).await.expect("large batch");
-    assert_eq!(sorted(store.load_datapoint_values().await.expect("load")), rows);
+    store
+        .write_datapoint_values(&[])
+        .await
+        .expect("empty batch");
+    let rows: Vec<_> = (0..2000)
+        .map(|n| row(&format!("K.{n:05}"), &n.to_string(), n, n as u64 + 1))
+        .collect();
+    store
+        .write_datapoint_values(&rows)
+        .await
+        .expect("large batch");
+    assert_eq!(
+        sorted(store.load_datapoint_values().await.expect("load")),
+        rows
+    );
 }
 
 #[tokio::test]
 async fn a_schema_from_a_newer_portico_is_refused() {
     let (_dir, database, store) = fresh().await;
     store.close().await;
-    let insert = "INSERT INTO portico_migrations (version, name, applied_at_us) VALUES (999, 'future', 0)";
+    let insert =
+        "INSERT INTO portico_migrations (version, name, applied_at_us) VALUES (999, 'future', 0)";
     if database.is_postgres() {
         let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
         sqlx::query(insert).execute(&pool).await.expect("insert");
         pool.close().await;
     } else {
-        let pool = sqlx::SqlitePool::connect(&database.url).await.expect("connect");
+        let pool = sqlx::SqlitePool::connect(&database.url)
+            .await
+            .expect("connect");
         sqlx::query(insert).execute(&pool).await.expect("insert");
         pool.close().await;
     }
     match Store::open(&database.location()).await {
-        Err(StoreError::SchemaTooNew { found: 999, known: 1 }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 999,
+            known: 1,
+        }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
