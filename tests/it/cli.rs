@@ -115,3 +115,49 @@ fn serve_refuses_a_bad_configuration_before_binding() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/cert.pem"), "{err}");
 }
+
+#[test]
+fn json_logs_never_show_the_database_secret() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("dir");
+    let database = format!(
+        "sqlite://{}/portico.db?password=hunter2",
+        dir.path().display()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("PORTICO_DATABASE_URL", &database)
+        .env("PORTICO_LOG__FORMAT", "json")
+        .env("PORTICO_LOG__LEVEL", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start portico");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut lines = Vec::new();
+    // Start-up logs the configuration (debug), then generates the certificate (info).
+    for line in stderr.lines() {
+        let line = line.expect("log line");
+        let done = line.contains("generated a self-signed certificate");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("[redacted]")),
+        "the configuration is logged: {lines:?}"
+    );
+    for line in &lines {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            record["level"].is_string() && record["timestamp"].is_string(),
+            "{line}"
+        );
+        assert!(!line.contains("hunter2"), "the secret leaked: {line}");
+    }
+}

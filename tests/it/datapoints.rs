@@ -484,3 +484,95 @@ async fn concurrent_writes_are_all_acknowledged_and_ordered_by_update_time() {
         "{metrics}"
     );
 }
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+#[tokio::test]
+async fn hostile_bodies_never_get_a_5xx() {
+    let app = TestApp::spawn().await;
+    let mut noise = Noise(0x5eed_1234_abcd_0042);
+    let pieces = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"value\"",
+        ":",
+        ",",
+        "1",
+        "-0",
+        "1e999",
+        "1.5",
+        "true",
+        "null",
+        "\"Xentara\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "9223372036854775808",
+        " ",
+        "\n",
+        "\u{feff}",
+        "\"value\":",
+        "{\"value\":",
+        "ä",
+        "\\",
+        "\"",
+        "NaN",
+        "Infinity",
+        "0x10",
+        "+1",
+        ".5",
+    ];
+    let paths = [
+        "/api/v1/t/bool",
+        "/api/v1/t/int",
+        "/api/v1/t/float",
+        "/api/v1/t/string",
+        "/api/v1/t/bounded",
+    ];
+    let content_types = [
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("text/plain"),
+        None,
+    ];
+    for _ in 0..400 {
+        let body: String = (0..noise.next() % 12)
+            .map(|_| noise.pick(&pieces))
+            .collect();
+        let path = noise.pick(&paths);
+        let content_type = content_types[(noise.next() % 4) as usize];
+        let method = if noise.next() % 2 == 0 {
+            Method::PUT
+        } else {
+            Method::POST
+        };
+        let reply = app.send(method, path, content_type, body.clone()).await;
+        assert!(
+            reply.status.as_u16() < 500,
+            "{path} {content_type:?} {body:?} got {}: {}",
+            reply.status,
+            reply.text
+        );
+        if !reply.status.is_success() {
+            reply.assert_problem(
+                reply.status.as_u16(),
+                reply.json()["code"].as_str().unwrap_or(""),
+            );
+        }
+    }
+}

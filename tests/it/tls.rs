@@ -11,6 +11,17 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::helpers::{DATAPOINTS, TestApp, TestDatabase, client_for, test_config};
 
+/// Makes `leaf.key`: an EC P-256 private key in SEC1 form (`BEGIN EC PRIVATE KEY`).
+const SEC1_KEYGEN: &[&str] = &[
+    "ecparam",
+    "-name",
+    "prime256v1",
+    "-genkey",
+    "-noout",
+    "-out",
+    "leaf.key",
+];
+
 fn openssl(args: &[&str], dir: &Path) {
     let output = Command::new("openssl")
         .args(args)
@@ -223,19 +234,7 @@ async fn operator_certificates_work_with_pkcs8_pkcs1_and_sec1_keys() {
             &["genrsa", "-traditional", "-out", "leaf.key", "2048"],
             "BEGIN RSA PRIVATE KEY",
         ),
-        (
-            "SEC1",
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                "leaf.key",
-            ],
-            "BEGIN EC PRIVATE KEY",
-        ),
+        ("SEC1", SEC1_KEYGEN, "BEGIN EC PRIVATE KEY"),
     ];
     for (name, keygen, marker) in formats {
         let dir = Arc::new(tempfile::tempdir().expect("dir"));
@@ -268,18 +267,7 @@ async fn operator_certificates_work_with_pkcs8_pkcs1_and_sec1_keys() {
 #[tokio::test]
 async fn bad_pem_files_stop_start_up_with_the_file_and_the_problem() {
     let dir = tempfile::tempdir().expect("dir");
-    let (chain, key, _) = operator_files(
-        dir.path(),
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "leaf.key",
-        ],
-    );
+    let (chain, key, _) = operator_files(dir.path(), SEC1_KEYGEN);
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(
         &garbage,
