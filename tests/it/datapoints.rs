@@ -556,7 +556,7 @@ async fn hostile_bodies_never_get_a_5xx() {
             .collect();
         let path = noise.pick(&paths);
         let content_type = content_types[(noise.next() % 4) as usize];
-        let method = if noise.next() % 2 == 0 {
+        let method = if noise.next().is_multiple_of(2) {
             Method::PUT
         } else {
             Method::POST
