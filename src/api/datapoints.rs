@@ -165,7 +165,7 @@ fn describe(state: &AppState, id: DatapointId) -> DatapointOut {
         current: point
             .access
             .readable()
-            .then(|| ValueOut::from_sample(state.datapoints.current(id).as_ref())),
+            .then(|| ValueOut::from_sample(state.datapoints.current(id).as_deref())),
     }
 }
 

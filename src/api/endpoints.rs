@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -16,8 +17,8 @@ use super::AppState;
 use super::datapoints::ValueOut;
 use crate::auth::{Caller, Policy};
 use crate::config::Endpoint;
-use crate::datapoint::ValueError;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
+use crate::datapoint::{Sample, ValueError};
 use crate::error::{ApiError, ErrorCode};
 
 /// What an endpoint route needs to answer.
@@ -29,6 +30,25 @@ struct Binding {
     allow: &'static str,
     read_policy: Policy,
     write_policy: Policy,
+    /// The last `GET` answer and the write it shows (0: never written): a datapoint is read far
+    /// more often than written, so each write is rendered once, not once per read.
+    rendered: ArcSwap<(u64, Bytes)>,
+}
+
+impl Binding {
+    /// The `GET` answer for `sample`.
+    fn render(&self, sample: Option<&Sample>) -> Bytes {
+        let seq = sample.map_or(0, |s| s.seq);
+        let cached = self.rendered.load();
+        if cached.0 == seq && !cached.1.is_empty() {
+            // A copy, not a clone: cloning would make every reader touch one shared counter.
+            return Bytes::copy_from_slice(&cached.1);
+        }
+        let body =
+            Bytes::from(serde_json::to_vec(&ValueOut::from_sample(sample)).unwrap_or_default());
+        self.rendered.store(Arc::new((seq, body.clone())));
+        body
+    }
 }
 
 /// The route of one configured endpoint. Every method reaches the handler, which answers 405
@@ -52,6 +72,7 @@ pub fn route(datapoints: &Datapoints, endpoint: &Endpoint) -> MethodRouter<AppSt
         },
         read_policy: endpoint.read_policy.clone(),
         write_policy: endpoint.write_policy.clone(),
+        rendered: ArcSwap::from_pointee((0, Bytes::new())),
     });
     any(
         move |State(state): State<AppState>, caller: Caller, request: Request| {
@@ -75,8 +96,17 @@ async fn handle(
     match method {
         Method::GET | Method::HEAD if binding.readable => {
             binding.read_policy.authorize(caller).map_err(refused)?;
-            let current = state.datapoints.current(binding.id);
-            Ok(axum::Json(ValueOut::from_sample(current.as_ref())).into_response())
+            let body = state
+                .datapoints
+                .with_current(binding.id, |sample| binding.render(sample));
+            Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response())
         }
         Method::PUT | Method::POST if binding.writable => {
             binding.write_policy.authorize(caller).map_err(refused)?;

@@ -74,11 +74,15 @@ impl Location {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            let path = path.split('?').next().unwrap_or_default();
+            let (path, options) = path.split_once('?').unwrap_or((path, ""));
             if path.is_empty() {
                 return Err(
                     "an sqlite: URL needs a file path, e.g. sqlite://data/portico.db".into(),
                 );
+            }
+            if path.starts_with(":memory:") || options.contains("mode=memory") {
+                // Not durable, and each pooled connection would see its own empty database.
+                return Err("an in-memory SQLite database is not supported; name a file".into());
             }
             Ok(Location::Sqlite(PathBuf::from(path)))
         } else {

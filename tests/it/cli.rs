@@ -64,6 +64,7 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
             "declared twice",
         ),
         ("database_url = \"mysql://x\"\n", "database_url"),
+        ("database_url = \"sqlite::memory:\"\n", "in-memory"),
         ("[log]\nlevel = \"loud!\"\n", "log.level"),
         ("[tls]\ncert = \"a.pem\"\n", "tls.cert"),
         ("this is not toml", "portico.toml"),
