@@ -1,0 +1,356 @@
+//! Signature verification for each JWS algorithm with a key pinned to it.
+//!
+//! A [`VerifyingKey`] is built for exactly one [`Algorithm`] and refuses keys that the JOSE
+//! specifications forbid (HMAC keys shorter than the hash, RSA moduli under 2048 bits, EC points
+//! of the wrong length or encoding). The algorithm is never taken from the token: callers pick
+//! the key, the key decides the algorithm.
+//!
+//! Policy choices (each pinned by the Wycheproof conformance test):
+//! - ES256K accepts high-S signatures (s > n/2), as ECDSA and RFC 8812 do: other
+//!   implementations produce them about half the time, and refusing them breaks interoperability.
+//!   A signature is not a unique token identifier; nothing in Portico relies on that.
+//! - HMAC tags are compared whole, in constant time; JWS never truncates them.
+
+use std::fmt;
+
+use aws_lc_rs::{hmac, signature};
+
+/// A JWS signature algorithm (RFC 7518, RFC 8812 for ES256K, RFC 9864 for Ed25519/Ed448).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// HMAC with SHA-256.
+    Hs256,
+    /// HMAC with SHA-384.
+    Hs384,
+    /// HMAC with SHA-512.
+    Hs512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    Rs384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    Rs512,
+    /// RSASSA-PSS with SHA-256 and MGF1 with SHA-256.
+    Ps256,
+    /// RSASSA-PSS with SHA-384 and MGF1 with SHA-384.
+    Ps384,
+    /// RSASSA-PSS with SHA-512 and MGF1 with SHA-512.
+    Ps512,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+    /// ECDSA on secp256k1 with SHA-256.
+    Es256k,
+    /// ECDSA on P-384 with SHA-384.
+    Es384,
+    /// ECDSA on P-521 with SHA-512.
+    Es512,
+    /// EdDSA on Ed25519.
+    Ed25519,
+}
+
+impl Algorithm {
+    /// Every algorithm, in a stable order.
+    pub const ALL: &'static [Algorithm] = &[
+        Self::Hs256,
+        Self::Hs384,
+        Self::Hs512,
+        Self::Rs256,
+        Self::Rs384,
+        Self::Rs512,
+        Self::Ps256,
+        Self::Ps384,
+        Self::Ps512,
+        Self::Es256,
+        Self::Es256k,
+        Self::Es384,
+        Self::Es512,
+        Self::Ed25519,
+    ];
+
+    /// The `alg` name. (`EdDSA` in a token header names the family; the key's curve picks
+    /// [`Algorithm::Ed25519`].)
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::Hs384 => "HS384",
+            Self::Hs512 => "HS512",
+            Self::Rs256 => "RS256",
+            Self::Rs384 => "RS384",
+            Self::Rs512 => "RS512",
+            Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
+            Self::Es256 => "ES256",
+            Self::Es256k => "ES256K",
+            Self::Es384 => "ES384",
+            Self::Es512 => "ES512",
+            Self::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// Parses an exact `alg` name (case-sensitive, as RFC 7515 requires). `none` and every
+    /// unknown name are `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|alg| alg.name() == name)
+    }
+
+    /// For HMAC algorithms, the hash length in bytes (the shortest key allowed).
+    fn hmac_len(self) -> Option<usize> {
+        match self {
+            Self::Hs256 => Some(32),
+            Self::Hs384 => Some(48),
+            Self::Hs512 => Some(64),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The key's type does not go with the algorithm.
+    #[error("a {kind} key cannot be used with {alg}")]
+    WrongKind {
+        /// The kind of key offered.
+        kind: &'static str,
+        /// The algorithm it was pinned to.
+        alg: Algorithm,
+    },
+    /// An HMAC secret shorter than the hash (RFC 7518 section 3.2).
+    #[error("an {alg} secret needs at least {min} bytes; this one has {len}")]
+    HmacKeyTooShort {
+        /// The algorithm.
+        alg: Algorithm,
+        /// Bytes given.
+        len: usize,
+        /// Bytes required.
+        min: usize,
+    },
+    /// An RSA modulus outside 2048..=8192 bits.
+    #[error("RSA keys must have 2048 to 8192 bits; this one has {bits}")]
+    RsaKeySize {
+        /// The modulus size.
+        bits: usize,
+    },
+    /// A malformed public key.
+    #[error("{0}")]
+    Malformed(&'static str),
+}
+
+/// A key pinned to one algorithm, ready to verify signatures.
+pub struct VerifyingKey {
+    alg: Algorithm,
+    inner: Inner,
+}
+
+enum Inner {
+    /// Boxed: an aws-lc HMAC key holds its precomputed contexts (over a kilobyte).
+    Hmac(Box<hmac::Key>),
+    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
+    Public(signature::UnparsedPublicKey<Vec<u8>>),
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material: an HMAC key is a secret.
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// An HMAC secret for `alg` (HS256/384/512); at least as long as the hash.
+    pub fn hmac(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        let (Some(min), Some(algorithm)) = (alg.hmac_len(), hmac_algorithm(alg)) else {
+            return Err(KeyError::WrongKind {
+                kind: "symmetric",
+                alg,
+            });
+        };
+        if secret.len() < min {
+            return Err(KeyError::HmacKeyTooShort {
+                alg,
+                len: secret.len(),
+                min,
+            });
+        }
+        Ok(Self {
+            alg,
+            inner: Inner::Hmac(Box::new(hmac::Key::new(algorithm, secret))),
+        })
+    }
+
+    /// An RSA public key from its modulus and exponent (big-endian) for RS* or PS*.
+    pub fn rsa(alg: Algorithm, modulus: &[u8], exponent: &[u8]) -> Result<Self, KeyError> {
+        if rsa_algorithm(alg).is_none() {
+            return Err(KeyError::WrongKind { kind: "RSA", alg });
+        }
+        let n = strip_leading_zeros(modulus);
+        let e = strip_leading_zeros(exponent);
+        let bits = n
+            .first()
+            .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+        if !(2048..=8192).contains(&bits) {
+            return Err(KeyError::RsaKeySize { bits });
+        }
+        if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 {
+            return Err(KeyError::Malformed(
+                "the RSA exponent must be odd and fit in 32 bits",
+            ));
+        }
+        let components = signature::RsaPublicKeyComponents {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        };
+        Ok(Self {
+            alg,
+            inner: Inner::Rsa(components),
+        })
+    }
+
+    /// An EC public key as an uncompressed SEC1 point (`04 ‖ x ‖ y`) for ES256/ES256K/ES384/ES512.
+    pub fn ec(alg: Algorithm, point: &[u8]) -> Result<Self, KeyError> {
+        let (algorithm, coordinate) = match alg {
+            Algorithm::Es256 => (&signature::ECDSA_P256_SHA256_FIXED, 32),
+            Algorithm::Es256k => (&signature::ECDSA_P256K1_SHA256_FIXED, 32),
+            Algorithm::Es384 => (&signature::ECDSA_P384_SHA384_FIXED, 48),
+            Algorithm::Es512 => (&signature::ECDSA_P521_SHA512_FIXED, 66),
+            _ => return Err(KeyError::WrongKind { kind: "EC", alg }),
+        };
+        if point.len() != 1 + 2 * coordinate || point[0] != 0x04 {
+            return Err(KeyError::Malformed(
+                "an EC key must be an uncompressed point of its curve",
+            ));
+        }
+        let key = signature::UnparsedPublicKey::new(algorithm, point.to_vec());
+        Ok(Self {
+            alg,
+            inner: Inner::Public(key),
+        })
+    }
+
+    /// An Ed25519 public key (32 bytes).
+    pub fn ed25519(public: &[u8]) -> Result<Self, KeyError> {
+        if public.len() != 32 {
+            return Err(KeyError::Malformed("an Ed25519 public key has 32 bytes"));
+        }
+        let key = signature::UnparsedPublicKey::new(&signature::ED25519, public.to_vec());
+        Ok(Self {
+            alg: Algorithm::Ed25519,
+            inner: Inner::Public(key),
+        })
+    }
+
+    /// The algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Whether `signature` is this key's signature of `message` under its algorithm. ECDSA
+    /// signatures are the fixed-size `r ‖ s` JWS uses; DER-encoded ones do not verify.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.inner {
+            Inner::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            Inner::Rsa(components) => rsa_algorithm(self.alg)
+                .is_some_and(|algorithm| components.verify(algorithm, message, signature).is_ok()),
+            Inner::Public(key) => key.verify(message, signature).is_ok(),
+        }
+    }
+}
+
+fn hmac_algorithm(alg: Algorithm) -> Option<hmac::Algorithm> {
+    match alg {
+        Algorithm::Hs256 => Some(hmac::HMAC_SHA256),
+        Algorithm::Hs384 => Some(hmac::HMAC_SHA384),
+        Algorithm::Hs512 => Some(hmac::HMAC_SHA512),
+        _ => None,
+    }
+}
+
+fn rsa_algorithm(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
+    match alg {
+        Algorithm::Rs256 => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
+        Algorithm::Rs384 => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
+        Algorithm::Rs512 => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
+        Algorithm::Ps256 => Some(&signature::RSA_PSS_2048_8192_SHA256),
+        Algorithm::Ps384 => Some(&signature::RSA_PSS_2048_8192_SHA384),
+        Algorithm::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
+        _ => None,
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_exact_and_none_is_not_an_algorithm() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(alg.name()), Some(*alg));
+        }
+        for bad in [
+            "none", "None", "NONE", "nOnE", "hs256", "EdDSA", "ES256k", "", "RS1",
+        ] {
+            assert_eq!(Algorithm::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_pinned_to_their_algorithm_family() {
+        assert!(matches!(
+            VerifyingKey::hmac(Algorithm::Rs256, &[7; 64]),
+            Err(KeyError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            VerifyingKey::ec(Algorithm::Hs256, &[4; 65]),
+            Err(KeyError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            VerifyingKey::rsa(Algorithm::Es256, &[1; 256], &[1, 0, 1]),
+            Err(KeyError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn short_hmac_secrets_and_small_rsa_keys_are_refused() {
+        assert_eq!(
+            VerifyingKey::hmac(Algorithm::Hs512, &[7; 63]).err(),
+            Some(KeyError::HmacKeyTooShort {
+                alg: Algorithm::Hs512,
+                len: 63,
+                min: 64
+            })
+        );
+        assert!(VerifyingKey::hmac(Algorithm::Hs256, &[7; 32]).is_ok());
+        let mut modulus = vec![0xff; 128]; // 1024 bits
+        assert_eq!(
+            VerifyingKey::rsa(Algorithm::Rs256, &modulus, &[1, 0, 1]).err(),
+            Some(KeyError::RsaKeySize { bits: 1024 })
+        );
+        modulus = vec![0xff; 256];
+        assert!(VerifyingKey::rsa(Algorithm::Ps256, &modulus, &[1, 0, 1]).is_ok());
+        assert!(
+            VerifyingKey::rsa(Algorithm::Ps256, &modulus, &[1, 0, 0]).is_err(),
+            "even exponent"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let key = VerifyingKey::hmac(Algorithm::Hs256, b"a very secret shared key of 32 b")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{key:?}").contains("secret"));
+    }
+}
