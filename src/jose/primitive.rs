@@ -10,6 +10,10 @@
 //!   implementations produce them about half the time, and refusing them breaks interoperability.
 //!   A signature is not a unique token identifier; nothing in Portico relies on that.
 //! - HMAC tags are compared whole, in constant time; JWS never truncates them.
+//! - Ed448 (which aws-lc-rs lacks) uses `ed448-goldilocks`, whose point decoding ignores the
+//!   unused low bits of the last byte and does not check y < p. RFC 8032 section 5.2.3 requires
+//!   refusing such encodings, so [`VerifyingKey::ed448`] and the verifier check both for the
+//!   public key and for R before the crate sees them (Wycheproof ed448 tc63 to tc65).
 
 use std::fmt;
 
@@ -46,6 +50,8 @@ pub enum Algorithm {
     Es512,
     /// EdDSA on Ed25519.
     Ed25519,
+    /// EdDSA on Ed448.
+    Ed448,
 }
 
 impl Algorithm {
@@ -65,10 +71,11 @@ impl Algorithm {
         Self::Es384,
         Self::Es512,
         Self::Ed25519,
+        Self::Ed448,
     ];
 
     /// The `alg` name. (`EdDSA` in a token header names the family; the key's curve picks
-    /// [`Algorithm::Ed25519`].)
+    /// [`Algorithm::Ed25519`] or [`Algorithm::Ed448`].)
     pub fn name(self) -> &'static str {
         match self {
             Self::Hs256 => "HS256",
@@ -85,6 +92,7 @@ impl Algorithm {
             Self::Es384 => "ES384",
             Self::Es512 => "ES512",
             Self::Ed25519 => "Ed25519",
+            Self::Ed448 => "Ed448",
         }
     }
 
@@ -154,6 +162,7 @@ enum Inner {
     Hmac(Box<hmac::Key>),
     Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
     Public(signature::UnparsedPublicKey<Vec<u8>>),
+    Ed448(Box<ed448_goldilocks::VerifyingKey>),
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -248,6 +257,24 @@ impl VerifyingKey {
         })
     }
 
+    /// An Ed448 public key (57 bytes, RFC 8032 encoding).
+    pub fn ed448(public: &[u8]) -> Result<Self, KeyError> {
+        let encoding: &[u8; ED448_LEN] = public
+            .try_into()
+            .map_err(|_| KeyError::Malformed("an Ed448 public key has 57 bytes"))?;
+        if !is_canonical_ed448_point(encoding) {
+            return Err(KeyError::Malformed(
+                "the Ed448 public key is not a canonical encoding",
+            ));
+        }
+        let key = ed448_goldilocks::VerifyingKey::from_bytes(encoding)
+            .map_err(|_| KeyError::Malformed("the Ed448 public key is not a point of the curve"))?;
+        Ok(Self {
+            alg: Algorithm::Ed448,
+            inner: Inner::Ed448(Box::new(key)),
+        })
+    }
+
     /// The algorithm this key verifies.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
@@ -261,6 +288,18 @@ impl VerifyingKey {
             Inner::Rsa(components) => rsa_algorithm(self.alg)
                 .is_some_and(|algorithm| components.verify(algorithm, message, signature).is_ok()),
             Inner::Public(key) => key.verify(message, signature).is_ok(),
+            Inner::Ed448(key) => {
+                let Some(r) = signature
+                    .get(..ED448_LEN)
+                    .and_then(|r| <&[u8; ED448_LEN]>::try_from(r).ok())
+                else {
+                    return false;
+                };
+                signature.len() == 2 * ED448_LEN
+                    && is_canonical_ed448_point(r)
+                    && ed448_goldilocks::Signature::from_slice(signature)
+                        .is_ok_and(|signature| key.verify_raw(&signature, message).is_ok())
+            }
         }
     }
 }
@@ -284,6 +323,27 @@ fn rsa_algorithm(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
         Algorithm::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
         _ => None,
     }
+}
+
+/// Bytes in an encoded Ed448 point (and in each half of a signature).
+const ED448_LEN: usize = 57;
+
+/// RFC 8032 section 5.2.3: the last byte holds only the sign bit of x, and y (the first 56
+/// bytes, little-endian) is below p = 2^448 - 2^224 - 1.
+fn is_canonical_ed448_point(encoding: &[u8; ED448_LEN]) -> bool {
+    if encoding[56] & 0x7f != 0 {
+        return false;
+    }
+    // p in little-endian bytes: 28 x 0xff, 0xfe, 27 x 0xff. Compare from the top byte down.
+    let p_byte = |i: usize| if i == 28 { 0xfe } else { 0xff };
+    for i in (0..56).rev() {
+        match encoding[i].cmp(&p_byte(i)) {
+            std::cmp::Ordering::Less => return true,
+            std::cmp::Ordering::Greater => return false,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    false // y == p
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -345,6 +405,23 @@ mod tests {
             VerifyingKey::rsa(Algorithm::Ps256, &modulus, &[1, 0, 0]).is_err(),
             "even exponent"
         );
+    }
+
+    #[test]
+    fn non_canonical_ed448_encodings_are_refused() {
+        let mut y = [0u8; ED448_LEN];
+        y[0] = 1;
+        assert!(is_canonical_ed448_point(&y));
+        y[56] = 0x80; // the sign bit is allowed
+        assert!(is_canonical_ed448_point(&y));
+        y[56] = 0x81; // an unused bit is not
+        assert!(!is_canonical_ed448_point(&y));
+        let mut p = [0xffu8; ED448_LEN];
+        p[28] = 0xfe;
+        p[56] = 0;
+        assert!(!is_canonical_ed448_point(&p), "y = p");
+        p[0] = 0xfe;
+        assert!(is_canonical_ed448_point(&p), "y = p - 1");
     }
 
     #[test]

@@ -115,6 +115,12 @@ fn ed25519_vectors_agree() {
 }
 
 #[test]
+fn ed448_vectors_agree_including_non_canonical_encodings() {
+    let key = |group: &Json| VerifyingKey::ed448(&hex(field(&group["publicKey"], "pk"))).ok();
+    assert_eq!(check("ed448_test.json", key, no_acceptable_cases), 87);
+}
+
+#[test]
 fn rsa_pkcs1_vectors_agree() {
     // The one `acceptable` case per file is a DigestInfo without the NULL parameter. RFC 8017
     // allows verifiers to accept it; aws-lc-rs refuses it, and so does Portico: JWS signers
