@@ -371,6 +371,44 @@ impl Config {
                 problems.push(format!("key `limits.{name}` must be greater than 0"));
             }
         }
+        // Upper bounds keep every limit meaningful (and inside what the runtime can represent).
+        let ceilings = [
+            (
+                "max_body_bytes",
+                self.limits.max_body_bytes as u64,
+                64 * 1024 * 1024,
+            ),
+            (
+                "max_connections",
+                self.limits.max_connections as u64,
+                1_000_000,
+            ),
+            (
+                "tls_handshake_timeout_seconds",
+                self.limits.tls_handshake_timeout_seconds,
+                3600,
+            ),
+            (
+                "header_read_timeout_seconds",
+                self.limits.header_read_timeout_seconds,
+                3600,
+            ),
+            (
+                "body_read_timeout_seconds",
+                self.limits.body_read_timeout_seconds,
+                3600,
+            ),
+            (
+                "shutdown_grace_seconds",
+                self.limits.shutdown_grace_seconds,
+                3600,
+            ),
+        ];
+        for (name, value, ceiling) in ceilings {
+            if value > ceiling {
+                problems.push(format!("key `limits.{name}` must be at most {ceiling}"));
+            }
+        }
         let datapoints = self.check_datapoints(&mut problems);
         let endpoints = self.check_endpoints(&datapoints, &mut problems);
         if problems.is_empty() {
@@ -398,6 +436,11 @@ impl Config {
             if !seen.insert(key.clone()) {
                 problems.push(format!(
                     "key `{at}.key`: datapoint `{key}` is declared twice"
+                ));
+            }
+            if raw.min.is_some_and(|b| !b.is_finite()) || raw.max.is_some_and(|b| !b.is_finite()) {
+                problems.push(format!(
+                    "key `{at}`: `min` and `max` must be finite numbers"
                 ));
             }
             let numeric = matches!(raw.value_type, ValueType::Int | ValueType::Float);

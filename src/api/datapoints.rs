@@ -252,6 +252,7 @@ pub async fn events(
         id,
         key,
         last_sent: last_seen,
+        started: false,
         state,
     };
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
@@ -267,14 +268,20 @@ struct Follow {
     id: DatapointId,
     key: String,
     last_sent: u64,
+    started: bool,
     state: AppState,
 }
 
 impl Follow {
-    /// The next event to send; `None` ends the stream (shutdown).
+    /// The next event to send; `None` ends the stream (shutdown). The current value is sent
+    /// only first and after a lag: otherwise every write arrives as its own event, even when
+    /// several land between two polls.
     async fn next(&mut self) -> Option<SseEvent> {
-        if let Some(event) = self.current_if_newer() {
-            return Some(event);
+        if !self.started {
+            self.started = true;
+            if let Some(event) = self.current_if_newer() {
+                return Some(event);
+            }
         }
         loop {
             if *self.shutdown.borrow() {

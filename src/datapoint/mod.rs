@@ -235,7 +235,15 @@ impl Datapoint {
     pub fn accept(&self, literal: &str) -> Result<Value, ValueError> {
         let value = Value::from_json_literal(literal, self.value_type)?;
         match &value {
-            Value::Int(n) => self.check_range(*n as f64, &n.to_string())?,
+            Value::Int(n) => {
+                // Exact for every i64: an integer is below `min` iff it is below ceil(min).
+                let wide = i128::from(*n);
+                let below = self.min.is_some_and(|min| wide < min.ceil() as i128);
+                let above = self.max.is_some_and(|max| wide > max.floor() as i128);
+                if below || above {
+                    return Err(self.out_of_range(&n.to_string()));
+                }
+            }
             Value::Float(x) => self.check_range(*x, &x.to_string())?,
             Value::String(s) => {
                 let length = s.chars().count();
@@ -255,13 +263,17 @@ impl Datapoint {
         let below = self.min.is_some_and(|min| number < min);
         let above = self.max.is_some_and(|max| number > max);
         if below || above {
-            let bound = |b: Option<f64>, inf: &str| b.map_or(inf.to_owned(), |b| b.to_string());
-            return Err(ValueError::ValueOutOfRange {
-                value: shown.to_owned(),
-                range: format!("[{}, {}]", bound(self.min, "-inf"), bound(self.max, "+inf")),
-            });
+            return Err(self.out_of_range(shown));
         }
         Ok(())
+    }
+
+    fn out_of_range(&self, shown: &str) -> ValueError {
+        let bound = |b: Option<f64>, inf: &str| b.map_or(inf.to_owned(), |b| b.to_string());
+        ValueError::ValueOutOfRange {
+            value: shown.to_owned(),
+            range: format!("[{}, {}]", bound(self.min, "-inf"), bound(self.max, "+inf")),
+        }
     }
 }
 
@@ -373,6 +385,17 @@ mod tests {
         assert!(matches!(
             short.accept("\"abcd\""),
             Err(ValueError::StringTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn integer_bounds_compare_exactly_near_two_to_the_53() {
+        let mut bounded = point(ValueType::Int);
+        bounded.max = Some(9_007_199_254_740_992.0); // 2^53
+        assert!(bounded.accept("9007199254740992").is_ok());
+        assert!(matches!(
+            bounded.accept("9007199254740993"),
+            Err(ValueError::ValueOutOfRange { .. })
         ));
     }
 

@@ -1,5 +1,6 @@
-//! The PostgreSQL backend. Several Portico nodes may share one database: migrations run under
-//! an advisory lock, and every write is a single statement per batch.
+//! The PostgreSQL backend. Migrations run under an advisory lock, so concurrent starts are
+//! safe, and every write batch is a single statement. One Portico node per database for now:
+//! each node keeps its own in-memory values and sequence numbers (multi-node is roadmap item 9).
 
 use std::time::Duration;
 

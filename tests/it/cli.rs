@@ -66,6 +66,14 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
         ("database_url = \"mysql://x\"\n", "database_url"),
         ("database_url = \"sqlite::memory:\"\n", "in-memory"),
         ("[log]\nlevel = \"loud!\"\n", "log.level"),
+        (
+            "[limits]\nmax_connections = 10000000000\n",
+            "limits.max_connections",
+        ),
+        (
+            "[[datapoint]]\nkey = \"A\"\ntype = \"float\"\nmax = nan\n",
+            "finite",
+        ),
         ("[tls]\ncert = \"a.pem\"\n", "tls.cert"),
         ("this is not toml", "portico.toml"),
     ];

@@ -160,3 +160,33 @@ async fn streams_end_when_the_server_shuts_down() {
         .await
         .expect("server stops");
 }
+
+#[tokio::test]
+async fn a_burst_of_writes_arrives_as_one_event_each_in_order() {
+    let app = TestApp::spawn().await;
+    let mut events = EventReader::open(&app, "T.Int", None).await;
+    // Concurrent writes land in shared commit batches, several between two polls of the stream.
+    let writes = (0..50).map(|n| {
+        let app = &app;
+        async move {
+            app.put_json("/api/v1/t/int", &format!(r#"{{"value":{n}}}"#))
+                .await
+        }
+    });
+    for reply in futures_util::future::join_all(writes).await {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let mut ids = Vec::new();
+    let mut values = Vec::new();
+    for _ in 0..50 {
+        let event = events.next().await.expect("one event per write");
+        ids.push(event.id.parse::<u64>().expect("id"));
+        values.push(event.data["value"].as_i64().expect("int"));
+    }
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive ids: {ids:?}"
+    );
+    values.sort_unstable();
+    assert_eq!(values, (0..50).collect::<Vec<i64>>());
+}
