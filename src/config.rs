@@ -294,24 +294,10 @@ impl Config {
             None => toml::Table::new(),
         };
         let from_env = overlay_env(&mut table, env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
-                let key = error.path().to_string();
-                let origin = from_env
-                    .iter()
-                    .find(|(path, _)| key == *path || key.starts_with(&format!("{path}.")))
-                    .map(|(_, var)| format!(" (set by environment variable {var})"))
-                    .unwrap_or_default();
-                let place = match file {
-                    Some(path) => format!("{}: ", path.display()),
-                    None => String::new(),
-                };
-                ConfigError::one(format!(
-                    "{place}key `{key}`{origin}: {}",
-                    error.into_inner()
-                ))
-            })?;
-        Ok(config)
+        let place = file
+            .map(|path| format!("{}: ", path.display()))
+            .unwrap_or_default();
+        from_table(table, &place, &from_env)
     }
 
     /// Loads a configuration file alone, ignoring the environment (reproducible output).
@@ -323,10 +309,7 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let table =
             toml::from_str::<toml::Table>(text).map_err(|e| ConfigError::one(e.to_string()))?;
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
-            let key = error.path().to_string();
-            ConfigError::one(format!("key `{key}`: {}", error.into_inner()))
-        })
+        from_table(table, "", &[])
     }
 
     /// Where the store lives.
@@ -518,6 +501,27 @@ impl Config {
         }
         checked
     }
+}
+
+/// Deserializes the merged table, naming the key of any error (and the environment variable
+/// that set it, if one did); `place` prefixes the message, e.g. the file name.
+fn from_table(
+    table: toml::Table,
+    place: &str,
+    from_env: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let key = error.path().to_string();
+        let origin = from_env
+            .iter()
+            .find(|(path, _)| key == *path || key.starts_with(&format!("{path}.")))
+            .map(|(_, var)| format!(" (set by environment variable {var})"))
+            .unwrap_or_default();
+        ConfigError::one(format!(
+            "{place}key `{key}`{origin}: {}",
+            error.into_inner()
+        ))
+    })
 }
 
 /// Every directive names a level: `info`, or `target=level`. (A bare word would silently enable

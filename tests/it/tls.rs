@@ -11,16 +11,18 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::helpers::{DATAPOINTS, TestApp, TestDatabase, client_for, test_config};
 
-/// Makes `leaf.key`: an EC P-256 private key in SEC1 form (`BEGIN EC PRIVATE KEY`).
-const SEC1_KEYGEN: &[&str] = &[
-    "ecparam",
-    "-name",
-    "prime256v1",
-    "-genkey",
-    "-noout",
-    "-out",
-    "leaf.key",
-];
+/// Makes `out`: an EC P-256 private key in SEC1 form (`BEGIN EC PRIVATE KEY`).
+fn sec1_keygen(out: &str) -> [&str; 7] {
+    [
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        out,
+    ]
+}
 
 fn openssl(args: &[&str], dir: &Path) {
     let output = Command::new("openssl")
@@ -234,7 +236,7 @@ async fn operator_certificates_work_with_pkcs8_pkcs1_and_sec1_keys() {
             &["genrsa", "-traditional", "-out", "leaf.key", "2048"],
             "BEGIN RSA PRIVATE KEY",
         ),
-        ("SEC1", SEC1_KEYGEN, "BEGIN EC PRIVATE KEY"),
+        ("SEC1", &sec1_keygen("leaf.key"), "BEGIN EC PRIVATE KEY"),
     ];
     for (name, keygen, marker) in formats {
         let dir = Arc::new(tempfile::tempdir().expect("dir"));
@@ -267,7 +269,7 @@ async fn operator_certificates_work_with_pkcs8_pkcs1_and_sec1_keys() {
 #[tokio::test]
 async fn bad_pem_files_stop_start_up_with_the_file_and_the_problem() {
     let dir = tempfile::tempdir().expect("dir");
-    let (chain, key, _) = operator_files(dir.path(), SEC1_KEYGEN);
+    let (chain, key, _) = operator_files(dir.path(), &sec1_keygen("leaf.key"));
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(
         &garbage,
@@ -277,18 +279,7 @@ async fn bad_pem_files_stop_start_up_with_the_file_and_the_problem() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "nothing PEM here\n").expect("write");
     let other_key = dir.path().join("other.key");
-    openssl(
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "other.key",
-        ],
-        dir.path(),
-    );
+    openssl(&sec1_keygen("other.key"), dir.path());
     let missing = dir.path().join("missing.pem");
     let cases = [
         (&garbage, &key, "tls.cert", "garbage.pem", "base64"),
