@@ -8,9 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::auth::Policy;
+use crate::clock::{Clock, SystemClock};
+pub use crate::jose::issuer::IssuerConfig;
+use crate::jose::issuer::Issuer;
 use crate::datapoint::{Access, Datapoint, DatapointKey, ValueType};
 use crate::store::Location;
 
@@ -64,6 +69,69 @@ pub struct Config {
     /// Named endpoints mapped to datapoints (`[[endpoint]]`).
     #[serde(rename = "endpoint")]
     pub endpoints: Vec<EndpointConfig>,
+    /// Bearer-token settings and default policies.
+    pub auth: AuthConfig,
+    /// Trusted token issuers (`[[issuer]]`).
+    #[serde(rename = "issuer")]
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// `[auth]`: bearer tokens and the policies of routes that do not set their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The `realm` of `WWW-Authenticate` challenges.
+    pub realm: String,
+    /// The longest token accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// How many verified tokens are remembered (0 turns the cache off).
+    pub token_cache_entries: usize,
+    /// Who may read an endpoint that sets no `read` policy.
+    pub default_read: PolicyConfig,
+    /// Who may write an endpoint that sets no `write` policy.
+    pub default_write: PolicyConfig,
+    /// Who may read the native datapoint API (`/api/v1/datapoints…`); default `default_read`.
+    pub api_read: Option<PolicyConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            realm: "portico".into(),
+            max_token_bytes: crate::jose::jws::DEFAULT_MAX_TOKEN_BYTES,
+            token_cache_entries: 10_000,
+            default_read: PolicyConfig::Named("open".into()),
+            default_write: PolicyConfig::Named("open".into()),
+            api_read: None,
+        }
+    }
+}
+
+/// A policy as written: `"open"`, `"authenticated"`, or a list of permissions all required.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PolicyConfig {
+    /// `"open"` or `"authenticated"`.
+    Named(String),
+    /// Permissions, every one required.
+    Permissions(Vec<String>),
+}
+
+impl PolicyConfig {
+    fn check(&self) -> Result<Policy, String> {
+        match self {
+            Self::Named(name) if name == "open" => Ok(Policy::Open),
+            Self::Named(name) if name == "authenticated" => Ok(Policy::Authenticated),
+            Self::Named(name) => Err(format!(
+                "`{name}` is not a policy: use \"open\", \"authenticated\" or a list of \
+                 permissions such as [\"plant:read\"]"
+            )),
+            Self::Permissions(list) if list.is_empty() || list.iter().any(|p| p.is_empty()) => Err(
+                "a permission list needs at least one permission, none of them empty".into(),
+            ),
+            Self::Permissions(list) => Ok(Policy::AllOf(list.clone().into())),
+        }
+    }
 }
 
 impl Default for Config {
@@ -77,6 +145,8 @@ impl Default for Config {
             limits: Limits::default(),
             datapoints: Vec::new(),
             endpoints: Vec::new(),
+            auth: AuthConfig::default(),
+            issuers: Vec::new(),
         }
     }
 }
@@ -204,6 +274,10 @@ pub struct EndpointConfig {
     pub datapoint: String,
     /// Description, for the OpenAPI document.
     pub description: Option<String>,
+    /// Who may read (`GET`); default `auth.default_read`.
+    pub read: Option<PolicyConfig>,
+    /// Who may write (`PUT`/`POST`); default `auth.default_write`.
+    pub write: Option<PolicyConfig>,
 }
 
 /// A checked endpoint.
@@ -215,9 +289,9 @@ pub struct Endpoint {
     pub datapoint: DatapointKey,
     /// Description.
     pub description: Option<String>,
-    /// Who may read (open until bearer tokens are configured).
+    /// Who may read.
     pub read_policy: Policy,
-    /// Who may write (open until bearer tokens are configured).
+    /// Who may write.
     pub write_policy: Policy,
 }
 
@@ -228,6 +302,10 @@ pub struct Catalog {
     pub datapoints: Vec<Datapoint>,
     /// Endpoints, in declaration order.
     pub endpoints: Vec<Endpoint>,
+    /// Trusted issuers, keys loaded (remote ones not yet fetched).
+    pub issuers: Vec<Arc<Issuer>>,
+    /// The native datapoint API's read policy.
+    pub api_read: Policy,
 }
 
 /// Paths (and everything below them) that belong to Portico itself and its compatibility
@@ -323,6 +401,11 @@ impl Config {
 
     /// Checks everything that types alone cannot, reporting every problem at once.
     pub fn validate(&self) -> Result<Catalog, ConfigError> {
+        self.validate_with(Arc::new(SystemClock))
+    }
+
+    /// [`Self::validate`], with the clock remote key sets use for their refresh cooldown.
+    pub fn validate_with(&self, clock: Arc<dyn Clock>) -> Result<Catalog, ConfigError> {
         let mut problems = Vec::new();
         if let Err(e) = self.store_location() {
             problems.extend(e.problems);
@@ -393,11 +476,30 @@ impl Config {
             }
         }
         let datapoints = self.check_datapoints(&mut problems);
-        let endpoints = self.check_endpoints(&datapoints, &mut problems);
+        let (default_read, default_write, api_read) = self.check_auth(&mut problems);
+        let endpoints = self.check_endpoints(
+            &datapoints,
+            (&default_read, &default_write),
+            &mut problems,
+        );
+        let issuers = self.check_issuers(clock, &mut problems);
+        let protected = endpoints
+            .iter()
+            .flat_map(|e| [&e.read_policy, &e.write_policy])
+            .chain([&api_read])
+            .any(|policy| !policy.is_open());
+        if protected && issuers.is_empty() {
+            problems.push(
+                "a policy requires a token, but no `[[issuer]]` is configured to verify one"
+                    .into(),
+            );
+        }
         if problems.is_empty() {
             Ok(Catalog {
                 datapoints,
                 endpoints,
+                issuers,
+                api_read,
             })
         } else {
             Err(ConfigError { problems })
@@ -461,9 +563,55 @@ impl Config {
         checked
     }
 
+    fn check_auth(&self, problems: &mut Vec<String>) -> (Policy, Policy, Policy) {
+        let auth = &self.auth;
+        if auth.realm.is_empty() || !auth.realm.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+            problems.push("key `auth.realm` must be printable ASCII without quotes or backslashes".into());
+        }
+        if !(1024..=64 * 1024).contains(&auth.max_token_bytes) {
+            problems.push("key `auth.max_token_bytes` must be between 1024 and 65536".into());
+        }
+        if auth.token_cache_entries > 10_000_000 {
+            problems.push("key `auth.token_cache_entries` must be at most 10000000".into());
+        }
+        let mut policy = |name: &str, config: &PolicyConfig| {
+            config.check().unwrap_or_else(|e| {
+                problems.push(format!("key `auth.{name}`: {e}"));
+                Policy::Open
+            })
+        };
+        let read = policy("default_read", &auth.default_read);
+        let write = policy("default_write", &auth.default_write);
+        let api_read = match &auth.api_read {
+            Some(config) => policy("api_read", config),
+            None => read.clone(),
+        };
+        (read, write, api_read)
+    }
+
+    fn check_issuers(&self, clock: Arc<dyn Clock>, problems: &mut Vec<String>) -> Vec<Arc<Issuer>> {
+        let mut seen = HashSet::new();
+        let mut issuers = Vec::new();
+        for (n, raw) in self.issuers.iter().enumerate() {
+            let at = format!("issuer[{n}]");
+            if !seen.insert(raw.issuer.as_str()) {
+                problems.push(format!(
+                    "key `{at}.issuer`: `{}` is configured twice",
+                    raw.issuer
+                ));
+            }
+            match Issuer::from_config(raw, &at, clock.clone()) {
+                Ok(issuer) => issuers.push(Arc::new(issuer)),
+                Err(found) => problems.extend(found),
+            }
+        }
+        issuers
+    }
+
     fn check_endpoints(
         &self,
         datapoints: &[Datapoint],
+        defaults: (&Policy, &Policy),
         problems: &mut Vec<String>,
     ) -> Vec<Endpoint> {
         let keys: HashSet<&str> = datapoints.iter().map(|d| d.key.as_str()).collect();
@@ -491,12 +639,24 @@ impl Config {
             let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else {
                 continue;
             };
+            let mut policy = |name: &str, config: &Option<PolicyConfig>, default: &Policy| {
+                match config.as_ref().map(PolicyConfig::check) {
+                    None => default.clone(),
+                    Some(Ok(policy)) => policy,
+                    Some(Err(e)) => {
+                        problems.push(format!("key `{at}.{name}`: {e}"));
+                        Policy::Open
+                    }
+                }
+            };
+            let read_policy = policy("read", &raw.read, defaults.0);
+            let write_policy = policy("write", &raw.write, defaults.1);
             checked.push(Endpoint {
                 path: raw.path.clone(),
                 datapoint,
                 description: raw.description.clone(),
-                read_policy: Policy::Open,
-                write_policy: Policy::Open,
+                read_policy,
+                write_policy,
             });
         }
         checked

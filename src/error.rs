@@ -1,7 +1,7 @@
 //! The native API's error type and its one table of stable error codes, answered as RFC 9457
 //! `application/problem+json`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -47,6 +47,14 @@ pub enum ErrorCode {
     UnknownDatapoint,
     /// The caller is known but may not do this.
     Forbidden,
+    /// The resource needs a bearer token and the request has none.
+    Unauthenticated,
+    /// The bearer token was refused (expired, bad signature, untrusted issuer, …).
+    InvalidToken,
+    /// The token is valid but lacks a permission the resource needs.
+    InsufficientScope,
+    /// The `Authorization` header is malformed.
+    InvalidAuthorization,
     /// The store cannot be reached or the server is shutting down; retry later.
     Unavailable,
     /// A bug: the server failed in a way it did not expect. Details are in its log.
@@ -74,6 +82,10 @@ impl ErrorCode {
         Self::StringTooLong,
         Self::UnknownDatapoint,
         Self::Forbidden,
+        Self::Unauthenticated,
+        Self::InvalidToken,
+        Self::InsufficientScope,
+        Self::InvalidAuthorization,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -87,8 +99,9 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            MalformedJson | IncompleteBody => StatusCode::BAD_REQUEST,
-            Forbidden => StatusCode::FORBIDDEN,
+            MalformedJson | IncompleteBody | InvalidAuthorization => StatusCode::BAD_REQUEST,
+            Unauthenticated | InvalidToken => StatusCode::UNAUTHORIZED,
+            Forbidden | InsufficientScope => StatusCode::FORBIDDEN,
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
             | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -110,6 +123,10 @@ impl ErrorCode {
             IncompleteBody => "Incomplete body",
             MalformedJson => "Malformed JSON",
             Forbidden => "Forbidden",
+            Unauthenticated => "Authentication required",
+            InvalidToken => "Invalid token",
+            InsufficientScope => "Insufficient scope",
+            InvalidAuthorization => "Malformed Authorization header",
             BodyNotObject => "Body is not a JSON object",
             MissingValue => "Missing value",
             UnknownField => "Unknown field",
@@ -137,6 +154,10 @@ impl ErrorCode {
             IncompleteBody => "incomplete_body",
             MalformedJson => "malformed_json",
             Forbidden => "forbidden",
+            Unauthenticated => "unauthenticated",
+            InvalidToken => "invalid_token",
+            InsufficientScope => "insufficient_scope",
+            InvalidAuthorization => "invalid_authorization",
             BodyNotObject => "body_not_object",
             MissingValue => "missing_value",
             UnknownField => "unknown_field",
@@ -174,7 +195,7 @@ pub struct ProblemOut {
 pub struct ApiError {
     code: ErrorCode,
     detail: String,
-    allow: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -183,18 +204,26 @@ impl ApiError {
         Self {
             code,
             detail: detail.into(),
-            allow: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header (`Allow`, `WWW-Authenticate`, …).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// A 405 naming the methods that the resource does accept.
     pub fn method_not_allowed(method: &axum::http::Method, allow: &str) -> Self {
-        let mut error = Self::new(
+        let error = Self::new(
             ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here; allowed methods: {allow}."),
         );
-        error.allow = HeaderValue::from_str(allow).ok();
-        error
+        match HeaderValue::from_str(allow) {
+            Ok(value) => error.with_header(header::ALLOW, value),
+            Err(_) => error,
+        }
     }
 
     /// A bug or an unexpected failure. The cause is logged here, and the client gets a bare 500.
@@ -234,8 +263,8 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, allow);
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         response
     }

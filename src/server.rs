@@ -18,6 +18,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, AppState, Shared};
 use crate::clock::{Clock, SystemClock};
+use crate::jose::issuer::{Issuer, Keys};
+use crate::jose::verifier::Verifier;
 use crate::config::{Config, ConfigError, Limits};
 use crate::datapoint::registry::Datapoints;
 use crate::events::EventBus;
@@ -54,6 +56,31 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
 }
 
+/// Fetches each remote key set now and then on its schedule, until shutdown.
+fn start_key_refresh(issuers: &[Arc<Issuer>], shutdown: &watch::Receiver<bool>) {
+    for issuer in issuers {
+        if !matches!(issuer.keys, Keys::Remote(_)) {
+            continue;
+        }
+        let issuer = issuer.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Keys::Remote(remote) = &issuer.keys else {
+                return;
+            };
+            let mut ticks = tokio::time::interval(remote.refresh_every());
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let stopping = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() };
+                tokio::select! {
+                    _ = ticks.tick() => remote.refresh().await,
+                    _ = stopping => return,
+                }
+            }
+        });
+    }
+}
+
 impl Server {
     /// Builds a server on the system clock.
     pub async fn build(config: Config) -> Result<Self, StartError> {
@@ -65,7 +92,7 @@ impl Server {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        let catalog = config.validate()?;
+        let catalog = config.validate_with(clock.clone())?;
         let location = config.store_location()?;
         create_private_dir(&config.data_dir)?;
         let tls = match config.tls.enabled {
@@ -92,7 +119,18 @@ impl Server {
             .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
         let limits = Arc::new(config.limits.clone());
         let (shutdown, shutdown_seen) = watch::channel(false);
+        start_key_refresh(&catalog.issuers, &shutdown_seen);
+        let auth = crate::auth::Auth {
+            realm: config.auth.realm.clone(),
+            verifier: Verifier::new(
+                catalog.issuers.clone(),
+                config.auth.max_token_bytes,
+                config.auth.token_cache_entries,
+            ),
+            api_read: catalog.api_read.clone(),
+        };
         let state = AppState::from(Shared {
+            auth,
             datapoints,
             store,
             events,

@@ -19,6 +19,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::AppState;
+use crate::auth::Caller;
 use crate::datapoint::registry::DatapointId;
 use crate::datapoint::{Access, Sample, Value, ValueType};
 use crate::error::{ApiError, ErrorCode, ProblemOut};
@@ -181,13 +182,26 @@ fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
 /// Lists every datapoint with its metadata and current value.
 #[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints",
     responses((status = 200, description = "The datapoints.", body = DatapointListOut)))]
-pub async fn list(State(state): State<AppState>) -> Json<DatapointListOut> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<DatapointListOut>, ApiError> {
+    may_read(&state, &caller)?;
     let datapoints = state
         .datapoints
         .ids()
         .map(|id| describe(&state, id))
         .collect();
-    Json(DatapointListOut { datapoints })
+    Ok(Json(DatapointListOut { datapoints }))
+}
+
+/// The native API's reads follow `auth.api_read`.
+fn may_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    state
+        .auth
+        .api_read
+        .authorize(caller)
+        .map_err(|refused| refused.into_error(&state.auth.realm))
 }
 
 /// One datapoint with its metadata and current value.
@@ -199,8 +213,10 @@ pub async fn list(State(state): State<AppState>) -> Json<DatapointListOut> {
             content_type = "application/problem+json")))]
 pub async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> Result<Json<DatapointOut>, ApiError> {
+    may_read(&state, &caller)?;
     let id = find(&state, &key)?;
     Ok(Json(describe(&state, id)))
 }
@@ -233,9 +249,11 @@ pub struct DatapointWrittenOut {
             content_type = "application/problem+json")))]
 pub async fn events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    may_read(&state, &caller)?;
     let id = find(&state, &key)?;
     if !state.datapoints.datapoint(id).access.readable() {
         return Err(ApiError::method_not_allowed(&Method::GET, ""));

@@ -95,7 +95,10 @@ async fn handle(
     let method = request.method().clone();
     match method {
         Method::GET | Method::HEAD if binding.readable => {
-            binding.read_policy.authorize(caller).map_err(refused)?;
+            binding
+                .read_policy
+                .authorize(caller)
+                .map_err(|refused| refused.into_error(&state.auth.realm))?;
             let body = state
                 .datapoints
                 .with_current(binding.id, |sample| binding.render(sample));
@@ -109,7 +112,10 @@ async fn handle(
                 .into_response())
         }
         Method::PUT | Method::POST if binding.writable => {
-            binding.write_policy.authorize(caller).map_err(refused)?;
+            binding
+                .write_policy
+                .authorize(caller)
+                .map_err(|refused| refused.into_error(&state.auth.realm))?;
             let (parts, body) = request.into_parts();
             let literal = read_value(state, &parts.headers, body).await?;
             let datapoint = state.datapoints.datapoint(binding.id);
@@ -141,10 +147,6 @@ async fn handle(
             .into_response()),
         _ => Err(ApiError::method_not_allowed(&method, binding.allow)),
     }
-}
-
-fn refused(_: crate::auth::Refused) -> ApiError {
-    ApiError::new(ErrorCode::Forbidden, "The caller may not do this.")
 }
 
 fn rejected(error: &ValueError) -> ApiError {

@@ -61,6 +61,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// The OpenAPI document, serialized once at start-up.
     pub openapi_json: Bytes,
+    /// Bearer-token verification and the native API's policy.
+    pub auth: crate::auth::Auth,
     /// Becomes `true` when the server starts shutting down; long-lived responses end then.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -1,7 +1,15 @@
-//! JOSE: verifying signed tokens (JWS, RFC 7515) from trusted issuers.
+//! JOSE: verifying signed tokens (JWS, RFC 7515; JWT, RFC 7519) from trusted issuers.
 //!
 //! Built in layers. [`primitive`] verifies one signature with one key pinned to one algorithm,
-//! using aws-lc-rs; nothing above it does cryptographic arithmetic. Compact JWS parsing, JWK and
-//! PEM key loading, claims and issuers are built on top of it.
+//! using aws-lc-rs (and `ed448-goldilocks` for Ed448); nothing above it does cryptographic
+//! arithmetic. [`jws`] parses compact tokens strictly; [`keys`] and [`pem`] load keys and pin
+//! them; [`claims`] checks claims; [`issuer`] holds the trusted issuers and fetches remote key
+//! sets; [`verifier`] puts it together with a cache of verified tokens.
 
+pub mod claims;
+pub mod issuer;
+pub mod jws;
+pub mod keys;
+pub mod pem;
 pub mod primitive;
+pub mod verifier;

@@ -160,8 +160,8 @@ pub struct VerifyingKey {
 enum Inner {
     /// Boxed: an aws-lc HMAC key holds its precomputed contexts (over a kilobyte).
     Hmac(Box<hmac::Key>),
-    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
-    Public(signature::UnparsedPublicKey<Vec<u8>>),
+    /// RSA, ECDSA and Ed25519 keys, parsed and checked once when the key is built.
+    Parsed(signature::ParsedPublicKey),
     Ed448(Box<ed448_goldilocks::VerifyingKey>),
 }
 
@@ -209,18 +209,24 @@ impl VerifyingKey {
         if !(2048..=8192).contains(&bits) {
             return Err(KeyError::RsaKeySize { bits });
         }
-        if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 {
+        // e = 1 makes every "signature" its own message (Wycheproof's exponentOne key).
+        if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 || e == [1] {
             return Err(KeyError::Malformed(
-                "the RSA exponent must be odd and fit in 32 bits",
+                "the RSA exponent must be odd, at least 3 and fit in 32 bits",
             ));
         }
-        let components = signature::RsaPublicKeyComponents {
-            n: n.to_vec(),
-            e: e.to_vec(),
-        };
+        if is_roca_modulus(n) {
+            return Err(KeyError::Malformed(
+                "the RSA key was made by a generator with the ROCA flaw (CVE-2017-15361); its \
+                 private key can be computed from it",
+            ));
+        }
+        let params = rsa_algorithm(alg).ok_or(KeyError::WrongKind { kind: "RSA", alg })?;
+        let key = signature::ParsedPublicKey::new(params, rsa_public_key_der(n, e))
+            .map_err(|_| KeyError::Malformed("the RSA public key is not valid"))?;
         Ok(Self {
             alg,
-            inner: Inner::Rsa(components),
+            inner: Inner::Parsed(key),
         })
     }
 
@@ -238,10 +244,11 @@ impl VerifyingKey {
                 "an EC key must be an uncompressed point of its curve",
             ));
         }
-        let key = signature::UnparsedPublicKey::new(algorithm, point.to_vec());
+        let key = signature::ParsedPublicKey::new(algorithm, point)
+            .map_err(|_| KeyError::Malformed("the EC public key is not a point of its curve"))?;
         Ok(Self {
             alg,
-            inner: Inner::Public(key),
+            inner: Inner::Parsed(key),
         })
     }
 
@@ -250,10 +257,11 @@ impl VerifyingKey {
         if public.len() != 32 {
             return Err(KeyError::Malformed("an Ed25519 public key has 32 bytes"));
         }
-        let key = signature::UnparsedPublicKey::new(&signature::ED25519, public.to_vec());
+        let key = signature::ParsedPublicKey::new(&signature::ED25519, public)
+            .map_err(|_| KeyError::Malformed("the Ed25519 public key is not valid"))?;
         Ok(Self {
             alg: Algorithm::Ed25519,
-            inner: Inner::Public(key),
+            inner: Inner::Parsed(key),
         })
     }
 
@@ -285,9 +293,7 @@ impl VerifyingKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.inner {
             Inner::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
-            Inner::Rsa(components) => rsa_algorithm(self.alg)
-                .is_some_and(|algorithm| components.verify(algorithm, message, signature).is_ok()),
-            Inner::Public(key) => key.verify(message, signature).is_ok(),
+            Inner::Parsed(key) => key.verify_sig(message, signature).is_ok(),
             Inner::Ed448(key) => {
                 let Some(r) = signature
                     .get(..ED448_LEN)
@@ -344,6 +350,65 @@ fn is_canonical_ed448_point(encoding: &[u8; ED448_LEN]) -> bool {
         }
     }
     false // y == p
+}
+
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` in DER, from
+/// big-endian magnitudes without leading zeros.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn integer(out: &mut Vec<u8>, magnitude: &[u8]) {
+        let pad = magnitude.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(0x02);
+        push_len(out, magnitude.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(magnitude);
+    }
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    integer(&mut body, n);
+    integer(&mut body, e);
+    let mut der = vec![0x30];
+    push_len(&mut der, body.len());
+    der.extend_from_slice(&body);
+    der
+}
+
+/// A DER length (definite, minimal form).
+pub(crate) fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// The ROCA fingerprint (Nemec et al., CCS 2017): keys from the flawed Infineon generator have a
+/// modulus that, modulo each small prime below, lies in the subgroup generated by 65537. A random
+/// modulus passes all of these tests with negligible probability. This is a check on the key's
+/// structure, not cryptographic arithmetic: a handful of remainders of small numbers.
+fn is_roca_modulus(n: &[u8]) -> bool {
+    const PRIMES: [u64; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
+        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    ];
+    PRIMES.iter().all(|&p| {
+        let remainder = n.iter().fold(0u64, |r, &b| (r * 256 + u64::from(b)) % p);
+        // Walk the powers of 65537 mod p until they cycle back to 1.
+        let generator = 65537 % p;
+        let mut power = 1u64;
+        loop {
+            if power == remainder {
+                return true;
+            }
+            power = power * generator % p;
+            if power == 1 {
+                return false;
+            }
+        }
+    })
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -422,6 +487,26 @@ mod tests {
         assert!(!is_canonical_ed448_point(&p), "y = p");
         p[0] = 0xfe;
         assert!(is_canonical_ed448_point(&p), "y = p - 1");
+    }
+
+    #[test]
+    fn rsa_public_key_der_is_pkcs1() {
+        let der = rsa_public_key_der(&[0x80; 3], &[1, 0, 1]);
+        assert_eq!(
+            der,
+            [0x30, 0x0b, 0x02, 0x04, 0, 0x80, 0x80, 0x80, 0x02, 0x03, 1, 0, 1]
+        );
+        let mut long = Vec::new();
+        push_len(&mut long, 257);
+        assert_eq!(long, [0x82, 0x01, 0x01]);
+    }
+
+    #[test]
+    fn roca_fingerprint_is_membership_in_every_subgroup() {
+        // 1 is a power of 65537 modulo every prime: a fingerprint.
+        assert!(is_roca_modulus(&[1]));
+        // 0 is in no multiplicative subgroup: a multiple of 3 is not.
+        assert!(!is_roca_modulus(&[3]));
     }
 
     #[test]

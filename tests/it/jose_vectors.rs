@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use portico::jose::primitive::{Algorithm, VerifyingKey};
 use serde_json::Value as Json;
 
-fn vectors() -> PathBuf {
+pub fn vectors() -> PathBuf {
     std::env::var_os("PORTICO_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
 }
 
-fn wycheproof(file: &str) -> Json {
+pub fn wycheproof(file: &str) -> Json {
     let path = vectors().join("wycheproof").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(

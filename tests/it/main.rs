@@ -5,6 +5,7 @@ mod cli;
 mod datapoints;
 mod durability;
 mod helpers;
+mod jose_tokens;
 mod jose_vectors;
 mod openapi;
 mod operations;

@@ -1,0 +1,238 @@
+//! The token verifier: from a bearer token to a [`Verified`] caller, or a reason why not.
+//!
+//! Steps: the length cap; the verified-token cache; strict compact-JWS parsing; the issuer named
+//! by the (not yet trusted) `iss` claim; that issuer's key by `kid` and pinned algorithm (for a
+//! remote key set, one single-flight refresh on an unknown `kid`); the signature; the claims.
+//! Only then is anything in the payload believed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
+
+use super::claims::{ClaimError, Claims};
+use super::issuer::{Issuer, Keys};
+use super::jws::{self, CompactJws, JwsError};
+use super::keys::NoKey;
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The issuer's configured name.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `jti`.
+    pub token_id: Option<String>,
+    /// `exp`.
+    pub expires: Option<i64>,
+    /// The permissions the token grants, sorted.
+    pub permissions: Vec<String>,
+}
+
+impl Verified {
+    /// Whether the token grants `permission`.
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions
+            .binary_search_by(|p| p.as_str().cmp(permission))
+            .is_ok()
+    }
+}
+
+/// Why a token was refused. The messages are safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not an acceptable compact JWS.
+    #[error(transparent)]
+    Jws(#[from] JwsError),
+    /// The claims do not pass.
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
+    /// No configured issuer has this `iss`.
+    #[error("the token's issuer is not trusted here")]
+    UntrustedIssuer,
+    /// No key verified it.
+    #[error(transparent)]
+    Key(#[from] NoKey),
+}
+
+/// Verifies bearer tokens against the configured issuers.
+#[derive(Debug)]
+pub struct Verifier {
+    issuers: Vec<Arc<Issuer>>,
+    max_token_bytes: usize,
+    cache: TokenCache,
+}
+
+impl Verifier {
+    /// A verifier for `issuers`, refusing tokens over `max_token_bytes` and caching up to
+    /// `cache_entries` verified tokens.
+    pub fn new(issuers: Vec<Arc<Issuer>>, max_token_bytes: usize, cache_entries: usize) -> Self {
+        Self {
+            issuers,
+            max_token_bytes,
+            cache: TokenCache::new(cache_entries),
+        }
+    }
+
+    /// The configured issuers.
+    pub fn issuers(&self) -> &[Arc<Issuer>] {
+        &self.issuers
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch).
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
+        if token.len() > self.max_token_bytes {
+            return Err(JwsError::TooLong {
+                len: token.len(),
+                max: self.max_token_bytes,
+            }
+            .into());
+        }
+        let fingerprint = TokenCache::fingerprint(token);
+        if let Some(verified) = self.cache.get(&fingerprint, now, |issuer| {
+            self.issuers.get(issuer).map(|i| i.keys.current().1)
+        }) {
+            return Ok(verified);
+        }
+        let jws = CompactJws::parse(token, self.max_token_bytes)?;
+        let claims = Claims::parse(jws.payload())?;
+        let index = self
+            .issuers
+            .iter()
+            .position(|issuer| Some(issuer.rules.issuer.as_str()) == claims.iss.as_deref())
+            .ok_or(TokenError::UntrustedIssuer)?;
+        let issuer = &self.issuers[index];
+        let generation = check_signature(issuer, &jws).await?;
+        claims.check(&issuer.rules, now)?;
+        let verified = Arc::new(Verified {
+            issuer: issuer.name.clone(),
+            subject: claims.sub.clone(),
+            token_id: claims.jti.clone(),
+            expires: claims.exp,
+            permissions: claims.permissions(&issuer.permission_claims),
+        });
+        if let Some(exp) = claims.exp
+            && claims.nbf.is_none_or(|nbf| nbf <= now)
+        {
+            let until = exp.saturating_add(issuer.rules.leeway_seconds);
+            self.cache
+                .put(fingerprint, now, until, (index, generation), verified.clone());
+        }
+        Ok(verified)
+    }
+}
+
+/// Checks the signature with the issuer's keys; returns the key set generation used.
+async fn check_signature(issuer: &Issuer, jws: &CompactJws<'_>) -> Result<u64, TokenError> {
+    let (set, generation) = issuer.keys.current();
+    match set.verify(jws) {
+        Ok(_) => Ok(generation),
+        Err(NoKey::UnknownKid(kid)) => {
+            let Keys::Remote(remote) = &issuer.keys else {
+                return Err(NoKey::UnknownKid(kid).into());
+            };
+            if !remote.refresh_for_unknown_kid(generation).await {
+                return Err(NoKey::UnknownKid(kid).into());
+            }
+            let (set, generation) = issuer.keys.current();
+            set.verify(jws).map(|_| generation).map_err(Into::into)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Verified tokens by the SHA-256 of their text, until their `exp` (plus leeway). Bounded: a
+/// full shard first drops expired entries, then arbitrary ones. An entry is also dropped when
+/// its issuer's key set has changed since it was verified.
+#[derive(Debug)]
+struct TokenCache {
+    shards: Vec<Mutex<HashMap<[u8; 32], Entry>>>,
+    per_shard: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    until: i64,
+    issuer: usize,
+    generation: u64,
+    verified: Arc<Verified>,
+}
+
+const SHARDS: usize = 16;
+
+impl TokenCache {
+    fn new(entries: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: entries.div_ceil(SHARDS),
+        }
+    }
+
+    fn fingerprint(token: &str) -> [u8; 32] {
+        let mut out = [0; 32];
+        out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        out
+    }
+
+    fn shard(&self, key: &[u8; 32]) -> &Mutex<HashMap<[u8; 32], Entry>> {
+        &self.shards[usize::from(key[0]) % SHARDS]
+    }
+
+    fn get(
+        &self,
+        key: &[u8; 32],
+        now: i64,
+        generation_of: impl Fn(usize) -> Option<u64>,
+    ) -> Option<Arc<Verified>> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        let entry = shard.get(key)?;
+        if now < entry.until && generation_of(entry.issuer) == Some(entry.generation) {
+            return Some(entry.verified.clone());
+        }
+        shard.remove(key);
+        None
+    }
+
+    fn put(&self, key: [u8; 32], now: i64, until: i64, source: (usize, u64), verified: Arc<Verified>) {
+        let (issuer, generation) = source;
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.per_shard {
+            // Expired entries first; if none, an eighth of the shard, whichever come first.
+            let before = shard.len();
+            shard.retain(|_, entry| entry.until > now);
+            if shard.len() == before {
+                let drop: Vec<[u8; 32]> = shard.keys().take(self.per_shard / 8 + 1).copied().collect();
+                for old in drop {
+                    shard.remove(&old);
+                }
+            }
+        }
+        shard.insert(
+            key,
+            Entry {
+                until,
+                issuer,
+                generation,
+                verified,
+            },
+        );
+    }
+}
+
+/// The token's header and claims, decoded without verification, for `portico token inspect`.
+pub fn decode_unverified(token: &str) -> Result<(serde_json::Value, serde_json::Value), String> {
+    let mut parts = token.split('.');
+    let mut part = |what: jws::Part| -> Result<serde_json::Value, String> {
+        let text = parts.next().ok_or("the token has fewer than three parts")?;
+        let bytes = jws::decode(text, what).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("the {what} is not JSON: {e}"))
+    };
+    Ok((part(jws::Part::Header)?, part(jws::Part::Payload)?))
+}
