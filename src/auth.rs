@@ -3,7 +3,8 @@
 //! The [`Caller`] extractor decides once per request, from its `Authorization` header: none (or
 //! another scheme) is [`Caller::Anonymous`]; `Bearer <token>` is verified by the configured
 //! issuers into [`Caller::Bearer`], and a token that fails is refused at once with 401 (even on
-//! open routes: a client that sends a bad token should learn so). A malformed header is 400.
+//! open routes that consult the caller: a client that sends a bad token should learn so;
+//! operational routes such as `/healthz` never look). A malformed header is 400.
 //! Handlers then ask a [`Policy`] whether the caller may proceed: 401 if a token is needed and
 //! none was given, 403 `insufficient_scope` if the token lacks a permission.
 //!
@@ -59,11 +60,8 @@ impl Policy {
             (_, Caller::Anonymous) => Err(Refused::NoCredentials),
             (Policy::Authenticated, Caller::Bearer(_)) => Ok(()),
             (Policy::AllOf(needed), Caller::Bearer(token)) => {
-                let missing: Vec<String> = needed
-                    .iter()
-                    .filter(|p| !token.has(p))
-                    .cloned()
-                    .collect();
+                let missing: Vec<String> =
+                    needed.iter().filter(|p| !token.has(p)).cloned().collect();
                 if missing.is_empty() {
                     Ok(())
                 } else {

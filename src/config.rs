@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use crate::auth::Policy;
 use crate::clock::{Clock, SystemClock};
-pub use crate::jose::issuer::IssuerConfig;
-use crate::jose::issuer::Issuer;
 use crate::datapoint::{Access, Datapoint, DatapointKey, ValueType};
+use crate::jose::issuer::Issuer;
+pub use crate::jose::issuer::IssuerConfig;
 use crate::store::Location;
 
 /// The prefix of environment variables read as configuration.
@@ -126,9 +126,9 @@ impl PolicyConfig {
                 "`{name}` is not a policy: use \"open\", \"authenticated\" or a list of \
                  permissions such as [\"plant:read\"]"
             )),
-            Self::Permissions(list) if list.is_empty() || list.iter().any(|p| p.is_empty()) => Err(
-                "a permission list needs at least one permission, none of them empty".into(),
-            ),
+            Self::Permissions(list) if list.is_empty() || list.iter().any(|p| p.is_empty()) => {
+                Err("a permission list needs at least one permission, none of them empty".into())
+            }
             Self::Permissions(list) => Ok(Policy::AllOf(list.clone().into())),
         }
     }
@@ -477,11 +477,8 @@ impl Config {
         }
         let datapoints = self.check_datapoints(&mut problems);
         let (default_read, default_write, api_read) = self.check_auth(&mut problems);
-        let endpoints = self.check_endpoints(
-            &datapoints,
-            (&default_read, &default_write),
-            &mut problems,
-        );
+        let endpoints =
+            self.check_endpoints(&datapoints, (&default_read, &default_write), &mut problems);
         let issuers = self.check_issuers(clock, &mut problems);
         let protected = endpoints
             .iter()
@@ -490,8 +487,7 @@ impl Config {
             .any(|policy| !policy.is_open());
         if protected && issuers.is_empty() {
             problems.push(
-                "a policy requires a token, but no `[[issuer]]` is configured to verify one"
-                    .into(),
+                "a policy requires a token, but no `[[issuer]]` is configured to verify one".into(),
             );
         }
         if problems.is_empty() {
@@ -565,8 +561,15 @@ impl Config {
 
     fn check_auth(&self, problems: &mut Vec<String>) -> (Policy, Policy, Policy) {
         let auth = &self.auth;
-        if auth.realm.is_empty() || !auth.realm.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
-            problems.push("key `auth.realm` must be printable ASCII without quotes or backslashes".into());
+        if auth.realm.is_empty()
+            || !auth
+                .realm
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            problems.push(
+                "key `auth.realm` must be printable ASCII without quotes or backslashes".into(),
+            );
         }
         if !(1024..=64 * 1024).contains(&auth.max_token_bytes) {
             problems.push("key `auth.max_token_bytes` must be between 1024 and 65536".into());
@@ -639,16 +642,18 @@ impl Config {
             let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else {
                 continue;
             };
-            let mut policy = |name: &str, config: &Option<PolicyConfig>, default: &Policy| {
-                match config.as_ref().map(PolicyConfig::check) {
+            let mut policy =
+                |name: &str, config: &Option<PolicyConfig>, default: &Policy| match config
+                    .as_ref()
+                    .map(PolicyConfig::check)
+                {
                     None => default.clone(),
                     Some(Ok(policy)) => policy,
                     Some(Err(e)) => {
                         problems.push(format!("key `{at}.{name}`: {e}"));
                         Policy::Open
                     }
-                }
-            };
+                };
             let read_policy = policy("read", &raw.read, defaults.0);
             let write_policy = policy("write", &raw.write, defaults.1);
             checked.push(Endpoint {

@@ -18,11 +18,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, AppState, Shared};
 use crate::clock::{Clock, SystemClock};
-use crate::jose::issuer::{Issuer, Keys};
-use crate::jose::verifier::Verifier;
 use crate::config::{Config, ConfigError, Limits};
 use crate::datapoint::registry::Datapoints;
 use crate::events::EventBus;
+use crate::jose::issuer::{Issuer, Keys};
+use crate::jose::verifier::Verifier;
 use crate::metrics::Metrics;
 use crate::store::{Location, Store, StoreError};
 use crate::tls::{TlsError, TlsSetup};

@@ -77,7 +77,10 @@ impl Claims {
                 .iter()
                 .map(|item| item.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
-                .ok_or(ClaimError::WrongType("aud", "it must be a string or strings"))?,
+                .ok_or(ClaimError::WrongType(
+                    "aud",
+                    "it must be a string or strings",
+                ))?,
             Some(_) => {
                 return Err(ClaimError::WrongType(
                     "aud",
@@ -108,7 +111,10 @@ impl Claims {
             return Err(ClaimError::WrongIssuer);
         }
         let leeway = rules.leeway_seconds;
-        if self.exp.is_some_and(|exp| now >= exp.saturating_add(leeway)) {
+        if self
+            .exp
+            .is_some_and(|exp| now >= exp.saturating_add(leeway))
+        {
             return Err(ClaimError::Expired);
         }
         if self.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
@@ -188,7 +194,8 @@ mod tests {
 
     #[test]
     fn time_claims_honour_the_leeway() {
-        let token = r#"{"iss":"https://idp","aud":"portico","sub":"s","exp":1000,"nbf":500,"iat":500}"#;
+        let token =
+            r#"{"iss":"https://idp","aud":"portico","sub":"s","exp":1000,"nbf":500,"iat":500}"#;
         assert_eq!(check(token, 999), Ok(()));
         assert_eq!(check(token, 1059), Ok(()), "within the leeway");
         assert_eq!(check(token, 1060), Err(ClaimError::Expired));
@@ -203,23 +210,35 @@ mod tests {
     #[test]
     fn types_presence_issuer_and_audience_are_checked() {
         assert_eq!(
-            check(r#"{"iss":"https://idp","aud":"portico","sub":"s","exp":"1000"}"#, 0),
+            check(
+                r#"{"iss":"https://idp","aud":"portico","sub":"s","exp":"1000"}"#,
+                0
+            ),
             Err(ClaimError::WrongType("exp", "it must be a number"))
         );
         assert_eq!(
             check(r#"{"iss":"https://idp","aud":[1],"sub":"s","exp":1000}"#, 0),
-            Err(ClaimError::WrongType("aud", "it must be a string or strings"))
+            Err(ClaimError::WrongType(
+                "aud",
+                "it must be a string or strings"
+            ))
         );
         assert_eq!(
             check(r#"{"iss":"https://idp","aud":"portico","exp":1000}"#, 0),
             Err(ClaimError::Missing("sub".into()))
         );
         assert_eq!(
-            check(r#"{"iss":"https://other","aud":"portico","sub":"s","exp":1000}"#, 0),
+            check(
+                r#"{"iss":"https://other","aud":"portico","sub":"s","exp":1000}"#,
+                0
+            ),
             Err(ClaimError::WrongIssuer)
         );
         assert_eq!(
-            check(r#"{"iss":"https://idp","aud":"else","sub":"s","exp":1000}"#, 0),
+            check(
+                r#"{"iss":"https://idp","aud":"else","sub":"s","exp":1000}"#,
+                0
+            ),
             Err(ClaimError::WrongAudience)
         );
         assert_eq!(

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use super::claims::ClaimRules;
 use super::keys::KeySet;
+use super::keys::PublicKey;
 use super::pem::public_key_from_pem;
 use super::primitive::Algorithm;
-use super::keys::PublicKey;
 use crate::clock::Clock;
 use crate::config::Secret;
 
@@ -117,7 +117,7 @@ pub enum Keys {
     /// Loaded once from the configuration.
     Static(Arc<KeySet>),
     /// Fetched and refreshed.
-    Remote(RemoteKeys),
+    Remote(Box<RemoteKeys>),
 }
 
 impl Keys {
@@ -132,7 +132,11 @@ impl Keys {
 
 impl Issuer {
     /// Checks `config` and loads file-based keys; `at` names it in messages.
-    pub fn from_config(config: &IssuerConfig, at: &str, clock: Arc<dyn Clock>) -> Result<Self, Vec<String>> {
+    pub fn from_config(
+        config: &IssuerConfig,
+        at: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let mut algorithms = Vec::new();
         for name in &config.algorithms {
@@ -170,9 +174,24 @@ impl Issuer {
         for (name, value, min, max) in [
             ("leeway_seconds", config.leeway_seconds, 0, 3600),
             ("refresh_seconds", config.refresh_seconds, 10, 86_400),
-            ("refresh_cooldown_seconds", config.refresh_cooldown_seconds, 1, 3600),
-            ("fetch_timeout_seconds", config.fetch_timeout_seconds, 1, 120),
-            ("max_jwks_bytes", config.max_jwks_bytes as u64, 1024, 16 * 1024 * 1024),
+            (
+                "refresh_cooldown_seconds",
+                config.refresh_cooldown_seconds,
+                1,
+                3600,
+            ),
+            (
+                "fetch_timeout_seconds",
+                config.fetch_timeout_seconds,
+                1,
+                120,
+            ),
+            (
+                "max_jwks_bytes",
+                config.max_jwks_bytes as u64,
+                1024,
+                16 * 1024 * 1024,
+            ),
         ] {
             if !(min..=max).contains(&value) {
                 problems.push(format!("key `{at}.{name}` must be between {min} and {max}"));
@@ -190,15 +209,24 @@ impl Issuer {
             let key = PublicKey::Secret(secret.expose().as_bytes().to_vec());
             pinned(&key, &algorithms, at, "hmac_secret")?
         } else if let Some(path) = &config.public_key_file {
-            let text = std::fs::read(path)
-                .map_err(|e| vec![format!("key `{at}.public_key_file`: {}: {e}", path.display())])?;
-            let key = public_key_from_pem(&text)
-                .map_err(|e| vec![format!("key `{at}.public_key_file`: {}: {e}", path.display())])?;
+            let text = std::fs::read(path).map_err(|e| {
+                vec![format!(
+                    "key `{at}.public_key_file`: {}: {e}",
+                    path.display()
+                )]
+            })?;
+            let key = public_key_from_pem(&text).map_err(|e| {
+                vec![format!(
+                    "key `{at}.public_key_file`: {}: {e}",
+                    path.display()
+                )]
+            })?;
             pinned(&key, &algorithms, at, "public_key_file")?
         } else if let Some(path) = &config.jwks_file {
             let place = format!("key `{at}.jwks_file`: {}", path.display());
             let text = std::fs::read(path).map_err(|e| vec![format!("{place}: {e}")])?;
-            let set = KeySet::from_jwks(&text, &allowed).map_err(|e| vec![format!("{place}: {e}")])?;
+            let set =
+                KeySet::from_jwks(&text, &allowed).map_err(|e| vec![format!("{place}: {e}")])?;
             if set.is_empty() {
                 return Err(vec![format!(
                     "{place}: no usable signature key ({})",
@@ -223,7 +251,7 @@ impl Issuer {
                 )]);
             }
             let client = http_client(config).map_err(|e| vec![format!("key `{at}`: {e}")])?;
-            Keys::Remote(RemoteKeys {
+            Keys::Remote(Box::new(RemoteKeys {
                 issuer: config.issuer.clone(),
                 source,
                 client,
@@ -238,7 +266,7 @@ impl Issuer {
                 fetches: AtomicU64::new(0),
                 last_attempt: std::sync::Mutex::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
-            })
+            }))
         };
         Ok(Self {
             name: config.name.clone().unwrap_or_else(|| config.issuer.clone()),
@@ -255,7 +283,12 @@ impl Issuer {
 }
 
 /// A single configured key pinned to the issuer's algorithms (which must be given).
-fn pinned(key: &PublicKey, algorithms: &[Algorithm], at: &str, field: &str) -> Result<Keys, Vec<String>> {
+fn pinned(
+    key: &PublicKey,
+    algorithms: &[Algorithm],
+    at: &str,
+    field: &str,
+) -> Result<Keys, Vec<String>> {
     if algorithms.is_empty() {
         return Err(vec![format!(
             "key `{at}.algorithms`: `{field}` needs the algorithm(s) its tokens use, e.g. [\"{}\"]",
@@ -335,10 +368,21 @@ impl RemoteKeys {
         self.refresh_every
     }
 
-    /// Fetches now (the schedule and start-up), after any fetch in flight.
+    /// The scheduled fetch (the first at start-up), after any fetch in flight; skipped when a
+    /// fetch caused by a token happened within the cooldown.
     pub async fn refresh(&self) {
         let _flight = self.refresh_lock.lock().await;
-        self.fetch().await;
+        if !self.fetched_recently() {
+            self.fetch().await;
+        }
+    }
+
+    fn fetched_recently(&self) -> bool {
+        let now = self.clock.now();
+        self.last_attempt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|last| now - last < self.cooldown)
     }
 
     /// Fetches because a token named an unknown `kid`, unless another fetch replaced the set
@@ -349,13 +393,7 @@ impl RemoteKeys {
         if self.generation() != seen {
             return true;
         }
-        let now = self.clock.now();
-        let recent = self
-            .last_attempt
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|last| now - last < self.cooldown);
-        if recent {
+        if self.fetched_recently() {
             return false;
         }
         self.fetch().await;
@@ -384,12 +422,17 @@ impl RemoteKeys {
         let jwks_uri = match &self.source {
             RemoteSource::Jwks(url) => url.clone(),
             RemoteSource::Discovery(url) => {
-                let known = self.jwks_uri.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let known = self
+                    .jwks_uri
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 match known {
                     Some(uri) => uri,
                     None => {
                         let uri = self.discover(url).await?;
-                        *self.jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(uri.clone());
+                        *self.jwks_uri.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(uri.clone());
                         uri
                     }
                 }
@@ -405,7 +448,8 @@ impl RemoteKeys {
             }
             (Err(e), _) => return Err(e),
         };
-        let set = KeySet::from_jwks(&body, &self.allowed).map_err(|e| format!("{jwks_uri}: {e}"))?;
+        let set =
+            KeySet::from_jwks(&body, &self.allowed).map_err(|e| format!("{jwks_uri}: {e}"))?;
         if set.is_empty() {
             return Err(format!(
                 "{jwks_uri}: no usable signature key ({})",
@@ -420,7 +464,10 @@ impl RemoteKeys {
         let document = super::jws::parse_object(&body).map_err(|e| format!("{url}: {e}"))?;
         // OpenID Connect Discovery 1.0 section 4.3: the document must name the same issuer.
         if document.get("issuer").and_then(|v| v.as_str()) != Some(self.issuer.as_str()) {
-            return Err(format!("{url}: the document's `issuer` is not `{}`", self.issuer));
+            return Err(format!(
+                "{url}: the document's `issuer` is not `{}`",
+                self.issuer
+            ));
         }
         let uri = document
             .get("jwks_uri")
@@ -444,7 +491,10 @@ impl RemoteKeys {
         if response.status() != reqwest::StatusCode::OK {
             return Err(format!("{url}: answered {}", response.status()));
         }
-        if response.content_length().is_some_and(|len| len > self.max_bytes as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_bytes as u64)
+        {
             return Err(format!("{url}: larger than {} bytes", self.max_bytes));
         }
         let mut body = Vec::new();

@@ -164,13 +164,13 @@ impl<'a> CompactJws<'a> {
         if header.is_empty() {
             return Err(JwsError::Shape);
         }
-        let header_json = decode(header, Part::Header)?;
+        // The header first: `alg: none` (with its empty signature) is reported as such.
+        let header = parse_header(&decode(header, Part::Header)?)?;
         let payload = decode(payload, Part::Payload)?;
         let signature = decode(signature, Part::Signature)?;
         if signature.is_empty() {
             return Err(JwsError::MissingSignature);
         }
-        let header = parse_header(&header_json)?;
         Ok(Self {
             header,
             signing_input: &token[..header_len_with_payload(token)],
@@ -214,7 +214,12 @@ pub fn encode(bytes: &[u8]) -> String {
 
 fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
     let members = parse_object(json).map_err(JwsError::Header)?;
-    for (name, embedded) in [("jwk", "jwk"), ("jku", "jku"), ("x5u", "x5u"), ("x5c", "x5c")] {
+    for (name, embedded) in [
+        ("jwk", "jwk"),
+        ("jku", "jku"),
+        ("x5u", "x5u"),
+        ("x5c", "x5c"),
+    ] {
         if members.contains_key(name) {
             return Err(JwsError::EmbeddedKey(embedded));
         }
@@ -222,7 +227,10 @@ fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
     if members.contains_key("crit") {
         return Err(JwsError::Crit);
     }
-    if members.get("b64").is_some_and(|b64| b64 != &Value::Bool(true)) {
+    if members
+        .get("b64")
+        .is_some_and(|b64| b64 != &Value::Bool(true))
+    {
         return Err(JwsError::Unencoded);
     }
     let alg = match members.get("alg") {
@@ -385,7 +393,10 @@ mod tests {
             })
         );
         // "AB" has non-zero unused bits: "AA" is the canonical spelling of the same byte.
-        assert_eq!(decode("AB", Part::Payload), Err(JwsError::Base64(Part::Payload)));
+        assert_eq!(
+            decode("AB", Part::Payload),
+            Err(JwsError::Base64(Part::Payload))
+        );
         assert_eq!(decode("AA", Part::Payload), Ok(vec![0]));
     }
 

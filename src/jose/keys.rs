@@ -202,7 +202,9 @@ impl PublicKey {
     pub fn thumbprint(&self) -> String {
         // serde_json's Map is ordered by key (no `preserve_order`), as RFC 7638 requires.
         let canonical = Value::Object(self.jwk_members()).to_string();
-        jws::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
+        jws::encode(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref(),
+        )
     }
 }
 
@@ -278,9 +280,7 @@ impl KeySet {
     pub fn from_jwks(json: &[u8], allowed: &[Algorithm]) -> Result<Self, KeySetError> {
         let object = jws::parse_object(json).map_err(KeySetError::Malformed)?;
         let Some(Value::Array(entries)) = object.get("keys") else {
-            return Err(KeySetError::Malformed(
-                "it has no `keys` array".to_owned(),
-            ));
+            return Err(KeySetError::Malformed("it has no `keys` array".to_owned()));
         };
         if entries.len() > MAX_KEYS {
             return Err(KeySetError::TooMany(entries.len()));
@@ -296,9 +296,10 @@ impl KeySet {
                 Some(Value::String(kid)) => Some(kid.clone()),
                 _ => None,
             };
-            let label = kid
-                .as_deref()
-                .map_or_else(|| format!("#{n}"), |kid| format!("`{}`", jws::truncate(kid)));
+            let label = kid.as_deref().map_or_else(
+                || format!("#{n}"),
+                |kid| format!("`{}`", jws::truncate(kid)),
+            );
             if let Some(kid) = &kid
                 && !kids.insert(kid.clone())
             {
@@ -344,13 +345,14 @@ impl KeySet {
     }
 
     /// Verifies `jws`'s signature with the key its `kid` names (or, without a `kid`, with each
-    /// key its `alg` admits) and returns the key that verified it.
+    /// key its `alg` admits) and returns the key that verified it. A key without a `kid` (a
+    /// configured PEM key or secret) is a candidate whatever the token's `kid`.
     pub fn verify(&self, jws: &CompactJws<'_>) -> Result<&Key, NoKey> {
         let kid = jws.header.kid.as_deref();
         let mut named = false;
         let mut admitted = false;
         for key in &self.keys {
-            if kid.is_some() && key.kid.as_deref() != kid {
+            if kid.is_some() && key.kid.is_some() && key.kid.as_deref() != kid {
                 continue;
             }
             named = true;
@@ -378,10 +380,8 @@ const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 pub struct Jwk {
     /// The key.
     pub key: PublicKey,
-    /// The `alg` it is restricted to, if any.
+    /// The `alg` it is restricted to, if any (`EdDSA` leaves the curve to decide).
     pub alg: Option<Algorithm>,
-    /// `alg: EdDSA` (either curve).
-    eddsa: bool,
 }
 
 impl Jwk {
@@ -418,8 +418,8 @@ impl Jwk {
             },
             Some("EC") => {
                 let crv = text("crv")?.unwrap_or_default();
-                let curve =
-                    Curve::parse(crv).ok_or_else(|| format!("unsupported EC curve `{}`", jws::truncate(crv)))?;
+                let curve = Curve::parse(crv)
+                    .ok_or_else(|| format!("unsupported EC curve `{}`", jws::truncate(crv)))?;
                 let (x, y) = (bytes("x")?, bytes("y")?);
                 let len = curve.coordinate_len();
                 if x.len() != len || y.len() != len {
@@ -458,10 +458,9 @@ impl Jwk {
             // The name Wycheproof's copy of the RFC 7520 P-521 key carries; JWS calls it ES512.
             Some("ES521") => (Some(Algorithm::Es512), false),
             Some(name) => (
-                Some(
-                    Algorithm::parse(name)
-                        .ok_or_else(|| format!("`{}` is not a signature algorithm", jws::truncate(name)))?,
-                ),
+                Some(Algorithm::parse(name).ok_or_else(|| {
+                    format!("`{}` is not a signature algorithm", jws::truncate(name))
+                })?),
                 false,
             ),
         };
@@ -473,7 +472,7 @@ impl Jwk {
         {
             return Err(format!("a {} key cannot be used with {alg}", key.kind()));
         }
-        Ok(Self { key, alg, eddsa })
+        Ok(Self { key, alg })
     }
 
     /// Pins the key to its `alg`, or without one to each algorithm of its family in `allowed`.
@@ -488,7 +487,6 @@ impl Jwk {
                 .filter(|alg| allowed.contains(alg))
                 .collect(),
         };
-        let _ = self.eddsa;
         let mut pinned = Vec::new();
         let mut last_error = None;
         for alg in candidates {
@@ -524,7 +522,10 @@ mod tests {
             n: jws::decode(n, Part::Payload).unwrap_or_default(),
             e: vec![1, 0, 1],
         };
-        assert_eq!(key.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            key.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     fn set(json: &str) -> Result<KeySet, KeySetError> {
@@ -571,9 +572,12 @@ mod tests {
         // 48 bytes suit HS256 and HS384, not HS512.
         let algs: Vec<_> = all.keys().iter().map(|k| k.key.algorithm()).collect();
         assert_eq!(algs, [Algorithm::Hs256, Algorithm::Hs384]);
-        let pinned =
-            KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::Hs384]).unwrap_or_default();
+        let pinned = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::Hs384]).unwrap_or_default();
         assert_eq!(pinned.keys().len(), 1);
-        assert!(KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::Es256]).unwrap_or_default().is_empty());
+        assert!(
+            KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::Es256])
+                .unwrap_or_default()
+                .is_empty()
+        );
     }
 }

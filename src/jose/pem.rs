@@ -181,7 +181,9 @@ impl<'a> Der<'a> {
             if digits[0] == 0 {
                 return None; // non-minimal
             }
-            let len = digits.iter().fold(0usize, |len, &d| (len << 8) | usize::from(d));
+            let len = digits
+                .iter()
+                .fold(0usize, |len, &d| (len << 8) | usize::from(d));
             if len < 0x80 {
                 return None; // long form for a short length
             }
@@ -220,9 +222,15 @@ mod tests {
 
     #[test]
     fn der_lengths_must_be_minimal_and_complete() {
-        assert_eq!(Der::new(&[0x02, 0x01, 0x05]).take(INTEGER), Some(&[5u8][..]));
+        assert_eq!(
+            Der::new(&[0x02, 0x01, 0x05]).take(INTEGER),
+            Some(&[5u8][..])
+        );
         assert_eq!(Der::new(&[0x02, 0x81, 0x01, 0x05]).take(INTEGER), None);
-        assert_eq!(Der::new(&[0x02, 0x80, 0x05, 0x00, 0x00]).take(INTEGER), None);
+        assert_eq!(
+            Der::new(&[0x02, 0x80, 0x05, 0x00, 0x00]).take(INTEGER),
+            None
+        );
         assert_eq!(Der::new(&[0x02, 0x02, 0x05]).take(INTEGER), None);
         assert_eq!(Der::new(&[0x30, 0x00]).take(INTEGER), None);
         assert_eq!(positive(&[0x00, 0x80]), Some(&[0x80u8][..]));

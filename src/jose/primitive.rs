@@ -379,7 +379,10 @@ pub(crate) fn push_len(out: &mut Vec<u8>, len: usize) {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
@@ -494,7 +497,9 @@ mod tests {
         let der = rsa_public_key_der(&[0x80; 3], &[1, 0, 1]);
         assert_eq!(
             der,
-            [0x30, 0x0b, 0x02, 0x04, 0, 0x80, 0x80, 0x80, 0x02, 0x03, 1, 0, 1]
+            [
+                0x30, 0x0b, 0x02, 0x04, 0, 0x80, 0x80, 0x80, 0x02, 0x03, 1, 0, 1
+            ]
         );
         let mut long = Vec::new();
         push_len(&mut long, 257);

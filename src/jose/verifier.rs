@@ -116,8 +116,13 @@ impl Verifier {
             && claims.nbf.is_none_or(|nbf| nbf <= now)
         {
             let until = exp.saturating_add(issuer.rules.leeway_seconds);
-            self.cache
-                .put(fingerprint, now, until, (index, generation), verified.clone());
+            self.cache.put(
+                fingerprint,
+                now,
+                until,
+                (index, generation),
+                verified.clone(),
+            );
         }
         Ok(verified)
     }
@@ -197,7 +202,14 @@ impl TokenCache {
         None
     }
 
-    fn put(&self, key: [u8; 32], now: i64, until: i64, source: (usize, u64), verified: Arc<Verified>) {
+    fn put(
+        &self,
+        key: [u8; 32],
+        now: i64,
+        until: i64,
+        source: (usize, u64),
+        verified: Arc<Verified>,
+    ) {
         let (issuer, generation) = source;
         if self.per_shard == 0 {
             return;
@@ -208,7 +220,8 @@ impl TokenCache {
             let before = shard.len();
             shard.retain(|_, entry| entry.until > now);
             if shard.len() == before {
-                let drop: Vec<[u8; 32]> = shard.keys().take(self.per_shard / 8 + 1).copied().collect();
+                let drop: Vec<[u8; 32]> =
+                    shard.keys().take(self.per_shard / 8 + 1).copied().collect();
                 for old in drop {
                     shard.remove(&old);
                 }

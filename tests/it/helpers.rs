@@ -153,10 +153,26 @@ impl TestApp {
         Self::spawn_in(dir, database, toml).await
     }
 
+    /// A server on a clock the test moves.
+    pub async fn spawn_clocked(toml: &str, clock: Arc<dyn portico::clock::Clock>) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database = TestDatabase::fresh(dir.path()).await;
+        Self::start(dir, database, toml, clock).await
+    }
+
     /// A server on an existing data directory and database (a restart).
     pub async fn spawn_in(dir: Arc<TempDir>, database: TestDatabase, toml: &str) -> Self {
+        Self::start(dir, database, toml, Arc::new(portico::clock::SystemClock)).await
+    }
+
+    async fn start(
+        dir: Arc<TempDir>,
+        database: TestDatabase,
+        toml: &str,
+        clock: Arc<dyn portico::clock::Clock>,
+    ) -> Self {
         let config = test_config(dir.path(), &database, toml);
-        let server = Server::build(config)
+        let server = Server::build_with_clock(config, clock)
             .await
             .unwrap_or_else(|e| panic!("server start: {e}"));
         let url = server.url();
@@ -224,6 +240,26 @@ impl TestApp {
         let mut request = self.client.request(method, self.at(path)).body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
+        }
+        Reply::from(request.send().await.expect("request")).await
+    }
+
+    /// Sends `method` to `path` with an `Authorization` header (none if `None`) and `body`.
+    pub async fn authorized(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.at(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
         }
         Reply::from(request.send().await.expect("request")).await
     }

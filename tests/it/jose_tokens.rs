@@ -119,8 +119,7 @@ fn wycheproof_json_web_key() {
 
 fn cookbook(path: &str) -> Json {
     let path = vectors().join("jose-cookbook").join(path);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("cookbook JSON")
 }
 
@@ -171,7 +170,9 @@ fn rfc_7520_json_serialization_examples_are_refused_but_their_signatures_verify(
     assert!(accepts(&keys, &detached["output"]["compact"]).is_err());
     let attached = format!(
         "{}.{}",
-        detached["signing"]["sig-input"].as_str().unwrap_or_default(),
+        detached["signing"]["sig-input"]
+            .as_str()
+            .unwrap_or_default(),
         detached["signing"]["sig"].as_str().unwrap_or_default()
     );
     assert_eq!(accepts(&keys, &json!(attached)), Ok(()));
@@ -180,7 +181,9 @@ fn rfc_7520_json_serialization_examples_are_refused_but_their_signatures_verify(
     let keys = public_set(&header_fields["input"]["key"]);
     let compact = format!(
         "{}.{}",
-        header_fields["signing"]["sig-input"].as_str().unwrap_or_default(),
+        header_fields["signing"]["sig-input"]
+            .as_str()
+            .unwrap_or_default(),
         header_fields["signing"]["sig"].as_str().unwrap_or_default()
     );
     assert_eq!(accepts(&keys, &json!(compact)), Ok(()));
@@ -190,7 +193,9 @@ fn rfc_7520_json_serialization_examples_are_refused_but_their_signatures_verify(
     let keys = public_set(&content_only["input"]["key"]);
     let no_header = format!(
         "{}.{}",
-        content_only["signing"]["sig-input"].as_str().unwrap_or_default(),
+        content_only["signing"]["sig-input"]
+            .as_str()
+            .unwrap_or_default(),
         content_only["signing"]["sig"].as_str().unwrap_or_default()
     );
     assert!(accepts(&keys, &json!(no_header)).is_err());
@@ -207,8 +212,15 @@ fn rfc_7520_json_serialization_examples_are_refused_but_their_signatures_verify(
             continue; // the unprotected-header signature: no compact form
         }
         let compact = format!("{input}.{}", signing["sig"].as_str().unwrap_or_default());
-        assert_eq!(accepts(&public_set(key), &json!(compact)), Ok(()), "{input}");
+        assert_eq!(
+            accepts(&public_set(key), &json!(compact)),
+            Ok(()),
+            "{input}"
+        );
         verified += 1;
     }
-    assert!(verified >= 2, "at least the protected-header signatures verified");
+    assert!(
+        verified >= 2,
+        "at least the protected-header signatures verified"
+    );
 }

@@ -1,6 +1,7 @@
 //! Portico's integration tests: one binary, a real server per test. Set
 //! `PORTICO_TEST_DATABASE_URL` to run every test on PostgreSQL instead of SQLite.
 
+mod auth;
 mod cli;
 mod datapoints;
 mod durability;
@@ -13,3 +14,4 @@ mod shutdown;
 mod sse;
 mod store;
 mod tls;
+mod tokens;
