@@ -32,6 +32,42 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Work with bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Work with signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a token's header and claims, which configured issuer and key would verify it, and
+    /// whether it verifies now (and why not). Exits 0 if it does, 1 if not.
+    Inspect {
+        /// The token (compact JWS).
+        token: String,
+        /// The configuration whose issuers to check against; without it, only decodes.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Write a new key pair (or HMAC secret) as PEM and as a JWK, named by its RFC 7638 kid.
+    Generate {
+        /// The algorithm: HS256…HS512, RS256…RS512, PS256…PS512, ES256, ES256K, ES384, ES512,
+        /// Ed25519, Ed448.
+        #[arg(long)]
+        alg: String,
+        /// The directory to write to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// RSA key size: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +100,150 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Config(ConfigCommand::Check { file }) => check(&file),
         Command::Openapi { config } => openapi(config.as_deref()),
+        Command::Token(TokenCommand::Inspect { token, config }) => {
+            inspect(token.trim(), config.as_deref())
+        }
+        Command::Keys(KeysCommand::Generate { alg, out, bits }) => generate(&alg, &out, bits),
     }
+}
+
+fn inspect(token: &str, file: Option<&std::path::Path>) -> ExitCode {
+    use crate::jose::issuer::Keys;
+    use crate::jose::jws::CompactJws;
+    let (header, claims) = match crate::jose::verifier::decode_unverified(token) {
+        Ok(parts) => parts,
+        Err(error) => {
+            println!("not a token: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    println!("header: {}\nclaims: {}", pretty(&header), pretty(&claims));
+    let Some(file) = file else {
+        println!("(no --config: not verified)");
+        return ExitCode::SUCCESS;
+    };
+    let config = match load(Some(file)) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let catalog = match config.validate() {
+        Ok(catalog) => catalog,
+        Err(error) => {
+            eprintln!("{}: invalid:\n{error}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let iss = claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        match catalog.issuers.iter().find(|i| i.rules.issuer == iss) {
+            None => println!("issuer: none configured has iss `{iss}`"),
+            Some(issuer) => {
+                if let Keys::Remote(remote) = &issuer.keys {
+                    remote.refresh().await;
+                }
+                println!("issuer: {} ({})", issuer.name, issuer.rules.issuer);
+                let (keys, _) = issuer.keys.current();
+                for skipped in &keys.skipped {
+                    println!("  skipped {skipped}");
+                }
+                if let Ok(jws) = CompactJws::parse(token, config.auth.max_token_bytes) {
+                    match keys.verify(&jws) {
+                        Ok(key) => println!(
+                            "key: {} pinned to {}",
+                            key.kid
+                                .as_deref()
+                                .map_or("(no kid)".into(), |k| format!("kid `{k}`")),
+                            key.key.algorithm()
+                        ),
+                        Err(why) => println!("key: none verifies it: {why}"),
+                    }
+                }
+            }
+        }
+        let verifier = crate::jose::verifier::Verifier::new(
+            catalog.issuers.clone(),
+            config.auth.max_token_bytes,
+            0,
+        );
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock).unix_timestamp();
+        match verifier.verify(token, now).await {
+            Ok(verified) => {
+                println!(
+                    "verdict: valid; subject {:?}; permissions [{}]",
+                    verified.subject.as_deref().unwrap_or("(none)"),
+                    verified.permissions.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                println!("verdict: refused: {why}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn generate(alg: &str, out: &std::path::Path, bits: usize) -> ExitCode {
+    let Some(algorithm) = crate::jose::primitive::Algorithm::parse(alg) else {
+        eprintln!("error: `{alg}` is not a supported algorithm");
+        return ExitCode::from(2);
+    };
+    let generated = match crate::jose::keygen::generate(algorithm, bits) {
+        Ok(generated) => generated,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let kid = &generated.kid;
+    let jwk = serde_json::to_string_pretty(&generated.jwk).unwrap_or_default();
+    let (private_name, private_mode) = match generated.public_pem {
+        Some(_) => (format!("{kid}.key.pem"), 0o600),
+        None => (format!("{kid}.secret"), 0o600),
+    };
+    let mut files = vec![
+        (private_name, generated.private.clone(), private_mode),
+        (
+            format!("{kid}.jwk.json"),
+            format!("{jwk}\n"),
+            if generated.public_pem.is_some() {
+                0o644
+            } else {
+                0o600
+            },
+        ),
+    ];
+    if let Some(public) = &generated.public_pem {
+        files.push((format!("{kid}.pub.pem"), public.clone(), 0o644));
+    }
+    for (name, text, mode) in &files {
+        let path = out.join(name);
+        if path.exists() {
+            eprintln!("error: {} exists; not overwriting it", path.display());
+            return ExitCode::FAILURE;
+        }
+        if let Err(error) = crate::tls::write_atomically(&path, text.as_bytes(), *mode) {
+            eprintln!("error: {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    println!("kid: {kid}");
+    ExitCode::SUCCESS
 }
 
 fn load(file: Option<&std::path::Path>) -> Result<Config, ExitCode> {

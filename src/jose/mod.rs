@@ -9,6 +9,7 @@
 pub mod claims;
 pub mod issuer;
 pub mod jws;
+pub mod keygen;
 pub mod keys;
 pub mod pem;
 pub mod primitive;

@@ -20,7 +20,7 @@ fn portico(args: &[&str]) -> (i32, String, String) {
 fn help_explains_every_command() {
     let (code, out, _) = portico(&["--help"]);
     assert_eq!(code, 0);
-    for command in ["serve", "config", "openapi"] {
+    for command in ["serve", "config", "openapi", "token", "keys"] {
         assert!(out.contains(command), "{out}");
     }
     let (code, out, _) = portico(&["serve", "--help"]);
@@ -169,4 +169,87 @@ fn json_logs_never_show_the_database_secret() {
         );
         assert!(!line.contains("hunter2"), "the secret leaked: {line}");
     }
+}
+
+#[test]
+fn keys_generate_and_token_inspect_work_together() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let (code, stdout, stderr) = portico(&["keys", "generate", "--alg", "ES256", "--out", out]);
+    assert_eq!(code, 0, "{stderr}");
+    let kid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kid: "))
+        .expect("kid line")
+        .to_owned();
+    let jwk: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("{kid}.jwk.json"))).expect("jwk"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        (jwk["kid"].as_str(), jwk["alg"].as_str()),
+        (Some(kid.as_str()), Some("ES256"))
+    );
+    assert!(jwk.get("d").is_none(), "the JWK is public");
+    let private_pem = std::fs::read(dir.path().join(format!("{kid}.key.pem"))).expect("key");
+    let der = ::pem::parse(&private_pem).expect("PEM");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.contents())
+        .expect("PKCS#8 P-256");
+
+    let config = dir.path().join("portico.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[issuer]]\nname = \"plant-idp\"\nissuer = \"https://idp.example\"\njwks_file = \"{}\"\n",
+            dir.path().join("set.json").display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("set.json"),
+        format!(r#"{{"keys":[{jwk}]}}"#),
+    )
+    .expect("set");
+
+    let now = portico::clock::Clock::now(&portico::clock::SystemClock).unix_timestamp();
+    let sign = |exp: i64| {
+        let header = crate::tokens::b64(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#).as_bytes());
+        let claims = crate::tokens::b64(
+            format!(r#"{{"iss":"https://idp.example","sub":"d1","exp":{exp},"scope":"a b"}}"#)
+                .as_bytes(),
+        );
+        let input = format!("{header}.{claims}");
+        let signature = pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .expect("sign");
+        format!("{input}.{}", crate::tokens::b64(signature.as_ref()))
+    };
+    let config = config.to_str().expect("utf-8");
+    let (code, stdout, _) = portico(&["token", "inspect", &sign(now + 300), "--config", config]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("issuer: plant-idp (https://idp.example)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("key: kid `{kid}` pinned to ES256")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: valid; subject \"d1\"; permissions [a, b]"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = portico(&["token", "inspect", &sign(now - 300), "--config", config]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("verdict: refused: the token has expired"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = portico(&["token", "inspect", "not-a-token"]);
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with("not a token"), "{stdout}");
 }
