@@ -1,0 +1,209 @@
+"""Helpers for test_tokens.py: base64url, raw JWS signing with `cryptography`, X.509 certificates,
+a small HTTPS server for JWKS and OpenID discovery documents, and a `portico serve` process."""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import signal
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import IPv4Address
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515, section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def json_b64url(value) -> str:
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
+
+
+# --- Raw JWS signatures, for tokens no JOSE library will produce (malformed on purpose) ---
+
+HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+
+
+def raw_signature(alg: str, key, signing_input: bytes) -> bytes:
+    """The JWS signature over `signing_input` (RFC 7518, RFC 8037) for every algorithm tested."""
+    family, bits = alg[:2], alg[2:]
+    if family == "HS":
+        return hmac.new(key, signing_input, getattr(hashlib, "sha" + bits)).digest()
+    if family == "RS":
+        return key.sign(signing_input, padding.PKCS1v15(), HASHES[bits]())
+    if family == "PS":
+        digest = HASHES[bits]()
+        return key.sign(signing_input, padding.PSS(padding.MGF1(digest), digest.digest_size),
+                        digest)
+    if family == "ES":
+        return ecdsa_raw(key, HASHES[bits[:3]](), signing_input)
+    if alg in ("EdDSA", "Ed25519", "Ed448"):
+        return key.sign(signing_input)
+    raise ValueError(f"no raw signer for {alg}")
+
+
+def ecdsa_raw(key: ec.EllipticCurvePrivateKey, digest, signing_input: bytes) -> bytes:
+    """ECDSA as JWS wants it: R || S, each the curve's size (RFC 7518, section 3.4)."""
+    r, s = utils.decode_dss_signature(key.sign(signing_input, ec.ECDSA(digest)))
+    size = (key.curve.key_size + 7) // 8
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def compact(header_part: str, payload_part: str, sign) -> str:
+    """`header.payload.signature`, the signature computed by `sign` over the parts as given."""
+    signature = sign(f"{header_part}.{payload_part}".encode("ascii"))
+    return f"{header_part}.{payload_part}.{b64url(signature)}"
+
+
+# --- Certificates ---
+
+def self_signed(key, common_name: str, ip: str | None = None) -> x509.Certificate:
+    """A self-signed end-entity certificate for `key` (valid now, for one day)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if ip is not None:
+        builder = (
+            builder
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(ip))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+        )
+    digest = hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) and \
+        key.curve.key_size == 384 else hashes.SHA256()
+    return builder.sign(key, digest)
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+# --- A small HTTPS server for key sets and discovery documents ---
+
+class StaticHttpsServer:
+    """Serves fixed JSON/PEM documents over HTTPS from a thread, and records every path asked.
+
+    It is bound (and so has its URL) as soon as it is made; `serve()` starts answering."""
+
+    def __init__(self, cert_file: str, key_file: str):
+        self.documents: dict[str, tuple[str, bytes]] = {}
+        self.requested: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requested.append(self.path)
+                content_type, body = server.documents.get(self.path, ("text/plain", None))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def put_json(self, path: str, value) -> None:
+        self.documents[path] = ("application/json", json.dumps(value).encode())
+
+    def put(self, path: str, content_type: str, body: bytes) -> None:
+        self.documents[path] = (content_type, body)
+
+    def serve(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --- Portico ---
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string of printable text is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def toml_table(name: str, fields: dict) -> str:
+    lines = [f"[[{name}]]"] + [f"{k} = {toml_value(v)}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+class Portico:
+    """`portico serve` on 127.0.0.1:0; its URL is read from the first line it prints."""
+
+    def __init__(self, binary: str, config_file: str, data_dir: str, log_file: str):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+        env["PORTICO_LOG__LEVEL"] = "warn"
+        self.log_file = log_file
+        with open(log_file, "wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "serve", "--config", config_file, "--data-dir", data_dir,
+                 "--listen", "127.0.0.1:0"],
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+            )
+        banner = self.process.stdout.readline()  # "Portico x.y.z listening on https://..."
+        self.url = next((w for w in banner.split() if w.startswith("https://")), None)
+        if self.url is None:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"no URL in the banner {banner!r}; log:\n{self.log()}")
+        self.cert = os.path.join(data_dir, "tls", "cert.pem")
+
+    def log(self) -> str:
+        with open(self.log_file, encoding="utf-8", errors="replace") as log:
+            return log.read()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+def private_key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def spki_pem(key) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def pkcs1_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.PKCS1)
