@@ -121,6 +121,14 @@ pub enum Keys {
 }
 
 impl Keys {
+    /// The generation of the current key set (which changes when the set is replaced).
+    pub fn generation(&self) -> u64 {
+        match self {
+            Self::Static(_) => 0,
+            Self::Remote(remote) => remote.generation(),
+        }
+    }
+
     /// The current key set and its generation (which changes when the set is replaced).
     pub fn current(&self) -> (Arc<KeySet>, u64) {
         match self {

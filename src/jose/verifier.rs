@@ -89,10 +89,12 @@ impl Verifier {
             }
             .into());
         }
-        let fingerprint = TokenCache::fingerprint(token);
-        if let Some(verified) = self.cache.get(&fingerprint, now, |issuer| {
-            self.issuers.get(issuer).map(|i| i.keys.current().1)
-        }) {
+        let fingerprint = self.cache.enabled().then(|| TokenCache::fingerprint(token));
+        if let Some(key) = &fingerprint
+            && let Some(verified) = self.cache.get(key, now, |issuer| {
+                self.issuers.get(issuer).map(|i| i.keys.generation())
+            })
+        {
             return Ok(verified);
         }
         let jws = CompactJws::parse(token, self.max_token_bytes)?;
@@ -112,17 +114,12 @@ impl Verifier {
             expires: claims.exp,
             permissions: claims.permissions(&issuer.permission_claims),
         });
-        if let Some(exp) = claims.exp
+        if let (Some(key), Some(exp)) = (fingerprint, claims.exp)
             && claims.nbf.is_none_or(|nbf| nbf <= now)
         {
             let until = exp.saturating_add(issuer.rules.leeway_seconds);
-            self.cache.put(
-                fingerprint,
-                now,
-                until,
-                (index, generation),
-                verified.clone(),
-            );
+            self.cache
+                .put(key, now, until, (index, generation), verified.clone());
         }
         Ok(verified)
     }
@@ -172,6 +169,10 @@ impl TokenCache {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard: entries.div_ceil(SHARDS),
         }
+    }
+
+    fn enabled(&self) -> bool {
+        self.per_shard > 0
     }
 
     fn fingerprint(token: &str) -> [u8; 32] {
