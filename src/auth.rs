@@ -174,7 +174,8 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, &'static str> {
         return Ok(None);
     }
     // RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let token = credentials;
+    // RFC 7235 allows one or more spaces after the scheme.
+    let token = credentials.trim_start_matches(' ');
     let body = token.trim_end_matches('=');
     let well_formed = !body.is_empty()
         && body

@@ -133,7 +133,12 @@ impl Keys {
     pub fn current(&self) -> (Arc<KeySet>, u64) {
         match self {
             Self::Static(set) => (set.clone(), 0),
-            Self::Remote(remote) => (remote.keys.load_full(), remote.generation()),
+            // The generation first: `fetch` stores the set before bumping it, so a reader may pair
+            // an old generation with a new set (the cache then re-verifies), never the reverse.
+            Self::Remote(remote) => {
+                let generation = remote.generation();
+                (remote.keys.load_full(), generation)
+            }
         }
     }
 }
@@ -273,6 +278,7 @@ impl Issuer {
                 generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 last_attempt: std::sync::Mutex::new(None),
+                last_digest: std::sync::Mutex::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
             }))
         };
@@ -303,7 +309,24 @@ fn pinned(
             key.family()[0]
         )]);
     }
-    KeySet::single(key, algorithms)
+    // `EdDSA` names both curves; keep the algorithms this key can serve.
+    let fitting: Vec<Algorithm> = algorithms
+        .iter()
+        .copied()
+        .filter(|alg| key.family().contains(alg))
+        .collect();
+    if fitting.is_empty() {
+        return Err(vec![format!(
+            "key `{at}.algorithms`: none of them fits a {} key (it takes {})",
+            key.kind(),
+            key.family()
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )]);
+    }
+    KeySet::single(key, &fitting)
         .map(|set| Keys::Static(Arc::new(set)))
         .map_err(|e| vec![format!("key `{at}.{field}`: {e}")])
 }
@@ -357,11 +380,12 @@ pub struct RemoteKeys {
     generation: AtomicU64,
     fetches: AtomicU64,
     last_attempt: std::sync::Mutex<Option<OffsetDateTime>>,
+    last_digest: std::sync::Mutex<Option<[u8; 32]>>,
     refresh_lock: tokio::sync::Mutex<()>,
 }
 
 impl RemoteKeys {
-    /// Incremented each time a fetched set replaces the cached one.
+    /// Incremented each time a fetched set that differs replaces the cached one.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -412,7 +436,13 @@ impl RemoteKeys {
         *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch_set().await {
-            Ok(set) => {
+            Ok((set, digest)) => {
+                let mut last = self.last_digest.lock().unwrap_or_else(|p| p.into_inner());
+                if *last == Some(digest) {
+                    // The same set: keep the generation, so cached tokens stay cached.
+                    return;
+                }
+                *last = Some(digest);
                 for skipped in &set.skipped {
                     tracing::info!(issuer = %self.issuer, "key skipped: {skipped}");
                 }
@@ -426,7 +456,8 @@ impl RemoteKeys {
         }
     }
 
-    async fn fetch_set(&self) -> Result<KeySet, String> {
+    /// The key set and the SHA-256 of the document it came from.
+    async fn fetch_set(&self) -> Result<(KeySet, [u8; 32]), String> {
         let jwks_uri = match &self.source {
             RemoteSource::Jwks(url) => url.clone(),
             RemoteSource::Discovery(url) => {
@@ -464,7 +495,10 @@ impl RemoteKeys {
                 set.skipped.join("; ")
             ));
         }
-        Ok(set)
+        let mut digest = [0u8; 32];
+        digest
+            .copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body).as_ref());
+        Ok((set, digest))
     }
 
     async fn discover(&self, url: &str) -> Result<String, String> {

@@ -293,8 +293,13 @@ impl KeySet {
                 return Err(KeySetError::Malformed(format!("key {n} is not an object")));
             };
             let kid = match jwk.get("kid") {
+                None => None,
                 Some(Value::String(kid)) => Some(kid.clone()),
-                _ => None,
+                Some(_) => {
+                    set.skipped
+                        .push(format!("key #{n}: its kid is not a string"));
+                    continue;
+                }
             };
             let label = kid.as_deref().map_or_else(
                 || format!("#{n}"),
@@ -344,33 +349,48 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    /// Verifies `jws`'s signature with the key its `kid` names (or, without a `kid`, with each
-    /// key its `alg` admits) and returns the key that verified it. A key without a `kid` (a
-    /// configured PEM key or secret) is a candidate whatever the token's `kid`.
+    /// Verifies `jws`'s signature and returns the key that verified it. With a `kid`: the keys
+    /// with that `kid`, or, if none has it, the keys without a `kid` (a configured PEM key or
+    /// secret). Without a `kid`: every key, but at most [`MAX_TRIES`] signature checks. Only keys
+    /// pinned to an algorithm the token's `alg` names are tried.
     pub fn verify(&self, jws: &CompactJws<'_>) -> Result<&Key, NoKey> {
         let kid = jws.header.kid.as_deref();
-        let mut named = false;
-        let mut admitted = false;
-        for key in &self.keys {
-            if kid.is_some() && key.kid.is_some() && key.kid.as_deref() != kid {
-                continue;
-            }
-            named = true;
+        let named = kid.is_some_and(|kid| self.has_kid(kid));
+        let candidates = self.keys.iter().filter(|key| match kid {
+            Some(_) if named => key.kid.as_deref() == kid,
+            Some(_) => key.kid.is_none(),
+            None => true,
+        });
+        let mut admitted = 0;
+        let mut any = false;
+        for key in candidates {
+            any = true;
             if !jws.header.alg.admits(key.key.algorithm()) {
                 continue;
             }
-            admitted = true;
+            admitted += 1;
+            if admitted > MAX_TRIES {
+                break;
+            }
             if key.key.verify(jws.signing_input(), jws.signature()) {
                 return Ok(key);
             }
         }
-        match (kid, named, admitted) {
-            (Some(kid), false, _) => Err(NoKey::UnknownKid(jws::truncate(kid))),
-            (_, _, false) => Err(NoKey::AlgorithmNotAllowed(jws.header.alg.name())),
+        // An unknown `kid` is reported as such (a remote set is then fetched again) when no key
+        // could be tried, or when the set names its keys and the unnamed ones failed.
+        let uses_kids = self.keys.iter().any(|key| key.kid.is_some());
+        match kid {
+            Some(kid) if !named && (!any || (admitted > 0 && uses_kids)) => {
+                Err(NoKey::UnknownKid(jws::truncate(kid)))
+            }
+            _ if admitted == 0 => Err(NoKey::AlgorithmNotAllowed(jws.header.alg.name())),
             _ => Err(NoKey::BadSignature),
         }
     }
 }
+
+/// The most signature checks one token may cost (a token without `kid` against a large set).
+pub const MAX_TRIES: usize = 8;
 
 /// JWK members that only a private key has.
 const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
@@ -558,7 +578,7 @@ mod tests {
             (r#""alg":"ES384""#, "cannot be used"),
             (r#""alg":"A256GCM""#, "not a signature algorithm"),
         ] {
-            let one = set(&format!(r#"{{"keys":[{{{ec},{extra}}}]}}"#)).unwrap_or_default();
+            let one = set(&format!(r#"{{"keys":[{{{ec},{extra}}}]}}"#)).expect("a set");
             assert!(one.is_empty(), "{extra}");
             assert!(one.skipped[0].contains(reason), "{:?}", one.skipped);
         }
@@ -578,6 +598,60 @@ mod tests {
             KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::Es256])
                 .unwrap_or_default()
                 .is_empty()
+        );
+    }
+
+    fn hs256_token(secret: &[u8], kid: Option<&str>) -> String {
+        let header = match kid {
+            Some(kid) => format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#),
+            None => r#"{"alg":"HS256"}"#.to_owned(),
+        };
+        let input = format!("{}.{}", jws::encode(header.as_bytes()), jws::encode(b"{}"));
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", jws::encode(tag.as_ref()))
+    }
+
+    #[test]
+    fn key_choice_follows_kid_and_bounds_the_tries() {
+        let secret = |n: u8| [n; 32];
+        let keys: Vec<String> = (1..=10)
+            .map(|n| {
+                format!(
+                    r#"{{"kty":"oct","kid":"k{n}","alg":"HS256","k":"{}"}}"#,
+                    jws::encode(&secret(n))
+                )
+            })
+            .collect();
+        let set = KeySet::from_jwks(
+            format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes(),
+            Algorithm::ALL,
+        )
+        .expect("set");
+        let verify = |token: &str| {
+            let jws = CompactJws::parse(token, 8192).expect("token");
+            set.verify(&jws).map(|key| key.kid.clone())
+        };
+        assert_eq!(
+            verify(&hs256_token(&secret(10), Some("k10"))),
+            Ok(Some("k10".into()))
+        );
+        assert_eq!(
+            verify(&hs256_token(&secret(10), Some("k9"))),
+            Err(NoKey::BadSignature)
+        );
+        assert_eq!(
+            verify(&hs256_token(&secret(10), Some("k11"))),
+            Err(NoKey::UnknownKid("k11".into()))
+        );
+        // Without a kid: at most MAX_TRIES keys are tried.
+        assert_eq!(
+            verify(&hs256_token(&secret(3), None)),
+            Ok(Some("k3".into()))
+        );
+        assert_eq!(
+            verify(&hs256_token(&secret(10), None)),
+            Err(NoKey::BadSignature)
         );
     }
 }

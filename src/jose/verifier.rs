@@ -145,8 +145,8 @@ async fn check_signature(issuer: &Issuer, jws: &CompactJws<'_>) -> Result<u64, T
 }
 
 /// Verified tokens by the SHA-256 of their text, until their `exp` (plus leeway). Bounded: a
-/// full shard first drops expired entries, then arbitrary ones. An entry is also dropped when
-/// its issuer's key set has changed since it was verified.
+/// full shard drops its expired entries and, if still full, an eighth of its entries. An entry
+/// is also dropped when its issuer's key set has changed since it was verified.
 #[derive(Debug)]
 struct TokenCache {
     shards: Vec<Mutex<HashMap<[u8; 32], Entry>>>,
@@ -217,10 +217,9 @@ impl TokenCache {
         }
         let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= self.per_shard {
-            // Expired entries first; if none, an eighth of the shard, whichever come first.
-            let before = shard.len();
+            // Expired entries first; if the shard is still full, an eighth of it, arbitrarily.
             shard.retain(|_, entry| entry.until > now);
-            if shard.len() == before {
+            if shard.len() >= self.per_shard {
                 let drop: Vec<[u8; 32]> =
                     shard.keys().take(self.per_shard / 8 + 1).copied().collect();
                 for old in drop {
