@@ -1,8 +1,11 @@
 //! JWT claims (RFC 7519 section 4.1) and the rules an issuer sets for them.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
-use super::jws::{parse_object, truncate};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::jws::{parse_raw_object, truncate};
 
 /// The registered claims, typed, and every claim as sent.
 #[derive(Debug, Clone, Default)]
@@ -21,8 +24,8 @@ pub struct Claims {
     pub iat: Option<i64>,
     /// `jti`.
     pub jti: Option<String>,
-    /// All claims.
-    pub all: Map<String, Value>,
+    /// All claims, as sent (unparsed JSON text).
+    pub all: BTreeMap<String, Box<RawValue>>,
 }
 
 /// Why a token's claims are not accepted. The messages are safe to show to the client.
@@ -55,27 +58,36 @@ pub enum ClaimError {
 }
 
 impl Claims {
-    /// Parses a JWS payload as a claims set, checking the registered claims' types.
+    /// Parses a JWS payload as a claims set, checking the registered claims' types. Other claims
+    /// stay unparsed JSON text until asked for (permissions), which keeps a typical access
+    /// token's many profile claims cheap.
     pub fn parse(payload: &[u8]) -> Result<Self, ClaimError> {
-        let all = parse_object(payload).map_err(ClaimError::NotAnObject)?;
-        let string = |name: &'static str| match all.get(name) {
+        let all = parse_raw_object(payload).map_err(ClaimError::NotAnObject)?;
+        let value = |name: &str| -> Option<Value> {
+            all.get(name)
+                .map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+        };
+        let string = |name: &'static str| match value(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(ClaimError::WrongType(name, "it must be a string")),
         };
-        let date = |name: &'static str| match all.get(name) {
+        let date = |name: &'static str| match value(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => numeric_date(n)
+            Some(Value::Number(n)) => numeric_date(&n)
                 .map(Some)
                 .ok_or(ClaimError::WrongType(name, "it must be a NumericDate")),
             Some(_) => Err(ClaimError::WrongType(name, "it must be a number")),
         };
-        let aud = match all.get("aud") {
+        let aud = match value("aud") {
             None => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::String(s)) => vec![s],
             Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| item.as_str().map(str::to_owned))
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
                 .collect::<Option<Vec<_>>>()
                 .ok_or(ClaimError::WrongType(
                     "aud",
@@ -134,14 +146,21 @@ impl Claims {
     pub fn permissions(&self, paths: &[String]) -> Vec<String> {
         let mut found = Vec::new();
         for path in paths {
-            let mut at = self.all.get(path.split('.').next().unwrap_or_default());
-            for step in path.split('.').skip(1) {
-                at = at.and_then(|value| value.get(step));
+            let mut steps = path.split('.');
+            let Some(raw) = steps.next().and_then(|first| self.all.get(first)) else {
+                continue;
+            };
+            let mut at: Option<Value> = serde_json::from_str(raw.get()).ok();
+            for step in steps {
+                at = at.and_then(|mut value| value.get_mut(step).map(Value::take));
             }
             match at {
                 Some(Value::String(s)) => found.extend(s.split_whitespace().map(str::to_owned)),
                 Some(Value::Array(items)) => {
-                    found.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+                    found.extend(items.into_iter().filter_map(|item| match item {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    }));
                 }
                 _ => {}
             }

@@ -11,6 +11,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::primitive::Algorithm;
@@ -213,7 +216,7 @@ pub fn encode(bytes: &[u8]) -> String {
 }
 
 fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
-    let members = parse_object(json).map_err(JwsError::Header)?;
+    let members = parse_raw_object(json).map_err(JwsError::Header)?;
     for (name, embedded) in [
         ("jwk", "jwk"),
         ("jku", "jku"),
@@ -227,21 +230,18 @@ fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
     if members.contains_key("crit") {
         return Err(JwsError::Crit);
     }
-    if members
-        .get("b64")
-        .is_some_and(|b64| b64 != &Value::Bool(true))
-    {
+    if members.get("b64").is_some_and(|b64| b64.get() != "true") {
         return Err(JwsError::Unencoded);
     }
-    let alg = match members.get("alg") {
-        None => return Err(JwsError::MissingAlg),
-        Some(Value::String(alg)) => HeaderAlg::parse(alg)?,
-        Some(_) => return Err(JwsError::NotAString("alg")),
-    };
     let string = |name: &'static str| match members.get(name) {
         None => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(JwsError::NotAString(name)),
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| JwsError::NotAString(name)),
+    };
+    let alg = match string("alg")? {
+        None => return Err(JwsError::MissingAlg),
+        Some(alg) => HeaderAlg::parse(&alg)?,
     };
     Ok(Header {
         alg,
@@ -256,6 +256,46 @@ pub fn parse_object(json: &[u8]) -> Result<Map<String, Value>, String> {
     serde_json::from_slice::<UniqueObject>(json)
         .map(|object| object.0)
         .map_err(|e| e.to_string())
+}
+
+/// Parses a JSON object into its members' unparsed JSON text, refusing duplicate names.
+pub fn parse_raw_object(json: &[u8]) -> Result<BTreeMap<String, Box<RawValue>>, String> {
+    serde_json::from_slice::<UniqueRawObject>(json)
+        .map(|object| object.0)
+        .map_err(|e| e.to_string())
+}
+
+struct UniqueRawObject(BTreeMap<String, Box<RawValue>>);
+
+impl<'de> Deserialize<'de> for UniqueRawObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(UniqueRawObjectVisitor)
+    }
+}
+
+struct UniqueRawObjectVisitor;
+
+impl<'de> Visitor<'de> for UniqueRawObjectVisitor {
+    type Value = UniqueRawObject;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueRawObject, A::Error> {
+        let mut object = BTreeMap::new();
+        while let Some(name) = access.next_key::<String>()? {
+            if object.contains_key(&name) {
+                return Err(de::Error::custom(format!(
+                    "the member `{}` appears twice",
+                    truncate(&name)
+                )));
+            }
+            let value = access.next_value::<Box<RawValue>>()?;
+            object.insert(name, value);
+        }
+        Ok(UniqueRawObject(object))
+    }
 }
 
 struct UniqueObject(Map<String, Value>);
