@@ -276,7 +276,6 @@ impl Issuer {
                 keys: ArcSwap::from_pointee(KeySet::default()),
                 jwks_uri: std::sync::Mutex::new(None),
                 generation: AtomicU64::new(0),
-                fetches: AtomicU64::new(0),
                 last_attempt: std::sync::Mutex::new(None),
                 last_digest: std::sync::Mutex::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
@@ -378,7 +377,6 @@ pub struct RemoteKeys {
     keys: ArcSwap<KeySet>,
     jwks_uri: std::sync::Mutex<Option<String>>,
     generation: AtomicU64,
-    fetches: AtomicU64,
     last_attempt: std::sync::Mutex<Option<OffsetDateTime>>,
     last_digest: std::sync::Mutex<Option<[u8; 32]>>,
     refresh_lock: tokio::sync::Mutex<()>,
@@ -388,11 +386,6 @@ impl RemoteKeys {
     /// Incremented each time a fetched set that differs replaces the cached one.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
-    }
-
-    /// Fetch attempts so far.
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// How often the scheduled refresh runs.
@@ -434,7 +427,6 @@ impl RemoteKeys {
 
     async fn fetch(&self) {
         *self.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch_set().await {
             Ok((set, digest)) => {
                 let mut last = self.last_digest.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,11 +10,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use super::primitive::Algorithm;
 
@@ -252,37 +253,39 @@ fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
 
 /// Parses a JSON object, refusing a member name that appears twice (RFC 7515 section 4 and
 /// RFC 7519 section 4 allow refusing; taking the last would let two parsers disagree).
-pub fn parse_object(json: &[u8]) -> Result<Map<String, Value>, String> {
-    serde_json::from_slice::<UniqueObject>(json)
-        .map(|object| object.0)
-        .map_err(|e| e.to_string())
+pub fn parse_object(json: &[u8]) -> Result<BTreeMap<String, Value>, String> {
+    parse_unique(json)
 }
 
-/// Parses a JSON object into its members' unparsed JSON text, refusing duplicate names.
+/// [`parse_object`], keeping each member as its unparsed JSON text.
 pub fn parse_raw_object(json: &[u8]) -> Result<BTreeMap<String, Box<RawValue>>, String> {
-    serde_json::from_slice::<UniqueRawObject>(json)
+    parse_unique(json)
+}
+
+fn parse_unique<V: DeserializeOwned>(json: &[u8]) -> Result<BTreeMap<String, V>, String> {
+    serde_json::from_slice::<UniqueObject<V>>(json)
         .map(|object| object.0)
         .map_err(|e| e.to_string())
 }
 
-struct UniqueRawObject(BTreeMap<String, Box<RawValue>>);
+struct UniqueObject<V>(BTreeMap<String, V>);
 
-impl<'de> Deserialize<'de> for UniqueRawObject {
+impl<'de, V: DeserializeOwned> Deserialize<'de> for UniqueObject<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(UniqueRawObjectVisitor)
+        deserializer.deserialize_map(UniqueObjectVisitor(PhantomData))
     }
 }
 
-struct UniqueRawObjectVisitor;
+struct UniqueObjectVisitor<V>(PhantomData<V>);
 
-impl<'de> Visitor<'de> for UniqueRawObjectVisitor {
-    type Value = UniqueRawObject;
+impl<'de, V: DeserializeOwned> Visitor<'de> for UniqueObjectVisitor<V> {
+    type Value = UniqueObject<V>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueRawObject, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject<V>, A::Error> {
         let mut object = BTreeMap::new();
         while let Some(name) = access.next_key::<String>()? {
             if object.contains_key(&name) {
@@ -291,40 +294,7 @@ impl<'de> Visitor<'de> for UniqueRawObjectVisitor {
                     truncate(&name)
                 )));
             }
-            let value = access.next_value::<Box<RawValue>>()?;
-            object.insert(name, value);
-        }
-        Ok(UniqueRawObject(object))
-    }
-}
-
-struct UniqueObject(Map<String, Value>);
-
-impl<'de> Deserialize<'de> for UniqueObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(UniqueObjectVisitor)
-    }
-}
-
-struct UniqueObjectVisitor;
-
-impl<'de> Visitor<'de> for UniqueObjectVisitor {
-    type Value = UniqueObject;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
-        let mut object = Map::new();
-        while let Some(name) = access.next_key::<String>()? {
-            if object.contains_key(&name) {
-                return Err(de::Error::custom(format!(
-                    "the member `{}` appears twice",
-                    truncate(&name)
-                )));
-            }
-            let value = access.next_value::<Value>()?;
+            let value = access.next_value::<V>()?;
             object.insert(name, value);
         }
         Ok(UniqueObject(object))
