@@ -1,21 +1,20 @@
 //! JWT claims (RFC 7519 section 4.1) and the rules an issuer sets for them.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::jws::{parse_raw_object, truncate};
+use super::json::{Members, as_str, as_strings, truncate};
 
-/// The registered claims, typed, and every claim as sent.
+/// The registered claims, typed, and every claim as sent, borrowed from the decoded payload.
 #[derive(Debug, Clone, Default)]
-pub struct Claims {
+pub struct Claims<'a> {
     /// `iss`.
-    pub iss: Option<String>,
+    pub iss: Option<Cow<'a, str>>,
     /// `sub`.
-    pub sub: Option<String>,
+    pub sub: Option<Cow<'a, str>>,
     /// `aud`, a string or an array of strings.
-    pub aud: Vec<String>,
+    pub aud: Vec<Cow<'a, str>>,
     /// `exp`, seconds since the epoch.
     pub exp: Option<i64>,
     /// `nbf`.
@@ -23,9 +22,9 @@ pub struct Claims {
     /// `iat`.
     pub iat: Option<i64>,
     /// `jti`.
-    pub jti: Option<String>,
+    pub jti: Option<Cow<'a, str>>,
     /// All claims, as sent (unparsed JSON text).
-    pub all: BTreeMap<String, Box<RawValue>>,
+    pub all: Members<'a>,
 }
 
 /// Why a token's claims are not accepted. The messages are safe to show to the client.
@@ -57,48 +56,29 @@ pub enum ClaimError {
     WrongAudience,
 }
 
-impl Claims {
+impl<'a> Claims<'a> {
     /// Parses a JWS payload as a claims set, checking the registered claims' types. Other claims
     /// stay unparsed JSON text until asked for (permissions), which keeps a typical access
     /// token's many profile claims cheap.
-    pub fn parse(payload: &[u8]) -> Result<Self, ClaimError> {
-        let all = parse_raw_object(payload).map_err(ClaimError::NotAnObject)?;
-        let value = |name: &str| -> Option<Value> {
-            all.get(name)
-                .map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
-        };
-        let string = |name: &'static str| match value(name) {
+    pub fn parse(payload: &'a [u8]) -> Result<Self, ClaimError> {
+        let all = Members::parse(payload).map_err(ClaimError::NotAnObject)?;
+        let string = |name: &'static str| match all.get(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ClaimError::WrongType(name, "it must be a string")),
-        };
-        let date = |name: &'static str| match value(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => numeric_date(&n)
+            Some(raw) => as_str(raw)
                 .map(Some)
-                .ok_or(ClaimError::WrongType(name, "it must be a NumericDate")),
-            Some(_) => Err(ClaimError::WrongType(name, "it must be a number")),
+                .ok_or(ClaimError::WrongType(name, "it must be a string")),
         };
-        let aud = match value("aud") {
+        let date =
+            |name: &'static str| all.get(name).map(|raw| numeric_date(name, raw)).transpose();
+        let aud = match all.get("aud") {
             None => Vec::new(),
-            Some(Value::String(s)) => vec![s],
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => Some(s),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .ok_or(ClaimError::WrongType(
+            Some(raw) => match as_str(raw) {
+                Some(one) => vec![one],
+                None => as_strings(raw).ok_or(ClaimError::WrongType(
                     "aud",
                     "it must be a string or strings",
                 ))?,
-            Some(_) => {
-                return Err(ClaimError::WrongType(
-                    "aud",
-                    "it must be a string or strings",
-                ));
-            }
+            },
         };
         Ok(Self {
             iss: string("iss")?,
@@ -115,7 +95,7 @@ impl Claims {
     /// Checks the claims against `rules` at `now` (seconds since the epoch).
     pub fn check(&self, rules: &ClaimRules, now: i64) -> Result<(), ClaimError> {
         for name in &rules.required {
-            if !self.all.contains_key(name) {
+            if !self.all.contains(name) {
                 return Err(ClaimError::Missing(truncate(name)));
             }
         }
@@ -135,34 +115,33 @@ impl Claims {
         if self.iat.is_some_and(|iat| now.saturating_add(leeway) < iat) {
             return Err(ClaimError::IssuedInFuture);
         }
-        if !rules.audiences.is_empty() && !self.aud.iter().any(|a| rules.audiences.contains(a)) {
+        if !rules.audiences.is_empty()
+            && !self
+                .aud
+                .iter()
+                .any(|a| rules.audiences.iter().any(|accepted| accepted == a))
+        {
             return Err(ClaimError::WrongAudience);
         }
         Ok(())
     }
 
     /// The permissions found at `paths` (dotted claim paths such as `realm_access.roles`): a
-    /// string is split on spaces (OAuth `scope`), an array contributes its strings.
+    /// string is split on spaces (OAuth `scope`), an array contributes its strings. Anything
+    /// else at a path (a number, an object, nested duplicate members) contributes nothing.
     pub fn permissions(&self, paths: &[String]) -> Vec<String> {
         let mut found = Vec::new();
         for path in paths {
             let mut steps = path.split('.');
-            let Some(raw) = steps.next().and_then(|first| self.all.get(first)) else {
-                continue;
-            };
-            let mut at: Option<Value> = serde_json::from_str(raw.get()).ok();
+            let mut at = steps.next().and_then(|first| self.all.get(first));
             for step in steps {
-                at = at.and_then(|mut value| value.get_mut(step).map(Value::take));
+                at = at.and_then(|raw| Members::parse(raw.get().as_bytes()).ok()?.get(step));
             }
-            match at {
-                Some(Value::String(s)) => found.extend(s.split_whitespace().map(str::to_owned)),
-                Some(Value::Array(items)) => {
-                    found.extend(items.into_iter().filter_map(|item| match item {
-                        Value::String(s) => Some(s),
-                        _ => None,
-                    }));
-                }
-                _ => {}
+            let Some(raw) = at else { continue };
+            if let Some(text) = as_str(raw) {
+                found.extend(text.split_whitespace().map(str::to_owned));
+            } else if let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+                found.extend(items.into_iter().filter_map(as_str).map(Cow::into_owned));
             }
         }
         found.sort_unstable();
@@ -172,13 +151,23 @@ impl Claims {
 }
 
 /// A NumericDate: a JSON number of seconds, possibly fractional; the fraction is dropped.
-fn numeric_date(n: &serde_json::Number) -> Option<i64> {
-    if let Some(i) = n.as_i64() {
-        return Some(i);
+fn numeric_date(name: &'static str, raw: &RawValue) -> Result<i64, ClaimError> {
+    let text = raw.get();
+    // JSON integers have no sign but `-` and no leading zeros, so `i64`'s parser reads them as
+    // JSON does.
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
     }
-    let f = n.as_f64()?;
+    let Ok(number) = serde_json::from_str::<serde_json::Number>(text) else {
+        return Err(ClaimError::WrongType(name, "it must be a number"));
+    };
+    let f = number.as_f64().unwrap_or(f64::NAN);
     // Within ±2^62 seconds: far beyond any real date, and exact to convert.
-    (f.is_finite() && f.abs() < 4.6e18).then(|| f.floor() as i64)
+    if f.is_finite() && f.abs() < 4.6e18 {
+        Ok(f.floor() as i64)
+    } else {
+        Err(ClaimError::WrongType(name, "it must be a NumericDate"))
+    }
 }
 
 /// What an issuer requires of its tokens' claims.

@@ -495,7 +495,7 @@ impl RemoteKeys {
 
     async fn discover(&self, url: &str) -> Result<String, String> {
         let body = self.get(url).await?;
-        let document = super::jws::parse_object(&body).map_err(|e| format!("{url}: {e}"))?;
+        let document = super::json::parse_object(&body).map_err(|e| format!("{url}: {e}"))?;
         // OpenID Connect Discovery 1.0 section 4.3: the document must name the same issuer.
         if document.get("issuer").and_then(|v| v.as_str()) != Some(self.issuer.as_str()) {
             return Err(format!(

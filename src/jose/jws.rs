@@ -10,13 +10,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
-use std::collections::BTreeMap;
-use std::marker::PhantomData;
+use std::borrow::Cow;
 
-use serde_json::Value;
-use serde_json::value::RawValue;
-
+pub(crate) use super::json::truncate;
+use super::json::{Members, as_str};
 use super::primitive::Algorithm;
 
 /// The default cap on a token's length in bytes.
@@ -217,18 +214,13 @@ pub fn encode(bytes: &[u8]) -> String {
 }
 
 fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
-    let members = parse_raw_object(json).map_err(JwsError::Header)?;
-    for (name, embedded) in [
-        ("jwk", "jwk"),
-        ("jku", "jku"),
-        ("x5u", "x5u"),
-        ("x5c", "x5c"),
-    ] {
-        if members.contains_key(name) {
+    let members = Members::parse(json).map_err(JwsError::Header)?;
+    for embedded in ["jwk", "jku", "x5u", "x5c"] {
+        if members.contains(embedded) {
             return Err(JwsError::EmbeddedKey(embedded));
         }
     }
-    if members.contains_key("crit") {
+    if members.contains("crit") {
         return Err(JwsError::Crit);
     }
     if members.get("b64").is_some_and(|b64| b64.get() != "true") {
@@ -236,9 +228,7 @@ fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
     }
     let string = |name: &'static str| match members.get(name) {
         None => Ok(None),
-        Some(raw) => serde_json::from_str::<String>(raw.get())
-            .map(Some)
-            .map_err(|_| JwsError::NotAString(name)),
+        Some(raw) => as_str(raw).ok_or(JwsError::NotAString(name)).map(Some),
     };
     let alg = match string("alg")? {
         None => return Err(JwsError::MissingAlg),
@@ -246,67 +236,9 @@ fn parse_header(json: &[u8]) -> Result<Header, JwsError> {
     };
     Ok(Header {
         alg,
-        kid: string("kid")?,
-        typ: string("typ")?,
+        kid: string("kid")?.map(Cow::into_owned),
+        typ: string("typ")?.map(Cow::into_owned),
     })
-}
-
-/// Parses a JSON object, refusing a member name that appears twice (RFC 7515 section 4 and
-/// RFC 7519 section 4 allow refusing; taking the last would let two parsers disagree).
-pub fn parse_object(json: &[u8]) -> Result<BTreeMap<String, Value>, String> {
-    parse_unique(json)
-}
-
-/// [`parse_object`], keeping each member as its unparsed JSON text.
-pub fn parse_raw_object(json: &[u8]) -> Result<BTreeMap<String, Box<RawValue>>, String> {
-    parse_unique(json)
-}
-
-fn parse_unique<V: DeserializeOwned>(json: &[u8]) -> Result<BTreeMap<String, V>, String> {
-    serde_json::from_slice::<UniqueObject<V>>(json)
-        .map(|object| object.0)
-        .map_err(|e| e.to_string())
-}
-
-struct UniqueObject<V>(BTreeMap<String, V>);
-
-impl<'de, V: DeserializeOwned> Deserialize<'de> for UniqueObject<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(UniqueObjectVisitor(PhantomData))
-    }
-}
-
-struct UniqueObjectVisitor<V>(PhantomData<V>);
-
-impl<'de, V: DeserializeOwned> Visitor<'de> for UniqueObjectVisitor<V> {
-    type Value = UniqueObject<V>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject<V>, A::Error> {
-        let mut object = BTreeMap::new();
-        while let Some(name) = access.next_key::<String>()? {
-            if object.contains_key(&name) {
-                return Err(de::Error::custom(format!(
-                    "the member `{}` appears twice",
-                    truncate(&name)
-                )));
-            }
-            let value = access.next_value::<V>()?;
-            object.insert(name, value);
-        }
-        Ok(UniqueObject(object))
-    }
-}
-
-/// At most 64 characters of untrusted text, for messages.
-pub(crate) fn truncate(text: &str) -> String {
-    match text.char_indices().nth(64) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::json;
 use super::jws::{self, CompactJws, Part};
 use super::primitive::{Algorithm, KeyError, VerifyingKey};
 
@@ -278,7 +279,7 @@ impl KeySet {
     /// Parses a JWK set (`{"keys": [...]}`), pinning keys without `alg` to the algorithms of
     /// their family that `allowed` lists.
     pub fn from_jwks(json: &[u8], allowed: &[Algorithm]) -> Result<Self, KeySetError> {
-        let object = jws::parse_object(json).map_err(KeySetError::Malformed)?;
+        let object = json::parse_object(json).map_err(KeySetError::Malformed)?;
         let Some(Value::Array(entries)) = object.get("keys") else {
             return Err(KeySetError::Malformed("it has no `keys` array".to_owned()));
         };

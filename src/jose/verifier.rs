@@ -109,8 +109,8 @@ impl Verifier {
         claims.check(&issuer.rules, now)?;
         let verified = Arc::new(Verified {
             issuer: issuer.name.clone(),
-            subject: claims.sub.clone(),
-            token_id: claims.jti.clone(),
+            subject: claims.sub.as_deref().map(str::to_owned),
+            token_id: claims.jti.as_deref().map(str::to_owned),
             expires: claims.exp,
             permissions: claims.permissions(&issuer.permission_claims),
         });
