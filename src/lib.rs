@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod jose;
 pub mod metrics;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;

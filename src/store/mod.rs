@@ -4,8 +4,13 @@
 //! migrations (`migrations/{sqlite,postgres}/`), applied at start-up, and translates database
 //! errors into [`StoreError`]. One conformance suite (`tests/it/store.rs`) runs on both.
 
+mod identity;
 mod postgres;
 mod sqlite;
+
+pub use identity::{
+    AppRow, ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -38,9 +43,25 @@ pub enum StoreError {
         /// The newest migration this build has.
         known: i64,
     },
+    /// The thing already exists (a unique name taken).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Other(String),
+}
+
+impl StoreError {
+    /// `Conflict(what)` for a unique-constraint violation, else the error as usual.
+    fn conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> Self {
+        match &error {
+            sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict(what()),
+            _ => error.into(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -8,11 +8,18 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns, to_micros};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "datapoint_values",
-    sql: include_str!("../../migrations/postgres/0001_datapoint_values.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "datapoint_values",
+        sql: include_str!("../../migrations/postgres/0001_datapoint_values.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../../migrations/postgres/0002_identity.sql"),
+    },
+];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f;
@@ -66,6 +73,10 @@ impl PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

@@ -10,11 +10,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns, to_micros};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "datapoint_values",
-    sql: include_str!("../../migrations/sqlite/0001_datapoint_values.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "datapoint_values",
+        sql: include_str!("../../migrations/sqlite/0001_datapoint_values.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../../migrations/sqlite/0002_identity.sql"),
+    },
+];
 
 /// An SQLite database.
 #[derive(Debug, Clone)]
@@ -69,6 +76,10 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

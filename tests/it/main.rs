@@ -13,5 +13,6 @@ mod operations;
 mod shutdown;
 mod sse;
 mod store;
+mod store_identity;
 mod tls;
 mod tokens;
