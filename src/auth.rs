@@ -210,8 +210,8 @@ impl FromRequestParts<AppState> for Caller {
 pub struct Auth {
     /// The `realm` of `WWW-Authenticate` challenges.
     pub realm: String,
-    /// The token verifier.
-    pub verifier: crate::jose::verifier::Verifier,
+    /// The token verifier (shared with the identity provider, which publishes its realms).
+    pub verifier: std::sync::Arc<crate::jose::verifier::Verifier>,
     /// The policy of the native datapoint API's reads.
     pub api_read: Policy,
 }
@@ -223,6 +223,7 @@ mod tests {
     fn token(permissions: &[&str]) -> Caller {
         Caller::Bearer(Arc::new(Verified {
             issuer: "i".into(),
+            realm: None,
             subject: None,
             token_id: None,
             expires: None,

@@ -1,5 +1,7 @@
 //! The `portico` command line.
 
+mod admin;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +40,8 @@ enum Command {
     /// Work with signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the built-in identity provider: realms, clients, users, keys.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +108,7 @@ pub fn main() -> ExitCode {
             inspect(token.trim(), config.as_deref())
         }
         Command::Keys(KeysCommand::Generate { alg, out, bits }) => generate(&alg, &out, bits),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

@@ -74,6 +74,42 @@ pub struct Config {
     /// Trusted token issuers (`[[issuer]]`).
     #[serde(rename = "issuer")]
     pub issuers: Vec<IssuerConfig>,
+    /// The built-in OpenID Connect provider.
+    pub idp: IdpConfig,
+}
+
+/// `[idp]`: the built-in OpenID Connect provider and the app-authentication API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdpConfig {
+    /// `false` serves none of its routes and trusts none of its realms.
+    pub enabled: bool,
+    /// The URL clients reach Portico at (`https://host:port`, no path); realm issuers are
+    /// `{public_url}/realms/{realm}`. Default: `https://localhost:{port}` (or the listen address
+    /// when it is a specific IP). Never taken from a request.
+    pub public_url: Option<String>,
+    /// The realm created on first start.
+    pub default_realm: String,
+    /// The realm whose tokens may use the admin API (with the `portico:admin` role).
+    pub admin_realm: String,
+    /// The file holding the key that seals realm signing keys; default `secrets.key` in the
+    /// data directory. Nodes sharing a database must share it.
+    pub sealing_key_file: Option<PathBuf>,
+    /// How often a running node checks the store for realm and key changes.
+    pub reload_seconds: u64,
+}
+
+impl Default for IdpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: None,
+            default_realm: "node".into(),
+            admin_realm: "node".into(),
+            sealing_key_file: None,
+            reload_seconds: 5,
+        }
+    }
 }
 
 /// `[auth]`: bearer tokens and the policies of routes that do not set their own.
@@ -104,6 +140,36 @@ impl Default for AuthConfig {
             default_write: PolicyConfig::Named("open".into()),
             api_read: None,
         }
+    }
+}
+
+impl IdpConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.public_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.ends_with('/')
+                && !url.contains(['?', '#', ' '])
+                && url.splitn(4, '/').nth(3).is_none();
+            if !ok {
+                problems.push(format!(
+                    "key `idp.public_url`: `{url}` must be a scheme, host and optional port, \
+                     like https://portico.example:8443 (no path, no trailing slash)"
+                ));
+            }
+        }
+        for (key, name) in [
+            ("default_realm", &self.default_realm),
+            ("admin_realm", &self.admin_realm),
+        ] {
+            if let Err(e) = crate::idp::check_realm_name(name) {
+                problems.push(format!("key `idp.{key}`: {e}"));
+            }
+        }
+        if !(1..=3600).contains(&self.reload_seconds) {
+            problems.push("key `idp.reload_seconds` must be between 1 and 3600".into());
+        }
+        problems
     }
 }
 
@@ -147,6 +213,7 @@ impl Default for Config {
             endpoints: Vec::new(),
             auth: AuthConfig::default(),
             issuers: Vec::new(),
+            idp: IdpConfig::default(),
         }
     }
 }
@@ -485,11 +552,14 @@ impl Config {
             .flat_map(|e| [&e.read_policy, &e.write_policy])
             .chain([&api_read])
             .any(|policy| !policy.is_open());
-        if protected && issuers.is_empty() {
+        if protected && issuers.is_empty() && !self.idp.enabled {
             problems.push(
-                "a policy requires a token, but no `[[issuer]]` is configured to verify one".into(),
+                "a policy requires a token, but no `[[issuer]]` is configured to verify one and \
+                 the built-in identity provider is off (`idp.enabled = false`)"
+                    .into(),
             );
         }
+        problems.extend(self.idp.problems());
         if problems.is_empty() {
             Ok(Catalog {
                 datapoints,

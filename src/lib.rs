@@ -11,6 +11,7 @@ pub mod config;
 pub mod datapoint;
 pub mod error;
 pub mod events;
+pub mod idp;
 pub mod jose;
 pub mod metrics;
 pub mod secrets;

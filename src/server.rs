@@ -42,6 +42,67 @@ pub enum StartError {
     /// A file or socket operation failed.
     #[error("{0}")]
     Io(String),
+    /// The identity provider cannot start.
+    #[error("identity provider: {0}")]
+    Idp(String),
+}
+
+/// Opens the identity provider: the sealing key, the realms (the default one on a fresh store).
+pub async fn open_idp(
+    config: &Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+    verifier: Arc<Verifier>,
+) -> Result<Arc<crate::idp::Idp>, StartError> {
+    let key_file = config
+        .idp
+        .sealing_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    let sealer = crate::secrets::Sealer::load_or_create(&key_file)
+        .map_err(|e| StartError::Idp(e.to_string()))?;
+    let idp = crate::idp::Idp::open(store, sealer, clock, public_url, Some(verifier))
+        .await
+        .map_err(|e| StartError::Idp(e.to_string()))?;
+    if idp
+        .ensure_default_realm(&config.idp.default_realm)
+        .await
+        .map_err(|e| StartError::Idp(e.to_string()))?
+    {
+        tracing::info!(realm = %config.idp.default_realm, "created the default realm");
+    }
+    Ok(Arc::new(idp))
+}
+
+/// `https://localhost:{port}`, or the listen address itself when it is a specific IP.
+fn default_public_url(listener: &TcpListener, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    match listener.local_addr() {
+        Ok(addr) if addr.ip().is_unspecified() => format!("{scheme}://localhost:{}", addr.port()),
+        Ok(addr) => format!("{scheme}://{addr}"),
+        Err(_) => format!("{scheme}://localhost"),
+    }
+}
+
+/// Reloads realms and keys when the store says they changed (another node, `portico admin`).
+fn start_idp_reload(idp: Arc<crate::idp::Idp>, seconds: u64, shutdown: &watch::Receiver<bool>) {
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() };
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(error) = idp.reload_if_changed().await {
+                        tracing::warn!(%error, "reloading realms failed; keeping the loaded ones");
+                    }
+                }
+                _ = stopping => return,
+            }
+        }
+    });
 }
 
 /// A server ready to run: bound, with its store open and datapoints loaded.
@@ -120,17 +181,39 @@ impl Server {
         let limits = Arc::new(config.limits.clone());
         let (shutdown, shutdown_seen) = watch::channel(false);
         start_key_refresh(&catalog.issuers, &shutdown_seen);
+        let verifier = Arc::new(Verifier::new(
+            catalog.issuers.clone(),
+            config.auth.max_token_bytes,
+            config.auth.token_cache_entries,
+        ));
+        let idp = match config.idp.enabled {
+            true => {
+                let public_url = config
+                    .idp
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| default_public_url(&listener, config.tls.enabled));
+                let idp = open_idp(
+                    &config,
+                    store.clone(),
+                    clock.clone(),
+                    public_url,
+                    verifier.clone(),
+                )
+                .await?;
+                start_idp_reload(idp.clone(), config.idp.reload_seconds, &shutdown_seen);
+                Some(idp)
+            }
+            false => None,
+        };
         let auth = crate::auth::Auth {
             realm: config.auth.realm.clone(),
-            verifier: Verifier::new(
-                catalog.issuers.clone(),
-                config.auth.max_token_bytes,
-                config.auth.token_cache_entries,
-            ),
+            verifier,
             api_read: catalog.api_read.clone(),
         };
         let state = AppState::from(Shared {
             auth,
+            idp,
             datapoints,
             store,
             events,
@@ -172,6 +255,11 @@ impl Server {
     /// Becomes `true` once [`Self::run`] has stopped accepting and begun draining.
     pub fn shutdown_started(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// The built-in identity provider, unless turned off.
+    pub fn idp(&self) -> Option<Arc<crate::idp::Idp>> {
+        self.state.idp.clone()
     }
 
     /// The TLS set-up, when serving HTTPS.

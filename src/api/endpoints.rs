@@ -227,7 +227,7 @@ async fn read_value(
     })
 }
 
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.limits.max_body_bytes;
     match tokio::time::timeout(state.body_timeout(), axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::new(

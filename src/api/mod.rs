@@ -7,6 +7,7 @@
 pub mod datapoints;
 pub mod docs;
 pub mod endpoints;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 
@@ -63,6 +64,8 @@ pub struct Shared {
     pub openapi_json: Bytes,
     /// Bearer-token verification and the native API's policy.
     pub auth: crate::auth::Auth,
+    /// The built-in identity provider, unless turned off.
+    pub idp: Option<Arc<crate::idp::Idp>>,
     /// Becomes `true` when the server starts shutting down; long-lived responses end then.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -80,6 +83,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     let mut router = Router::new()
         .merge(ops::router())
         .merge(datapoints::router())
+        .merge(oidc::router())
         .merge(docs::router());
     for endpoint in &catalog.endpoints {
         router = router.route(

@@ -57,6 +57,10 @@ pub struct IssuerConfig {
     /// `realm_access.roles`).
     #[serde(default = "default_permission_claims")]
     pub permission_claims: Vec<String>,
+    /// Header `typ` values accepted (e.g. `["at+jwt"]`, RFC 9068); empty accepts any, and a
+    /// token without `typ`. Case-insensitive; `application/` may be left out.
+    #[serde(default)]
+    pub token_types: Vec<String>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
@@ -107,6 +111,10 @@ pub struct Issuer {
     pub rules: ClaimRules,
     /// Claim paths holding permissions.
     pub permission_claims: Vec<String>,
+    /// Accepted header `typ` values; empty accepts any.
+    pub token_types: Vec<String>,
+    /// For a realm of Portico's identity provider, its name.
+    pub realm: Option<String>,
     /// Where its keys come from.
     pub keys: Keys,
 }
@@ -290,6 +298,8 @@ impl Issuer {
                 leeway_seconds: config.leeway_seconds as i64,
             },
             permission_claims: config.permission_claims.clone(),
+            token_types: config.token_types.clone(),
+            realm: None,
             keys,
         })
     }

@@ -14,4 +14,5 @@ pub mod keygen;
 pub mod keys;
 pub mod pem;
 pub mod primitive;
+pub mod signer;
 pub mod verifier;

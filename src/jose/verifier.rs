@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use aws_lc_rs::digest;
 
 use super::claims::{ClaimError, Claims};
@@ -20,6 +21,8 @@ use super::keys::NoKey;
 pub struct Verified {
     /// The issuer's configured name.
     pub issuer: String,
+    /// For a token of Portico's own identity provider, its realm.
+    pub realm: Option<String>,
     /// `sub`.
     pub subject: Option<String>,
     /// `jti`.
@@ -51,6 +54,9 @@ pub enum TokenError {
     /// No configured issuer has this `iss`.
     #[error("the token's issuer is not trusted here")]
     UntrustedIssuer,
+    /// The header's `typ` is not one the issuer uses for access tokens.
+    #[error("the token's type (`typ`) is not an access token's")]
+    WrongType,
     /// No key verified it.
     #[error(transparent)]
     Key(#[from] NoKey),
@@ -59,7 +65,10 @@ pub enum TokenError {
 /// Verifies bearer tokens against the configured issuers.
 #[derive(Debug)]
 pub struct Verifier {
+    /// The `[[issuer]]`s of the configuration, fixed for the server's life.
     issuers: Vec<Arc<Issuer>>,
+    /// The built-in identity provider's realms, replaced whenever they change.
+    local: ArcSwap<Vec<Arc<Issuer>>>,
     max_token_bytes: usize,
     cache: TokenCache,
 }
@@ -70,6 +79,7 @@ impl Verifier {
     pub fn new(issuers: Vec<Arc<Issuer>>, max_token_bytes: usize, cache_entries: usize) -> Self {
         Self {
             issuers,
+            local: ArcSwap::default(),
             max_token_bytes,
             cache: TokenCache::new(cache_entries),
         }
@@ -78,6 +88,29 @@ impl Verifier {
     /// The configured issuers.
     pub fn issuers(&self) -> &[Arc<Issuer>] {
         &self.issuers
+    }
+
+    /// Replaces the identity provider's realms. Cached tokens of the realms replaced verify
+    /// again on their next use.
+    pub fn set_local(&self, issuers: Vec<Arc<Issuer>>) {
+        self.local.store(Arc::new(issuers));
+    }
+
+    /// The issuer whose tokens carry `iss`.
+    fn find(&self, iss: Option<&str>) -> Option<Arc<Issuer>> {
+        let iss = iss?;
+        let named = |issuer: &&Arc<Issuer>| issuer.rules.issuer == iss;
+        match self.issuers.iter().find(named) {
+            Some(issuer) => Some(issuer.clone()),
+            None => self.local.load().iter().find(named).cloned(),
+        }
+    }
+
+    /// Whether `issuer` is still trusted with the key set generation a token was verified at.
+    fn still_current(&self, issuer: &Arc<Issuer>, generation: u64) -> bool {
+        let present = |list: &[Arc<Issuer>]| list.iter().any(|i| Arc::ptr_eq(i, issuer));
+        issuer.keys.generation() == generation
+            && (present(&self.issuers) || present(&self.local.load()))
     }
 
     /// Verifies `token` at `now` (seconds since the epoch).
@@ -91,24 +124,32 @@ impl Verifier {
         }
         let fingerprint = self.cache.enabled().then(|| TokenCache::fingerprint(token));
         if let Some(key) = &fingerprint
-            && let Some(verified) = self.cache.get(key, now, |issuer| {
-                self.issuers.get(issuer).map(|i| i.keys.generation())
+            && let Some(verified) = self.cache.get(key, now, |issuer, generation| {
+                self.still_current(issuer, generation)
             })
         {
             return Ok(verified);
         }
         let jws = CompactJws::parse(token, self.max_token_bytes)?;
         let claims = Claims::parse(jws.payload())?;
-        let index = self
-            .issuers
-            .iter()
-            .position(|issuer| Some(issuer.rules.issuer.as_str()) == claims.iss.as_deref())
+        let issuer = self
+            .find(claims.iss.as_deref())
             .ok_or(TokenError::UntrustedIssuer)?;
-        let issuer = &self.issuers[index];
-        let generation = check_signature(issuer, &jws).await?;
+        if !issuer.token_types.is_empty()
+            && !jws.header.typ.as_deref().is_some_and(|typ| {
+                issuer
+                    .token_types
+                    .iter()
+                    .any(|accepted| same_media_type(typ, accepted))
+            })
+        {
+            return Err(TokenError::WrongType);
+        }
+        let generation = check_signature(&issuer, &jws).await?;
         claims.check(&issuer.rules, now)?;
         let verified = Arc::new(Verified {
             issuer: issuer.name.clone(),
+            realm: issuer.realm.clone(),
             subject: claims.sub.as_deref().map(str::to_owned),
             token_id: claims.jti.as_deref().map(str::to_owned),
             expires: claims.exp,
@@ -119,10 +160,23 @@ impl Verifier {
         {
             let until = exp.saturating_add(issuer.rules.leeway_seconds);
             self.cache
-                .put(key, now, until, (index, generation), verified.clone());
+                .put(key, now, until, (issuer, generation), verified.clone());
         }
         Ok(verified)
     }
+}
+
+/// Whether two `typ` values name the same media type: case-insensitive, and `application/` may
+/// be left out (RFC 7515 section 4.1.9).
+fn same_media_type(a: &str, b: &str) -> bool {
+    let short = |t: &str| {
+        let t = t.trim();
+        match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => t[12..].to_owned(),
+            _ => t.to_owned(),
+        }
+    };
+    short(a).eq_ignore_ascii_case(&short(b))
 }
 
 /// Checks the signature with the issuer's keys; returns the key set generation used.
@@ -156,7 +210,7 @@ struct TokenCache {
 #[derive(Debug)]
 struct Entry {
     until: i64,
-    issuer: usize,
+    issuer: Arc<Issuer>,
     generation: u64,
     verified: Arc<Verified>,
 }
@@ -189,14 +243,14 @@ impl TokenCache {
         &self,
         key: &[u8; 32],
         now: i64,
-        generation_of: impl Fn(usize) -> Option<u64>,
+        still_current: impl Fn(&Arc<Issuer>, u64) -> bool,
     ) -> Option<Arc<Verified>> {
         if self.per_shard == 0 {
             return None;
         }
         let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         let entry = shard.get(key)?;
-        if now < entry.until && generation_of(entry.issuer) == Some(entry.generation) {
+        if now < entry.until && still_current(&entry.issuer, entry.generation) {
             return Some(entry.verified.clone());
         }
         shard.remove(key);
@@ -208,7 +262,7 @@ impl TokenCache {
         key: [u8; 32],
         now: i64,
         until: i64,
-        source: (usize, u64),
+        source: (Arc<Issuer>, u64),
         verified: Arc<Verified>,
     ) {
         let (issuer, generation) = source;
@@ -248,4 +302,18 @@ pub fn decode_unverified(token: &str) -> Result<(serde_json::Value, serde_json::
         serde_json::from_slice(&bytes).map_err(|e| format!("the {what} is not JSON: {e}"))
     };
     Ok((part(jws::Part::Header)?, part(jws::Part::Payload)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_media_type;
+
+    #[test]
+    fn typ_compares_as_a_media_type() {
+        assert!(same_media_type("at+jwt", "at+jwt"));
+        assert!(same_media_type("AT+JWT", "at+jwt"));
+        assert!(same_media_type("application/at+jwt", "at+jwt"));
+        assert!(!same_media_type("JWT", "at+jwt"));
+        assert!(!same_media_type("application/jwt", "at+jwt"));
+    }
 }

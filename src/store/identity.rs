@@ -735,19 +735,18 @@ impl Store {
         settings: &str,
         password_hash: Option<Option<&str>>,
     ) -> Result<(), StoreError> {
-        let done =
-            match password_hash {
-                None => on_pool!(self, |pool| sqlx::query(
-                    "UPDATE users SET settings = $1 WHERE realm = $2 AND id = $3"
-                )
-                .bind(settings)
-                .bind(realm)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()),
-                Some(hash) => on_pool!(self, |pool| {
-                    sqlx::query(
+        let done = match password_hash {
+            None => on_pool!(self, |pool| sqlx::query(
+                "UPDATE users SET settings = $1 WHERE realm = $2 AND id = $3"
+            )
+            .bind(settings)
+            .bind(realm)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()),
+            Some(hash) => on_pool!(self, |pool| {
+                sqlx::query(
                 "UPDATE users SET settings = $1, password_hash = $2 WHERE realm = $3 AND id = $4"
             )
             .bind(settings)
@@ -757,8 +756,8 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected()
-                }),
-            };
+            }),
+        };
         conflict_if_none(done, || format!("user `{id}`"))
     }
 

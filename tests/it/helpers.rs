@@ -134,6 +134,7 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub cert_pem: Option<Vec<u8>>,
     pub shutdown_started: tokio::sync::watch::Receiver<bool>,
+    pub idp: Option<Arc<portico::idp::Idp>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Arc<TempDir>,
@@ -181,6 +182,7 @@ impl TestApp {
             .map(|tls| std::fs::read(&tls.cert_path).expect("cert file"));
         let client = client_for(cert_pem.as_deref());
         let shutdown_started = server.shutdown_started();
+        let idp = server.idp();
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stop.await;
@@ -192,6 +194,7 @@ impl TestApp {
             database,
             cert_pem,
             shutdown_started,
+            idp,
             shutdown: Some(shutdown),
             task: Some(task),
             _dir: dir,
@@ -311,7 +314,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(response: reqwest::Response) -> Self {
+    pub async fn from(response: reqwest::Response) -> Self {
         let status = response.status();
         let headers = response.headers().clone();
         let version = response.version();

@@ -6,6 +6,7 @@ mod cli;
 mod datapoints;
 mod durability;
 mod helpers;
+mod idp;
 mod jose_tokens;
 mod jose_vectors;
 mod openapi;

@@ -1,0 +1,393 @@
+//! `portico admin`: manage the identity provider's realms, clients, users and keys directly in
+//! the store, with or without a running server (which picks the changes up within
+//! `idp.reload_seconds`). On a fresh data directory it creates the default realm, so the first
+//! administrator can be made before the server ever ran.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::idp::{ADMIN_ROLE, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::store::Store;
+
+/// Where the data is: the same options as `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The configuration file (TOML).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The data directory [default: ./portico-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+/// `portico admin …`.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Realms.
+    #[command(subcommand)]
+    Realm(RealmCommand),
+    /// OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Realm signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RealmCommand {
+    /// Create a realm with fresh signing keys.
+    Create {
+        /// Its name (a-z, 0-9, -, _).
+        name: String,
+        /// Access tokens' algorithm: ES256, ES384, RS256, PS256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        access_token_alg: String,
+        /// ID tokens' algorithm.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: String,
+        /// Access token lifetime in seconds.
+        #[arg(long, default_value_t = 300)]
+        access_token_seconds: u64,
+    },
+    /// List realms with their issuer URLs.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Create a client. A confidential client's secret is printed once.
+    Create {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+        /// The client id.
+        client_id: String,
+        /// A public client (no secret: browser or native apps, PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Grant types (repeat): client_credentials, authorization_code, refresh_token.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Redirect URIs (repeat), matched exactly.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Roles of its service account (repeat).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Extra scopes it may request (repeat).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List a realm's clients.
+    List {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+    },
+    /// Give a confidential client a new secret, printed once; the old one stops working.
+    ResetSecret {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+        /// The client id.
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from stdin with --password-stdin; otherwise one is
+    /// generated and printed once.
+    Create {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+        /// The login name.
+        username: String,
+        /// Roles (repeat); `portico:admin` opens the admin API in the admin realm.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a realm's users.
+    List {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Rotate a realm's keys: the published next key starts signing, the active one retires
+    /// (published until its tokens expire), and a new next key is published.
+    Rotate {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+    },
+    /// List a realm's keys with their state.
+    List {
+        /// The realm.
+        #[arg(long, default_value = "node")]
+        realm: String,
+    },
+}
+
+/// Runs `portico admin`.
+pub fn run(args: AdminArgs) -> ExitCode {
+    let mut config = match Config::load(args.target.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = args.target.data_dir {
+        config.data_dir = dir;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match execute(&config, args.command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn open(config: &Config) -> Result<Idp, String> {
+    let location = config.store_location().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    let store = Store::open(&location).await.map_err(|e| e.to_string())?;
+    let public_url = config
+        .idp
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", config.listen.port()));
+    let key_file = config
+        .idp
+        .sealing_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    let sealer = crate::secrets::Sealer::load_or_create(&key_file).map_err(|e| e.to_string())?;
+    let idp = Idp::open(store, sealer, Arc::new(SystemClock), public_url, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if idp
+        .ensure_default_realm(&config.idp.default_realm)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        eprintln!("created the default realm `{}`", config.idp.default_realm);
+    }
+    Ok(idp)
+}
+
+async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
+    let idp = open(config).await?;
+    let out = &mut std::io::stdout();
+    let result = match command {
+        AdminCommand::Realm(RealmCommand::Create {
+            name,
+            access_token_alg,
+            id_token_alg,
+            access_token_seconds,
+        }) => {
+            let settings = RealmSettings {
+                access_token_alg,
+                id_token_alg,
+                access_token_seconds,
+                ..RealmSettings::default()
+            };
+            idp.create_realm(&name, settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            writeln!(out, "realm {name}: issuer {}", idp.issuer_url(&name))
+        }
+        AdminCommand::Realm(RealmCommand::List) => {
+            for name in idp.realm_names() {
+                writeln!(out, "{name}\t{}", idp.issuer_url(&name)).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        AdminCommand::Client(ClientCommand::Create {
+            realm,
+            client_id,
+            public,
+            grants,
+            redirect_uris,
+            roles,
+            scopes,
+        }) => {
+            let mut settings = ClientSettings {
+                redirect_uris,
+                roles,
+                scopes,
+                ..ClientSettings::default()
+            };
+            if !grants.is_empty() {
+                settings.grant_types = grants;
+            } else if public {
+                settings.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
+            }
+            let secret = idp
+                .create_client(&realm, &client_id, settings, !public)
+                .await
+                .map_err(|e| e.to_string())?;
+            match secret {
+                Some(secret) => writeln!(
+                    out,
+                    "client {client_id} in realm {realm}\nclient_secret: {secret}\n(shown once: store it now)"
+                ),
+                None => writeln!(out, "public client {client_id} in realm {realm}"),
+            }
+        }
+        AdminCommand::Client(ClientCommand::List { realm }) => {
+            let clients = idp
+                .store()
+                .clients(&realm)
+                .await
+                .map_err(|e| e.to_string())?;
+            for client in clients {
+                let kind = if client.secret_hash.is_some() {
+                    "confidential"
+                } else {
+                    "public"
+                };
+                writeln!(out, "{}\t{kind}\t{}", client.client_id, client.settings)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        AdminCommand::Client(ClientCommand::ResetSecret { realm, client_id }) => {
+            let secret = idp
+                .reset_client_secret(&realm, &client_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            writeln!(out, "client_secret: {secret}\n(shown once: store it now)")
+        }
+        AdminCommand::User(UserCommand::Create {
+            realm,
+            username,
+            roles,
+            email,
+            password_stdin,
+        }) => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the password: {e}"))?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::secrets::generate(), true)
+            };
+            let settings = UserSettings {
+                email,
+                roles,
+                ..UserSettings::default()
+            };
+            let id = idp
+                .create_user(&realm, &username, Some(password.clone()), settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            writeln!(out, "user {username} in realm {realm}: id {id}")
+                .map_err(|e| e.to_string())?;
+            if generated {
+                writeln!(out, "password: {password}\n(shown once: store it now)")
+                    .map_err(|e| e.to_string())?;
+            }
+            if realm == config.idp.admin_realm
+                && !idp
+                    .store()
+                    .user(&realm, &id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|u| u.settings.contains(ADMIN_ROLE))
+            {
+                writeln!(
+                    out,
+                    "(give --role {ADMIN_ROLE} to let this user manage Portico)"
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        AdminCommand::User(UserCommand::List { realm }) => {
+            let users = idp.store().users(&realm).await.map_err(|e| e.to_string())?;
+            for user in users {
+                writeln!(out, "{}\t{}\t{}", user.username, user.id, user.settings)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        AdminCommand::Keys(KeysCommand::Rotate { realm }) => {
+            idp.rotate_keys(&realm).await.map_err(|e| e.to_string())?;
+            let current = idp
+                .realm(&realm)
+                .ok_or_else(|| format!("realm `{realm}` vanished"))?;
+            writeln!(
+                out,
+                "realm {realm}: access tokens now signed by {}, ID tokens by {}",
+                current.access_key.kid(),
+                current.id_key.kid()
+            )
+        }
+        AdminCommand::Keys(KeysCommand::List { realm }) => {
+            let keys = idp.store().realm_keys().await.map_err(|e| e.to_string())?;
+            for key in keys.iter().filter(|k| k.realm == realm) {
+                let retire = key
+                    .retire_at
+                    .map(|t| format!("\tunpublished after {t}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}{retire}",
+                    key.kid, key.purpose, key.alg, key.state
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    };
+    idp.store().close().await;
+    result.map_err(|e| e.to_string())
+}

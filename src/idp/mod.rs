@@ -1,0 +1,669 @@
+//! The built-in identity provider: realms with their signing keys, clients, users and apps, and
+//! the tokens it issues. HTTP lives in `api::oidc` (Keycloak's URL layout) and `api::admin`;
+//! this module is what they and `portico admin` share.
+//!
+//! Realms and their keys are held in memory ([`Realm`]) and reloaded whenever the store's
+//! identity generation changes, so a key rotated by `portico admin` on the same database is
+//! picked up by running nodes. Clients, users and grants are read from the store per request.
+//!
+//! Each realm is also a trusted issuer of the [`Verifier`]: its access tokens (`typ: at+jwt`,
+//! `aud` the realm's audience) are accepted wherever bearer tokens are.
+
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::jose::claims::ClaimRules;
+use crate::jose::issuer::{Issuer, Keys};
+use crate::jose::keygen;
+use crate::jose::keys::KeySet;
+use crate::jose::primitive::Algorithm;
+use crate::jose::signer::{REALM_ALGORITHMS, SigningKey};
+use crate::jose::verifier::Verifier;
+use crate::secrets::{self, Hashed, Sealer};
+use crate::store::{ClientRow, RealmKeyRow, RealmRow, Store, StoreError, UserRow};
+
+pub use model::{AppSettings, ClientSettings, RealmSettings, UserSettings};
+
+/// The permission (role) that opens the admin API, in tokens of the admin realm.
+pub const ADMIN_ROLE: &str = "portico:admin";
+
+/// Scopes every client may request.
+pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// Why an identity operation was refused. Messages are safe to show.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// A name already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// Nothing by that name.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Key material failed to load (a wrong sealing key, a damaged row).
+    #[error("{0}")]
+    Keys(String),
+}
+
+impl From<StoreError> for IdpError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => IdpError::Conflict(what),
+            StoreError::NotFound(what) => IdpError::NotFound(what),
+            other => IdpError::Store(other),
+        }
+    }
+}
+
+/// Checks a realm name: 1–64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
+pub fn check_realm_name(name: &str) -> Result<(), String> {
+    check_name(name, 64, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+    })
+    .map_err(|e| format!("realm name `{name}` {e}"))
+}
+
+/// Checks a client id, app id, user name or role: 1–128 printable ASCII characters from
+/// `A-Za-z0-9` and `-._~:@`, starting with a letter or digit (safe in URLs and Basic auth).
+pub fn check_identifier(what: &str, name: &str) -> Result<(), IdpError> {
+    check_name(name, 128, |c| {
+        c.is_ascii_alphanumeric() || "-._~:@".contains(c)
+    })
+    .map_err(|e| IdpError::Invalid(format!("{what} `{}` {e}", crate::jose::jws::truncate(name))))
+}
+
+fn check_name(name: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), String> {
+    if name.is_empty() || name.len() > max {
+        return Err(format!("must have 1 to {max} characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.chars().all(allowed) {
+        return Err("has a character that is not allowed".into());
+    }
+    Ok(())
+}
+
+/// A realm, ready to issue and verify tokens.
+#[derive(Debug)]
+pub struct Realm {
+    /// Its name.
+    pub name: String,
+    /// Its settings.
+    pub settings: RealmSettings,
+    /// Its issuer URL, `{public_url}/realms/{name}`.
+    pub issuer_url: String,
+    /// The key signing access tokens.
+    pub access_key: SigningKey,
+    /// The key signing ID tokens.
+    pub id_key: SigningKey,
+    /// The published key set (`certs`): next, active and retired keys, as JSON.
+    pub jwks: bytes::Bytes,
+    /// The realm as a trusted issuer of access tokens.
+    pub issuer: Arc<Issuer>,
+}
+
+/// An issued access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The JWT.
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// `jti`.
+    pub id: String,
+}
+
+/// The identity provider.
+pub struct Idp {
+    store: Store,
+    sealer: Sealer,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+    realms: ArcSwap<HashMap<String, Arc<Realm>>>,
+    generation: std::sync::atomic::AtomicI64,
+    verifier: Option<Arc<Verifier>>,
+}
+
+impl std::fmt::Debug for Idp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idp")
+            .field("public_url", &self.public_url)
+            .field("realms", &self.realms.load().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Idp {
+    /// Opens the provider on `store`; realms are loaded (and published to `verifier`).
+    pub async fn open(
+        store: Store,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        verifier: Option<Arc<Verifier>>,
+    ) -> Result<Self, IdpError> {
+        let idp = Self {
+            store,
+            sealer,
+            clock,
+            public_url,
+            realms: ArcSwap::default(),
+            generation: std::sync::atomic::AtomicI64::new(-1),
+            verifier,
+        };
+        idp.reload().await?;
+        Ok(idp)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The URL clients reach Portico at.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The issuer URL of a realm.
+    pub fn issuer_url(&self, realm: &str) -> String {
+        format!("{}/realms/{realm}", self.public_url)
+    }
+
+    /// A loaded realm.
+    pub fn realm(&self, name: &str) -> Option<Arc<Realm>> {
+        self.realms.load().get(name).cloned()
+    }
+
+    /// The loaded realms' names.
+    pub fn realm_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.realms.load().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Reloads realms and keys if the store's identity generation moved.
+    pub async fn reload_if_changed(&self) -> Result<bool, IdpError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.store.identity_generation().await?;
+        if generation == self.generation.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
+    /// Loads every realm and its keys from the store.
+    pub async fn reload(&self) -> Result<(), IdpError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.store.identity_generation().await?;
+        let rows = self.store.realms().await?;
+        let keys = self.store.realm_keys().await?;
+        let now = self.clock.now();
+        let mut realms = HashMap::new();
+        for row in rows {
+            let realm_keys: Vec<&RealmKeyRow> =
+                keys.iter().filter(|k| k.realm == row.name).collect();
+            let realm = self.build_realm(&row, &realm_keys, now)?;
+            realms.insert(row.name.clone(), Arc::new(realm));
+        }
+        if let Some(verifier) = &self.verifier {
+            verifier.set_local(realms.values().map(|r| r.issuer.clone()).collect());
+        }
+        self.realms.store(Arc::new(realms));
+        self.generation.store(generation, Ordering::Release);
+        Ok(())
+    }
+
+    fn build_realm(
+        &self,
+        row: &RealmRow,
+        keys: &[&RealmKeyRow],
+        now: OffsetDateTime,
+    ) -> Result<Realm, IdpError> {
+        let settings: RealmSettings = serde_json::from_str(&row.settings).map_err(|e| {
+            IdpError::Keys(format!("realm `{}` has unreadable settings: {e}", row.name))
+        })?;
+        let published: Vec<&&RealmKeyRow> = keys
+            .iter()
+            .filter(|k| k.retire_at.is_none_or(|at| at > now))
+            .collect();
+        let active = |purpose: &str| -> Result<SigningKey, IdpError> {
+            let key = keys
+                .iter()
+                .find(|k| k.purpose == purpose && k.state == "active")
+                .ok_or_else(|| {
+                    IdpError::Keys(format!("realm `{}` has no active {purpose} key", row.name))
+                })?;
+            let der = self
+                .sealer
+                .open(&key_identity(&key.realm, &key.kid), &key.sealed_private)
+                .map_err(|e| {
+                    IdpError::Keys(format!("realm `{}` key {}: {e}", row.name, key.kid))
+                })?;
+            let alg = realm_algorithm(&key.alg).map_err(IdpError::Keys)?;
+            SigningKey::from_pkcs8(alg, &key.kid, &der).map_err(IdpError::Keys)
+        };
+        let jwk = |k: &RealmKeyRow| -> Result<Value, IdpError> {
+            serde_json::from_str(&k.public_jwk)
+                .map_err(|e| IdpError::Keys(format!("realm `{}` key {}: {e}", row.name, k.kid)))
+        };
+        let all: Vec<Value> = published.iter().map(|k| jwk(k)).collect::<Result<_, _>>()?;
+        let access: Vec<Value> = published
+            .iter()
+            .filter(|k| k.purpose == "access")
+            .map(|k| jwk(k))
+            .collect::<Result<_, _>>()?;
+        let access_set = KeySet::from_jwks(
+            json!({ "keys": access }).to_string().as_bytes(),
+            REALM_ALGORITHMS,
+        )
+        .map_err(|e| IdpError::Keys(format!("realm `{}` keys: {e}", row.name)))?;
+        let issuer_url = self.issuer_url(&row.name);
+        let issuer = Issuer {
+            name: format!("realm {}", row.name),
+            rules: ClaimRules {
+                issuer: issuer_url.clone(),
+                audiences: vec![settings.audience.clone()],
+                required: ["exp", "iat", "sub", "jti"].map(String::from).into(),
+                leeway_seconds: 60,
+            },
+            permission_claims: ["scope", "realm_access.roles"].map(String::from).into(),
+            token_types: vec!["at+jwt".into()],
+            realm: Some(row.name.clone()),
+            keys: Keys::Static(Arc::new(access_set)),
+        };
+        Ok(Realm {
+            name: row.name.clone(),
+            access_key: active("access")?,
+            id_key: active("id")?,
+            jwks: json!({ "keys": all }).to_string().into(),
+            issuer: Arc::new(issuer),
+            issuer_url,
+            settings,
+        })
+    }
+
+    /// Creates a realm with fresh keys (active and next, for access and ID tokens).
+    pub async fn create_realm(&self, name: &str, settings: RealmSettings) -> Result<(), IdpError> {
+        check_realm_name(name).map_err(IdpError::Invalid)?;
+        check_realm_settings(&settings)?;
+        let now = self.clock.now();
+        let mut keys = Vec::new();
+        for (purpose, alg) in [
+            ("access", &settings.access_token_alg),
+            ("id", &settings.id_token_alg),
+        ] {
+            for state in ["active", "next"] {
+                keys.push(self.new_key(name, purpose, alg, state, now)?);
+            }
+        }
+        let row = RealmRow {
+            name: name.to_owned(),
+            settings: serde_json::to_string(&settings)
+                .map_err(|e| IdpError::Invalid(e.to_string()))?,
+            created: now,
+        };
+        self.store.create_realm(&row, &keys).await?;
+        self.reload().await
+    }
+
+    /// Creates the default realm when the store has no realm at all (a fresh data directory).
+    pub async fn ensure_default_realm(&self, name: &str) -> Result<bool, IdpError> {
+        if !self.store.realms().await?.is_empty() {
+            return Ok(false);
+        }
+        match self.create_realm(name, RealmSettings::default()).await {
+            Ok(()) => Ok(true),
+            // Another node created it first.
+            Err(IdpError::Conflict(_)) => self.reload().await.map(|()| false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Rotates a realm's keys: each `next` key starts signing, each active key retires (still
+    /// published until the tokens it signed have expired), and new `next` keys are published.
+    pub async fn rotate_keys(&self, realm: &str) -> Result<(), IdpError> {
+        let current = self
+            .realm(realm)
+            .ok_or_else(|| IdpError::NotFound(format!("realm `{realm}`")))?;
+        let now = self.clock.now();
+        let settings = &current.settings;
+        let mut next = Vec::new();
+        for (purpose, alg) in [
+            ("access", &settings.access_token_alg),
+            ("id", &settings.id_token_alg),
+        ] {
+            next.push(self.new_key(realm, purpose, alg, "next", now)?);
+        }
+        let longest = settings
+            .access_token_seconds
+            .max(settings.id_token_seconds)
+            .saturating_add(120);
+        let retire_at = now + time::Duration::seconds(longest as i64);
+        self.store
+            .rotate_realm_keys(realm, &next, retire_at, now)
+            .await?;
+        self.reload().await
+    }
+
+    fn new_key(
+        &self,
+        realm: &str,
+        purpose: &str,
+        alg: &str,
+        state: &str,
+        now: OffsetDateTime,
+    ) -> Result<RealmKeyRow, IdpError> {
+        let algorithm = realm_algorithm(alg).map_err(IdpError::Invalid)?;
+        let generated = keygen::generate(algorithm, 2048).map_err(IdpError::Keys)?;
+        let der = ::pem::parse(&generated.private)
+            .map_err(|e| IdpError::Keys(e.to_string()))?
+            .into_contents();
+        let mut jwk = generated.jwk;
+        if let Value::Object(members) = &mut jwk {
+            // `EdDSA` is what most verifiers expect (PyJWT, jose); RFC 9864's `Ed25519` is newer.
+            members.insert("alg".into(), alg_name(algorithm).into());
+            members.insert("use".into(), "sig".into());
+        }
+        Ok(RealmKeyRow {
+            realm: realm.to_owned(),
+            kid: generated.kid.clone(),
+            purpose: purpose.to_owned(),
+            alg: alg_name(algorithm).to_owned(),
+            state: state.to_owned(),
+            public_jwk: jwk.to_string(),
+            sealed_private: self.sealer.seal(&key_identity(realm, &generated.kid), &der),
+            created: now,
+            retire_at: None,
+        })
+    }
+
+    /// Creates a client; returns its secret (shown once) when it is confidential.
+    pub async fn create_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        settings: ClientSettings,
+        confidential: bool,
+    ) -> Result<Option<String>, IdpError> {
+        self.require_realm(realm)?;
+        check_identifier("client id", client_id)?;
+        check_client_settings(&settings, confidential)?;
+        let secret = confidential.then(secrets::generate);
+        let row = ClientRow {
+            realm: realm.to_owned(),
+            client_id: client_id.to_owned(),
+            secret_hash: secret.as_deref().map(|s| Hashed::of(s).0.to_vec()),
+            settings: to_json(&settings)?,
+            created: self.clock.now(),
+        };
+        self.store.create_client(&row).await?;
+        Ok(secret)
+    }
+
+    /// Gives a confidential client a new secret (shown once); the old one stops working.
+    pub async fn reset_client_secret(
+        &self,
+        realm: &str,
+        client_id: &str,
+    ) -> Result<String, IdpError> {
+        let client = self
+            .store
+            .client(realm, client_id)
+            .await?
+            .ok_or_else(|| IdpError::NotFound(format!("client `{client_id}`")))?;
+        if client.secret_hash.is_none() {
+            return Err(IdpError::Invalid(format!(
+                "client `{client_id}` is public: it has no secret"
+            )));
+        }
+        let secret = secrets::generate();
+        self.store
+            .update_client(
+                realm,
+                client_id,
+                &client.settings,
+                Some(Some(&Hashed::of(&secret).0)),
+            )
+            .await?;
+        Ok(secret)
+    }
+
+    /// Creates a user with `password` (Argon2id-hashed off the async runtime).
+    pub async fn create_user(
+        &self,
+        realm: &str,
+        username: &str,
+        password: Option<String>,
+        settings: UserSettings,
+    ) -> Result<String, IdpError> {
+        self.require_realm(realm)?;
+        check_identifier("user name", username)?;
+        for role in &settings.roles {
+            check_identifier("role", role)?;
+        }
+        let password_hash = match password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
+        let id = secrets::uuid();
+        let row = UserRow {
+            realm: realm.to_owned(),
+            id: id.clone(),
+            username: username.to_owned(),
+            password_hash,
+            settings: to_json(&settings)?,
+            created: self.clock.now(),
+        };
+        self.store.create_user(&row).await?;
+        Ok(id)
+    }
+
+    /// Sets a user's password.
+    pub async fn set_password(
+        &self,
+        realm: &str,
+        id: &str,
+        password: String,
+    ) -> Result<(), IdpError> {
+        let user = self
+            .store
+            .user(realm, id)
+            .await?
+            .ok_or_else(|| IdpError::NotFound(format!("user `{id}`")))?;
+        let hash = hash_password(password).await?;
+        self.store
+            .update_user(realm, &user.id, &user.settings, Some(Some(&hash)))
+            .await?;
+        Ok(())
+    }
+
+    /// Signs an access token (RFC 9068) for `subject`.
+    pub fn access_token(
+        &self,
+        realm: &Realm,
+        subject: &str,
+        client_id: &str,
+        scope: &str,
+        roles: &[String],
+        lifetime: u64,
+    ) -> Result<AccessToken, IdpError> {
+        let now = self.clock.now().unix_timestamp();
+        let id = secrets::uuid();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), realm.issuer_url.clone().into());
+        claims.insert("sub".into(), subject.into());
+        claims.insert("aud".into(), realm.settings.audience.clone().into());
+        claims.insert("exp".into(), (now + lifetime as i64).into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("jti".into(), id.clone().into());
+        claims.insert("client_id".into(), client_id.into());
+        claims.insert("azp".into(), client_id.into());
+        if !scope.is_empty() {
+            claims.insert("scope".into(), scope.into());
+        }
+        claims.insert("realm_access".into(), json!({ "roles": roles }));
+        let token = realm
+            .access_key
+            .sign("at+jwt", &claims)
+            .map_err(IdpError::Keys)?;
+        Ok(AccessToken {
+            token,
+            expires_in: lifetime,
+            id,
+        })
+    }
+
+    fn require_realm(&self, realm: &str) -> Result<Arc<Realm>, IdpError> {
+        self.realm(realm)
+            .ok_or_else(|| IdpError::NotFound(format!("realm `{realm}`")))
+    }
+}
+
+/// The associated data sealing a realm key: its realm and kid.
+fn key_identity(realm: &str, kid: &str) -> String {
+    format!("realm-key:{realm}:{kid}")
+}
+
+/// A realm signing algorithm by name (`EdDSA` is Ed25519).
+fn realm_algorithm(name: &str) -> Result<Algorithm, String> {
+    let alg = match name {
+        "EdDSA" => Some(Algorithm::Ed25519),
+        other => Algorithm::parse(other),
+    };
+    alg.filter(|a| REALM_ALGORITHMS.contains(a)).ok_or_else(|| {
+        format!("`{name}` is not a realm signing algorithm (ES256, ES384, RS256, PS256, EdDSA)")
+    })
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Ed25519 => "EdDSA",
+        other => other.name(),
+    }
+}
+
+fn check_realm_settings(settings: &RealmSettings) -> Result<(), IdpError> {
+    realm_algorithm(&settings.access_token_alg).map_err(IdpError::Invalid)?;
+    realm_algorithm(&settings.id_token_alg).map_err(IdpError::Invalid)?;
+    for (name, value, min, max) in [
+        (
+            "access_token_seconds",
+            settings.access_token_seconds,
+            10,
+            86_400,
+        ),
+        ("id_token_seconds", settings.id_token_seconds, 10, 86_400),
+        (
+            "refresh_idle_seconds",
+            settings.refresh_idle_seconds,
+            60,
+            31_536_000,
+        ),
+        (
+            "refresh_max_seconds",
+            settings.refresh_max_seconds,
+            60,
+            31_536_000,
+        ),
+        ("code_seconds", settings.code_seconds, 10, 600),
+        (
+            "refresh_reuse_grace_seconds",
+            settings.refresh_reuse_grace_seconds,
+            0,
+            60,
+        ),
+    ] {
+        if !(min..=max).contains(&value) {
+            return Err(IdpError::Invalid(format!(
+                "`{name}` must be between {min} and {max}, not {value}"
+            )));
+        }
+    }
+    if settings.audience.is_empty() {
+        return Err(IdpError::Invalid("`audience` must not be empty".into()));
+    }
+    Ok(())
+}
+
+fn check_client_settings(settings: &ClientSettings, confidential: bool) -> Result<(), IdpError> {
+    for grant in &settings.grant_types {
+        if !model::GRANT_TYPES.contains(&grant.as_str()) {
+            return Err(IdpError::Invalid(format!(
+                "grant type `{grant}` is not supported (authorization_code, client_credentials, refresh_token)"
+            )));
+        }
+    }
+    if !confidential
+        && settings
+            .grant_types
+            .iter()
+            .any(|g| g == "client_credentials")
+    {
+        return Err(IdpError::Invalid(
+            "a public client cannot use client_credentials: it has no secret".into(),
+        ));
+    }
+    for uri in settings
+        .redirect_uris
+        .iter()
+        .chain(&settings.post_logout_redirect_uris)
+    {
+        check_redirect_uri(uri)?;
+    }
+    for name in settings.roles.iter().chain(&settings.scopes) {
+        check_identifier("role or scope", name)?;
+    }
+    Ok(())
+}
+
+/// A registered redirect URI: absolute, no fragment; `http` only for loopback hosts.
+fn check_redirect_uri(uri: &str) -> Result<(), IdpError> {
+    let bad = |why: &str| IdpError::Invalid(format!("redirect URI `{uri}` {why}"));
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(bad("is not an absolute URI"));
+    };
+    if uri.contains('#') {
+        return Err(bad("has a fragment"));
+    }
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    match scheme {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if ["127.0.0.1", "[::1]", "localhost"].contains(&host_only) => Ok(()),
+        "http" => Err(bad("uses http for a host other than a loopback address")),
+        s if !s.is_empty() && s.contains('.') => Ok(()), // private-use scheme (RFC 8252 §7.1)
+        _ => Err(bad("has an unsupported scheme")),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, IdpError> {
+    serde_json::to_string(value).map_err(|e| IdpError::Invalid(e.to_string()))
+}
+
+/// Hashes a password after checking its length, on a blocking thread.
+async fn hash_password(password: String) -> Result<String, IdpError> {
+    let chars = password.chars().count();
+    if chars < secrets::password::MIN_LEN || password.len() > secrets::password::MAX_LEN {
+        return Err(IdpError::Invalid(format!(
+            "a password needs at least {} characters (and at most {} bytes)",
+            secrets::password::MIN_LEN,
+            secrets::password::MAX_LEN
+        )));
+    }
+    tokio::task::spawn_blocking(move || secrets::password::hash(&password))
+        .await
+        .map_err(|e| IdpError::Keys(format!("password hashing failed: {e}")))
+}
