@@ -20,7 +20,7 @@ fn portico(args: &[&str]) -> (i32, String, String) {
 fn help_explains_every_command() {
     let (code, out, _) = portico(&["--help"]);
     assert_eq!(code, 0);
-    for command in ["serve", "config", "openapi", "token", "keys"] {
+    for command in ["serve", "config", "openapi", "token", "keys", "admin"] {
         assert!(out.contains(command), "{out}");
     }
     let (code, out, _) = portico(&["serve", "--help"]);
@@ -252,4 +252,107 @@ fn keys_generate_and_token_inspect_work_together() {
     let (code, stdout, _) = portico(&["token", "inspect", "not-a-token"]);
     assert_eq!(code, 1);
     assert!(stdout.starts_with("not a token"), "{stdout}");
+}
+
+fn portico_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .env_remove("PORTICO_DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run portico");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("stdin");
+    }
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_sets_up_realms_clients_users_and_keys_on_a_fresh_data_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("path");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--data-dir", data];
+        all.extend_from_slice(args);
+        portico(&all)
+    };
+
+    let (code, out, err) = admin(&["client", "create", "gateway", "--role", "plant:read"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("created the default realm `node`"), "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("the secret is shown");
+    assert_eq!(secret.len(), 43, "256 bits, base64url");
+    let (code, _, err) = admin(&["client", "create", "gateway"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+
+    let (code, out, err) = portico_with_stdin(
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "user",
+            "create",
+            "ada",
+            "--role",
+            "portico:admin",
+            "--password-stdin",
+        ],
+        "a long enough password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("user ada in realm node"), "{out}");
+    assert!(
+        !out.contains("password:"),
+        "a given password is not echoed: {out}"
+    );
+    let (code, _, err) = portico_with_stdin(
+        &[
+            "admin",
+            "--data-dir",
+            data,
+            "user",
+            "create",
+            "bob",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 12 characters"), "{err}");
+
+    let (code, out, err) = admin(&["realm", "create", "plant", "--access-token-alg", "EdDSA"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/realms/plant"), "{out}");
+    let (_, out, _) = admin(&["realm", "list"]);
+    assert!(out.contains("node\t") && out.contains("plant\t"), "{out}");
+
+    let (code, _, err) = admin(&["keys", "rotate", "--realm", "plant"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = admin(&["keys", "list", "--realm", "plant"]);
+    let states: Vec<&str> = out.lines().filter_map(|l| l.split('\t').nth(3)).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "retired").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "active").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(states.iter().filter(|s| **s == "next").count(), 2, "{out}");
+    assert!(out.contains("\tEdDSA\t"), "{out}");
 }
