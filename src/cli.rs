@@ -139,15 +139,9 @@ fn inspect(token: &str, file: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(false) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let iss = claims
@@ -251,6 +245,18 @@ fn generate(alg: &str, out: &std::path::Path, bits: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The async runtime: several threads for `serve`, one for the short commands.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = match multi_thread {
+        true => tokio::runtime::Builder::new_multi_thread(),
+        false => tokio::runtime::Builder::new_current_thread(),
+    };
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 fn load(file: Option<&std::path::Path>) -> Result<Config, ExitCode> {
     Config::load(file, std::env::vars()).map_err(|error| {
         eprintln!("error: {error}");
@@ -271,15 +277,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     crate::telemetry::init(&config.log);
     tracing::debug!(?config, "configuration");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(true) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let server = match Server::build(config).await {

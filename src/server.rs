@@ -47,14 +47,15 @@ pub enum StartError {
     Idp(String),
 }
 
-/// Opens the identity provider: the sealing key, the realms (the default one on a fresh store).
+/// Opens the identity provider: the sealing key, the realms (the default one on a fresh store;
+/// the flag says whether it was created now), published to `verifier` when given.
 pub async fn open_idp(
     config: &Config,
     store: Store,
     clock: Arc<dyn Clock>,
     public_url: String,
-    verifier: Arc<Verifier>,
-) -> Result<Arc<crate::idp::Idp>, StartError> {
+    verifier: Option<Arc<Verifier>>,
+) -> Result<(Arc<crate::idp::Idp>, bool), StartError> {
     let key_file = config
         .idp
         .sealing_key_file
@@ -62,17 +63,14 @@ pub async fn open_idp(
         .unwrap_or_else(|| config.data_dir.join("secrets.key"));
     let sealer = crate::secrets::Sealer::load_or_create(&key_file)
         .map_err(|e| StartError::Idp(e.to_string()))?;
-    let idp = crate::idp::Idp::open(store, sealer, clock, public_url, Some(verifier))
+    let idp = crate::idp::Idp::open(store, sealer, clock, public_url, verifier)
         .await
         .map_err(|e| StartError::Idp(e.to_string()))?;
-    if idp
+    let created = idp
         .ensure_default_realm(&config.idp.default_realm)
         .await
-        .map_err(|e| StartError::Idp(e.to_string()))?
-    {
-        tracing::info!(realm = %config.idp.default_realm, "created the default realm");
-    }
-    Ok(Arc::new(idp))
+        .map_err(|e| StartError::Idp(e.to_string()))?;
+    Ok((Arc::new(idp), created))
 }
 
 /// `https://localhost:{port}`, or the listen address itself when it is a specific IP.
@@ -193,14 +191,17 @@ impl Server {
                     .public_url
                     .clone()
                     .unwrap_or_else(|| default_public_url(&listener, config.tls.enabled));
-                let idp = open_idp(
+                let (idp, created) = open_idp(
                     &config,
                     store.clone(),
                     clock.clone(),
                     public_url,
-                    verifier.clone(),
+                    Some(verifier.clone()),
                 )
                 .await?;
+                if created {
+                    tracing::info!(realm = %config.idp.default_realm, "created the default realm");
+                }
                 start_idp_reload(idp.clone(), config.idp.reload_seconds, &shutdown_seen);
                 Some(idp)
             }

@@ -13,6 +13,7 @@ use clap::Subcommand;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::idp::{ADMIN_ROLE, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::server::open_idp;
 use crate::store::Store;
 
 /// Where the data is: the same options as `serve`.
@@ -169,15 +170,9 @@ pub fn run(args: AdminArgs) -> ExitCode {
     if let Some(dir) = args.target.data_dir {
         config.data_dir = dir;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(false) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         match execute(&config, args.command).await {
@@ -190,7 +185,7 @@ pub fn run(args: AdminArgs) -> ExitCode {
     })
 }
 
-async fn open(config: &Config) -> Result<Idp, String> {
+async fn open(config: &Config) -> Result<Arc<Idp>, String> {
     let location = config.store_location().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
@@ -200,20 +195,10 @@ async fn open(config: &Config) -> Result<Idp, String> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", config.listen.port()));
-    let key_file = config
-        .idp
-        .sealing_key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
-    let sealer = crate::secrets::Sealer::load_or_create(&key_file).map_err(|e| e.to_string())?;
-    let idp = Idp::open(store, sealer, Arc::new(SystemClock), public_url, None)
+    let (idp, created) = open_idp(config, store, Arc::new(SystemClock), public_url, None)
         .await
         .map_err(|e| e.to_string())?;
-    if idp
-        .ensure_default_realm(&config.idp.default_realm)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    if created {
         eprintln!("created the default realm `{}`", config.idp.default_realm);
     }
     Ok(idp)

@@ -350,7 +350,7 @@ fn grant_row(c: GrantColumns) -> Result<GrantRow, StoreError> {
     })
 }
 
-fn conflict_if_none(done: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+fn found_or_not_found(done: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
     if done == 0 {
         Err(StoreError::NotFound(what()))
     } else {
@@ -447,7 +447,7 @@ impl Store {
             sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
             done
         });
-        conflict_if_none(done, || format!("realm `{name}`"))
+        found_or_not_found(done, || format!("realm `{name}`"))
     }
 
     /// Deletes a realm and everything in it.
@@ -461,7 +461,7 @@ impl Store {
             sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
             done
         });
-        conflict_if_none(done, || format!("realm `{name}`"))
+        found_or_not_found(done, || format!("realm `{name}`"))
     }
 
     /// Every realm, by name.
@@ -634,7 +634,7 @@ impl Store {
             .rows_affected()
             }),
         };
-        conflict_if_none(done, || format!("client `{client_id}`"))
+        found_or_not_found(done, || format!("client `{client_id}`"))
     }
 
     /// Deletes a client.
@@ -647,7 +647,7 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
-        conflict_if_none(done, || format!("client `{client_id}`"))
+        found_or_not_found(done, || format!("client `{client_id}`"))
     }
 
     /// Creates a user.
@@ -758,7 +758,7 @@ impl Store {
             .rows_affected()
             }),
         };
-        conflict_if_none(done, || format!("user `{id}`"))
+        found_or_not_found(done, || format!("user `{id}`"))
     }
 
     /// Deletes a user.
@@ -771,7 +771,7 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
-        conflict_if_none(done, || format!("user `{id}`"))
+        found_or_not_found(done, || format!("user `{id}`"))
     }
 
     /// Creates an app.
@@ -830,7 +830,7 @@ impl Store {
         .await?
         .rows_affected()
         });
-        conflict_if_none(done, || format!("app `{app_id}`"))
+        found_or_not_found(done, || format!("app `{app_id}`"))
     }
 
     /// Deletes an app.
@@ -842,7 +842,7 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
-        conflict_if_none(done, || format!("app `{app_id}`"))
+        found_or_not_found(done, || format!("app `{app_id}`"))
     }
 
     /// Starts a token family with its first grant.

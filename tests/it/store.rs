@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::helpers::TestDatabase;
 
-async fn fresh() -> (tempfile::TempDir, TestDatabase, Store) {
+pub async fn fresh() -> (tempfile::TempDir, TestDatabase, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = TestDatabase::fresh(dir.path()).await;
     let store = Store::open(&database.location())

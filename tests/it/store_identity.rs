@@ -1,21 +1,10 @@
 //! The identity part of the store conformance suite (SQLite, and PostgreSQL with
 //! `PORTICO_TEST_DATABASE_URL`).
 
-use portico::store::{
-    ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Store, StoreError, UserRow,
-};
+use portico::store::{ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, StoreError, UserRow};
 use time::OffsetDateTime;
 
-use crate::helpers::TestDatabase;
-
-async fn fresh() -> (tempfile::TempDir, TestDatabase, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database = TestDatabase::fresh(dir.path()).await;
-    let store = Store::open(&database.location())
-        .await
-        .unwrap_or_else(|e| panic!("open: {e}"));
-    (dir, database, store)
-}
+use crate::store::fresh;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).expect("time")
