@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 use crate::api::AppState;
 use crate::error::{ApiError, ErrorCode};
@@ -145,7 +145,7 @@ pub fn invalid_token(realm: &str, reason: &str) -> ApiError {
 }
 
 /// A 400 for an `Authorization` header that is not well-formed.
-fn invalid_request(realm: &str, reason: &str) -> ApiError {
+pub(crate) fn invalid_request(realm: &str, reason: &str) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidAuthorization,
         format!("The Authorization header is malformed: {reason}."),
@@ -156,9 +156,9 @@ fn invalid_request(realm: &str, reason: &str) -> ApiError {
     )
 }
 
-/// The bearer token in `parts`, `None` without one, or why the header is malformed.
-fn bearer_token(parts: &Parts) -> Result<Option<&str>, &'static str> {
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+/// The bearer token in `headers`, `None` without one, or why the header is malformed.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
@@ -192,7 +192,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let realm = state.auth.realm.as_str();
-        let token = match bearer_token(parts) {
+        let token = match bearer_token(&parts.headers) {
             Ok(Some(token)) => token,
             Ok(None) => return Ok(Caller::Anonymous),
             Err(reason) => return Err(invalid_request(realm, reason)),

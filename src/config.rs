@@ -97,6 +97,13 @@ pub struct IdpConfig {
     pub sealing_key_file: Option<PathBuf>,
     /// How often a running node checks the store for realm and key changes.
     pub reload_seconds: u64,
+    /// `[idp.throttle]`: failed logins and token requests, per client IP and per account.
+    pub throttle: crate::idp::throttle::ThrottleSettings,
+    /// The `aud` an app's self-signed token must carry (`POST /authentication`); the seed's
+    /// `serana` by default, so its clients work unchanged.
+    pub app_audience: String,
+    /// Lifetime of the access tokens `POST /authentication` issues to apps.
+    pub app_token_seconds: u64,
 }
 
 impl Default for IdpConfig {
@@ -108,6 +115,9 @@ impl Default for IdpConfig {
             admin_realm: "node".into(),
             sealing_key_file: None,
             reload_seconds: 5,
+            throttle: Default::default(),
+            app_audience: "serana".into(),
+            app_token_seconds: 3600,
         }
     }
 }

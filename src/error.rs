@@ -59,6 +59,13 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug: the server failed in a way it did not expect. Details are in its log.
     Internal,
+    /// The name is taken (a realm, client, user or app that already exists).
+    Conflict,
+    /// A value is well-typed but not acceptable (a bad name, URI or setting).
+    InvalidValue,
+    /// Too many failed attempts from this address or at this account; `Retry-After` says when
+    /// to try again.
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -88,6 +95,9 @@ impl ErrorCode {
         Self::InvalidAuthorization,
         Self::Unavailable,
         Self::Internal,
+        Self::Conflict,
+        Self::InvalidValue,
+        Self::TooManyRequests,
     ];
 
     /// The HTTP status that goes with the code.
@@ -103,11 +113,12 @@ impl ErrorCode {
             Unauthenticated | InvalidToken => StatusCode::UNAUTHORIZED,
             Forbidden | InsufficientScope => StatusCode::FORBIDDEN,
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
-            | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong
+            | InvalidValue => StatusCode::UNPROCESSABLE_ENTITY,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Conflict => StatusCode::CONFLICT,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -139,6 +150,9 @@ impl ErrorCode {
             UnknownDatapoint => "Unknown datapoint",
             Unavailable => "Service unavailable",
             Internal => "Internal server error",
+            Conflict => "Conflict",
+            InvalidValue => "Invalid value",
+            TooManyRequests => "Too many requests",
         }
     }
 
@@ -170,6 +184,9 @@ impl ErrorCode {
             UnknownDatapoint => "unknown_datapoint",
             Unavailable => "unavailable",
             Internal => "internal",
+            Conflict => "conflict",
+            InvalidValue => "invalid_value",
+            TooManyRequests => "too_many_requests",
         }
     }
 }

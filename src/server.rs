@@ -63,7 +63,7 @@ pub async fn open_idp(
         .unwrap_or_else(|| config.data_dir.join("secrets.key"));
     let sealer = crate::secrets::Sealer::load_or_create(&key_file)
         .map_err(|e| StartError::Idp(e.to_string()))?;
-    let idp = crate::idp::Idp::open(store, sealer, clock, public_url, verifier)
+    let idp = crate::idp::Idp::open(store, sealer, clock, public_url, verifier, &config.idp)
         .await
         .map_err(|e| StartError::Idp(e.to_string()))?;
     let created = idp
@@ -376,7 +376,16 @@ impl Connection {
         handshake_timeout: Duration,
     ) {
         let peer = self.peer;
-        let service = TowerToHyperService::new(self.service);
+        // Handlers that need the client's address (throttling) read `ConnectInfo`.
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            self.service,
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let result = match acceptor {
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {

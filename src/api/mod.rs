@@ -4,6 +4,7 @@
 //! Wire types are named by direction (`…Out`) and are the only types that derive `Serialize`
 //! for the API.
 
+pub mod apps;
 pub mod datapoints;
 pub mod docs;
 pub mod endpoints;
@@ -84,6 +85,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
         .merge(ops::router())
         .merge(datapoints::router())
         .merge(oidc::router())
+        .merge(apps::router())
         .merge(docs::router());
     for endpoint in &catalog.endpoints {
         router = router.route(
@@ -111,4 +113,32 @@ async fn method_not_allowed(method: axum::http::Method) -> ApiError {
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed here; the Allow header lists the methods that are."),
     )
+}
+
+impl From<crate::idp::IdpError> for ApiError {
+    fn from(error: crate::idp::IdpError) -> Self {
+        use crate::idp::IdpError;
+        use crate::store::StoreError;
+        match error {
+            IdpError::Invalid(why) => ApiError::new(ErrorCode::InvalidValue, format!("{why}.")),
+            IdpError::Conflict(what) => {
+                ApiError::new(ErrorCode::Conflict, format!("{what} already exists."))
+            }
+            IdpError::NotFound(what) => {
+                ApiError::new(ErrorCode::NotFound, format!("{what} does not exist."))
+            }
+            IdpError::Grant(why) | IdpError::Scope(why) => ApiError::new(ErrorCode::Forbidden, why),
+            IdpError::Store(StoreError::Unavailable(why)) => ApiError::new(
+                ErrorCode::Unavailable,
+                format!("The database is unavailable ({why}); retry."),
+            ),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        crate::idp::IdpError::from(error).into()
+    }
 }

@@ -26,6 +26,7 @@ use crate::datapoint::{Datapoint, ValueType};
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
+        super::apps::authenticate,
     ),
     components(schemas(crate::error::ProblemOut, crate::error::ErrorCode, super::datapoints::ValueOut)),
     tags(
@@ -33,6 +34,8 @@ use crate::datapoint::{Datapoint, ValueType};
         (name = "Endpoints", description = "Configured paths that read and write one datapoint each \
             with `{\"value\": …}` bodies."),
         (name = "Operations", description = "Health, readiness and metrics."),
+        (name = "App authentication", description = "Access tokens for apps: by app id and \
+            secret, by revalidating a token, or by a token the app signed itself (ES256)."),
     )
 )]
 struct NativeApi;

@@ -12,7 +12,7 @@ use clap::Subcommand;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::idp::{ADMIN_ROLE, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::idp::{ADMIN_ROLE, AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
 use crate::server::open_idp;
 use crate::store::Store;
 
@@ -47,9 +47,43 @@ enum AdminCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Apps of the app-authentication API (`POST /authentication`).
+    #[command(subcommand)]
+    App(AppCommand),
     /// Realm signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// Create an app. Its secret (and, with --generate-key, its private key) is printed once.
+    Create {
+        /// The realm whose tokens it gets.
+        #[arg(long, default_value = "node")]
+        realm: String,
+        /// The app id.
+        app_id: String,
+        /// Its name, returned by `POST /authentication`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Roles its tokens carry (repeat).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Generate a P-256 key pair for self-signed tokens; the private key is printed once.
+        #[arg(long, conflicts_with = "public_key")]
+        generate_key: bool,
+        /// Register the app's own P-256 public key (SPKI PEM file) for self-signed tokens.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// List apps.
+    List,
+    /// Give an app a new secret, printed once; the old one stops working.
+    ResetSecret {
+        /// The app id.
+        app_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +101,22 @@ enum RealmCommand {
         /// Access token lifetime in seconds.
         #[arg(long, default_value_t = 300)]
         access_token_seconds: u64,
+        /// ID token lifetime in seconds.
+        #[arg(long, default_value_t = 300)]
+        id_token_seconds: u64,
+        /// A refresh token expires when unused this long (seconds).
+        #[arg(long, default_value_t = 1800)]
+        refresh_idle_seconds: u64,
+        /// A login's refresh tokens end this long after it (seconds).
+        #[arg(long, default_value_t = 36_000)]
+        refresh_max_seconds: u64,
+        /// A used refresh token may be used again within this window (concurrent refreshes);
+        /// later, its use revokes the login.
+        #[arg(long, default_value_t = 10)]
+        refresh_reuse_grace_seconds: u64,
+        /// The `aud` of its access tokens.
+        #[arg(long, default_value = "portico")]
+        audience: String,
     },
     /// List realms with their issuer URLs.
     List,
@@ -87,9 +137,15 @@ enum ClientCommand {
         /// Grant types (repeat): client_credentials, authorization_code, refresh_token.
         #[arg(long = "grant")]
         grants: Vec<String>,
-        /// Redirect URIs (repeat), matched exactly.
+        /// Redirect URIs (repeat), matched exactly (any port for http on 127.0.0.1 or [::1]).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// Where logout may send the browser afterwards (repeat), matched exactly.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A display name for the login page.
+        #[arg(long)]
+        name: Option<String>,
         /// Roles of its service account (repeat).
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -129,6 +185,9 @@ enum UserCommand {
         /// E-mail address.
         #[arg(long)]
         email: Option<String>,
+        /// Full name.
+        #[arg(long)]
+        name: Option<String>,
         /// Read the password from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
@@ -213,11 +272,21 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             access_token_alg,
             id_token_alg,
             access_token_seconds,
+            id_token_seconds,
+            refresh_idle_seconds,
+            refresh_max_seconds,
+            refresh_reuse_grace_seconds,
+            audience,
         }) => {
             let settings = RealmSettings {
                 access_token_alg,
                 id_token_alg,
                 access_token_seconds,
+                id_token_seconds,
+                refresh_idle_seconds,
+                refresh_max_seconds,
+                refresh_reuse_grace_seconds,
+                audience,
                 ..RealmSettings::default()
             };
             idp.create_realm(&name, settings)
@@ -237,11 +306,15 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             public,
             grants,
             redirect_uris,
+            post_logout_redirect_uris,
+            name,
             roles,
             scopes,
         }) => {
             let mut settings = ClientSettings {
+                name: name.unwrap_or_default(),
                 redirect_uris,
+                post_logout_redirect_uris,
                 roles,
                 scopes,
                 ..ClientSettings::default()
@@ -292,6 +365,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             username,
             roles,
             email,
+            name,
             password_stdin,
         }) => {
             let (password, generated) = if password_stdin {
@@ -306,6 +380,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             };
             let settings = UserSettings {
                 email,
+                name,
                 roles,
                 ..UserSettings::default()
             };
@@ -313,7 +388,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
                 .create_user(&realm, &username, Some(password.clone()), settings)
                 .await
                 .map_err(|e| e.to_string())?;
-            writeln!(out, "user {username} in realm {realm}: id {id}")
+            writeln!(out, "user {username} in realm {realm}\nuser_id: {id}")
                 .map_err(|e| e.to_string())?;
             if generated {
                 writeln!(out, "password: {password}\n(shown once: store it now)")
@@ -343,6 +418,57 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             }
             Ok(())
+        }
+        AdminCommand::App(AppCommand::Create {
+            realm,
+            app_id,
+            name,
+            roles,
+            generate_key,
+            public_key,
+        }) => {
+            let public_key_pem = match public_key {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let settings = AppSettings {
+                name: name.unwrap_or_else(|| app_id.clone()),
+                public_key_pem,
+                roles,
+                disabled: false,
+            };
+            let created = idp
+                .create_app(&realm, &app_id, settings, generate_key)
+                .await
+                .map_err(|e| e.to_string())?;
+            writeln!(
+                out,
+                "app {app_id} in realm {realm}\napp_id: {app_id}\napp_secret: {}",
+                created.secret
+            )
+            .map_err(|e| e.to_string())?;
+            if let Some(private_key) = created.private_key_pem {
+                write!(out, "private_key:\n{private_key}").map_err(|e| e.to_string())?;
+            }
+            writeln!(out, "(shown once: store it now)")
+        }
+        AdminCommand::App(AppCommand::List) => {
+            let apps = idp.store().apps().await.map_err(|e| e.to_string())?;
+            for app in apps {
+                writeln!(out, "{}\t{}\t{}", app.app_id, app.realm, app.settings)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        AdminCommand::App(AppCommand::ResetSecret { app_id }) => {
+            let secret = idp
+                .reset_app_secret(&app_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            writeln!(out, "app_secret: {secret}\n(shown once: store it now)")
         }
         AdminCommand::Keys(KeysCommand::Rotate { realm }) => {
             idp.rotate_keys(&realm).await.map_err(|e| e.to_string())?;

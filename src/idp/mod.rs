@@ -9,7 +9,10 @@
 //! Each realm is also a trusted issuer of the [`Verifier`]: its access tokens (`typ: at+jwt`,
 //! `aud` the realm's audience) are accepted wherever bearer tokens are.
 
+pub mod apps;
+pub mod grants;
 pub mod model;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +58,12 @@ pub enum IdpError {
     /// Key material failed to load (a wrong sealing key, a damaged row).
     #[error("{0}")]
     Keys(String),
+    /// A code or refresh token is not (or no longer) valid: OAuth's `invalid_grant`.
+    #[error("{0}")]
+    Grant(String),
+    /// A scope beyond what was granted: OAuth's `invalid_scope`.
+    #[error("{0}")]
+    Scope(String),
 }
 
 impl From<StoreError> for IdpError {
@@ -107,10 +116,27 @@ pub struct Realm {
     pub access_key: SigningKey,
     /// The key signing ID tokens.
     pub id_key: SigningKey,
+    /// The published ID token keys (to check `id_token_hint`s).
+    pub id_keys: Arc<KeySet>,
     /// The published key set (`certs`): next, active and retired keys, as JSON.
     pub jwks: bytes::Bytes,
     /// The realm as a trusted issuer of access tokens.
     pub issuer: Arc<Issuer>,
+}
+
+/// Whom an access token is for.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSubject<'a> {
+    /// `sub`: a user id, or the client id for client credentials.
+    pub subject: &'a str,
+    /// The client it is issued to.
+    pub client_id: &'a str,
+    /// The scope granted.
+    pub scope: &'a str,
+    /// `realm_access.roles`.
+    pub roles: &'a [String],
+    /// `sid`: the login (token family), for a user's token.
+    pub session: Option<&'a str>,
 }
 
 /// An issued access token.
@@ -133,6 +159,9 @@ pub struct Idp {
     realms: ArcSwap<HashMap<String, Arc<Realm>>>,
     generation: std::sync::atomic::AtomicI64,
     verifier: Option<Arc<Verifier>>,
+    throttle: throttle::Throttle,
+    app_audience: String,
+    app_token_seconds: u64,
 }
 
 impl std::fmt::Debug for Idp {
@@ -152,6 +181,7 @@ impl Idp {
         clock: Arc<dyn Clock>,
         public_url: String,
         verifier: Option<Arc<Verifier>>,
+        config: &crate::config::IdpConfig,
     ) -> Result<Self, IdpError> {
         let idp = Self {
             store,
@@ -161,6 +191,9 @@ impl Idp {
             realms: ArcSwap::default(),
             generation: std::sync::atomic::AtomicI64::new(-1),
             verifier,
+            throttle: throttle::Throttle::new(config.throttle.clone()),
+            app_audience: config.app_audience.clone(),
+            app_token_seconds: config.app_token_seconds,
         };
         idp.reload().await?;
         Ok(idp)
@@ -169,6 +202,16 @@ impl Idp {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The throttle of failed logins and token requests.
+    pub fn throttle(&self) -> &throttle::Throttle {
+        &self.throttle
+    }
+
+    /// The clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// The URL clients reach Portico at.
@@ -219,6 +262,8 @@ impl Idp {
             realms.insert(row.name.clone(), Arc::new(realm));
         }
         if let Some(verifier) = &self.verifier {
+            let revoked = self.store.revoked_tokens(now).await?;
+            verifier.set_revoked(revoked.into_iter().collect());
             verifier.set_local(realms.values().map(|r| r.issuer.clone()).collect());
         }
         self.realms.store(Arc::new(realms));
@@ -265,11 +310,20 @@ impl Idp {
             .filter(|k| k.purpose == "access")
             .map(|k| jwk(k))
             .collect::<Result<_, _>>()?;
-        let access_set = KeySet::from_jwks(
-            json!({ "keys": access }).to_string().as_bytes(),
-            REALM_ALGORITHMS,
-        )
-        .map_err(|e| IdpError::Keys(format!("realm `{}` keys: {e}", row.name)))?;
+        let id: Vec<Value> = published
+            .iter()
+            .filter(|k| k.purpose == "id")
+            .map(|k| jwk(k))
+            .collect::<Result<_, _>>()?;
+        let key_set = |keys: Vec<Value>| {
+            KeySet::from_jwks(
+                json!({ "keys": keys }).to_string().as_bytes(),
+                REALM_ALGORITHMS,
+            )
+            .map_err(|e| IdpError::Keys(format!("realm `{}` keys: {e}", row.name)))
+        };
+        let access_set = key_set(access)?;
+        let id_keys = Arc::new(key_set(id)?);
         let issuer_url = self.issuer_url(&row.name);
         let issuer = Issuer {
             name: format!("realm {}", row.name),
@@ -288,6 +342,7 @@ impl Idp {
             name: row.name.clone(),
             access_key: active("access")?,
             id_key: active("id")?,
+            id_keys,
             jwks: json!({ "keys": all }).to_string().into(),
             issuer: Arc::new(issuer),
             issuer_url,
@@ -490,16 +545,31 @@ impl Idp {
         Ok(())
     }
 
-    /// Signs an access token (RFC 9068) for `subject`.
+    /// Signs an access token (RFC 9068).
     pub fn access_token(
         &self,
         realm: &Realm,
-        subject: &str,
-        client_id: &str,
-        scope: &str,
-        roles: &[String],
+        subject: &TokenSubject<'_>,
         lifetime: u64,
     ) -> Result<AccessToken, IdpError> {
+        self.access_token_with(realm, subject, lifetime, &[])
+    }
+
+    /// Signs an access token with `extra` claims.
+    fn access_token_with(
+        &self,
+        realm: &Realm,
+        subject: &TokenSubject<'_>,
+        lifetime: u64,
+        extra: &[(&str, Value)],
+    ) -> Result<AccessToken, IdpError> {
+        let TokenSubject {
+            subject,
+            client_id,
+            scope,
+            roles,
+            session,
+        } = *subject;
         let now = self.clock.now().unix_timestamp();
         let id = secrets::uuid();
         let mut claims = Map::new();
@@ -515,6 +585,12 @@ impl Idp {
             claims.insert("scope".into(), scope.into());
         }
         claims.insert("realm_access".into(), json!({ "roles": roles }));
+        if let Some(session) = session {
+            claims.insert("sid".into(), session.into());
+        }
+        for (name, value) in extra {
+            claims.insert((*name).into(), value.clone());
+        }
         let token = realm
             .access_key
             .sign("at+jwt", &claims)

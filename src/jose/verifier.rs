@@ -5,7 +5,7 @@
 //! remote key set, one single-flight refresh on an unknown `kid`); the signature; the claims.
 //! Only then is anything in the payload believed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -54,6 +54,9 @@ pub enum TokenError {
     /// No configured issuer has this `iss`.
     #[error("the token's issuer is not trusted here")]
     UntrustedIssuer,
+    /// The identity provider revoked the token (RFC 7009).
+    #[error("the token has been revoked")]
+    Revoked,
     /// The header's `typ` is not one the issuer uses for access tokens.
     #[error("the token's type (`typ`) is not an access token's")]
     WrongType,
@@ -69,6 +72,8 @@ pub struct Verifier {
     issuers: Vec<Arc<Issuer>>,
     /// The built-in identity provider's realms, replaced whenever they change.
     local: ArcSwap<Vec<Arc<Issuer>>>,
+    /// The `jti`s of the realms' access tokens revoked before they expire.
+    revoked: ArcSwap<HashSet<String>>,
     max_token_bytes: usize,
     cache: TokenCache,
 }
@@ -80,6 +85,7 @@ impl Verifier {
         Self {
             issuers,
             local: ArcSwap::default(),
+            revoked: ArcSwap::default(),
             max_token_bytes,
             cache: TokenCache::new(cache_entries),
         }
@@ -94,6 +100,11 @@ impl Verifier {
     /// again on their next use.
     pub fn set_local(&self, issuers: Vec<Arc<Issuer>>) {
         self.local.store(Arc::new(issuers));
+    }
+
+    /// Replaces the set of revoked realm access tokens (by `jti`).
+    pub fn set_revoked(&self, revoked: HashSet<String>) {
+        self.revoked.store(Arc::new(revoked));
     }
 
     /// The issuer whose tokens carry `iss`.
@@ -115,6 +126,18 @@ impl Verifier {
 
     /// Verifies `token` at `now` (seconds since the epoch).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
+        let verified = self.verify_signed(token, now).await?;
+        if verified.realm.is_some()
+            && let Some(jti) = &verified.token_id
+            && self.revoked.load().contains(jti)
+        {
+            return Err(TokenError::Revoked);
+        }
+        Ok(verified)
+    }
+
+    /// Verifies `token`'s signature and claims (through the cache).
+    async fn verify_signed(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(JwsError::TooLong {
                 len: token.len(),

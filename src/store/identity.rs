@@ -893,14 +893,19 @@ impl Store {
             match row {
                 None => None,
                 Some(columns) => {
-                    let grant = grant_row(columns)?;
-                    sqlx::query(
+                    let mut grant = grant_row(columns)?;
+                    let marked = sqlx::query(
                         "UPDATE grants SET used_us = $1 WHERE token_hash = $2 AND used_us IS NULL",
                     )
                     .bind(to_micros(now))
                     .bind(token_hash)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    if marked == 0 && grant.used.is_none() {
+                        // A concurrent redemption (PostgreSQL, read committed) won the row.
+                        grant.used = Some(now);
+                    }
                     let sql = concat!(
                         "SELECT ",
                         family_columns!(),
@@ -977,6 +982,49 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         row.map(grant_row).transpose()
+    }
+
+    /// Revokes an access token by its `jti` until it expires.
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        realm: &str,
+        expires: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO revoked_tokens (jti, realm, expires_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti)
+            .bind(realm)
+            .bind(to_micros(expires))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(BUMP_GENERATION).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// The `jti`s of revoked access tokens that have not yet expired at `now`.
+    pub async fn revoked_tokens(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let sql = "SELECT jti FROM revoked_tokens WHERE expires_us >= $1 ORDER BY jti";
+        let rows: Vec<(String,)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(to_micros(now))
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(|(jti,)| jti).collect())
+    }
+
+    /// Deletes revocations of tokens that expired before `before`.
+    pub async fn purge_revoked_tokens(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM revoked_tokens WHERE expires_us < $1"
+        )
+        .bind(to_micros(before))
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 
     /// Deletes families (with their grants) that ended before `before`.

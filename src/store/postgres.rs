@@ -19,6 +19,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/postgres/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "revoked_tokens",
+        sql: include_str!("../../migrations/postgres/0003_revoked_tokens.sql"),
+    },
 ];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).

@@ -21,6 +21,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/sqlite/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "revoked_tokens",
+        sql: include_str!("../../migrations/sqlite/0003_revoked_tokens.sql"),
+    },
 ];
 
 /// An SQLite database.

@@ -263,7 +263,7 @@ async fn discovery_names_the_configured_issuer_and_what_works() {
     );
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
     );
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],

@@ -7,6 +7,7 @@ mod datapoints;
 mod durability;
 mod helpers;
 mod idp;
+mod idp_flows;
 mod jose_tokens;
 mod jose_vectors;
 mod openapi;

@@ -1,17 +1,28 @@
 //! The identity provider's OpenID Connect endpoints, at Keycloak's paths:
-//! `/realms/{realm}/.well-known/openid-configuration` and
-//! `/realms/{realm}/protocol/openid-connect/{certs,token}`.
+//! `/realms/{realm}/.well-known/openid-configuration` and, under
+//! `/realms/{realm}/protocol/openid-connect/`, `auth` and `logout` (browser pages, in
+//! [`authorize`]), `token` and `certs` (here), `userinfo`, `token/introspect` and `revoke` (in
+//! [`tokens`]).
 //!
 //! Errors follow RFC 6749 section 5.2: a JSON `{"error", "error_description"}` body, 400, or 401
 //! for a failed client authentication (with `WWW-Authenticate: Basic` when the client used it).
 //! Every token response carries `Cache-Control: no-store` and `Pragma: no-cache`.
+//!
+//! Failed client authentications and failed grants are throttled per client IP and per client
+//! (`idp::throttle`), answered 429 with `Retry-After`.
+
+mod authorize;
+mod tokens;
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +30,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::idp::{ClientSettings, Idp, Realm, STANDARD_SCOPES};
+use crate::idp::grants::GrantClient;
+use crate::idp::throttle::Throttled;
+use crate::idp::{ClientSettings, Idp, IdpError, Realm, STANDARD_SCOPES, TokenSubject};
 use crate::secrets::Hashed;
 
 /// The routes of this module (none when the identity provider is off).
@@ -31,6 +44,54 @@ pub fn router() -> Router<AppState> {
         )
         .route("/realms/{realm}/protocol/openid-connect/certs", get(certs))
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+        .route(
+            "/realms/{realm}/protocol/openid-connect/auth",
+            get(authorize::page).post(authorize::submit),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/logout",
+            get(authorize::logout).post(authorize::logout_post),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/userinfo",
+            get(tokens::userinfo).post(tokens::userinfo),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/token/introspect",
+            post(tokens::introspect),
+        )
+        .route(
+            "/realms/{realm}/protocol/openid-connect/revoke",
+            post(tokens::revoke),
+        )
+}
+
+/// The client's IP address (from the connection; unspecified when unknown).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
+        ))
+    }
+}
+
+/// The `Retry-After` value (whole seconds, at least 1) for a throttled request.
+pub(crate) fn retry_after(throttled: Throttled) -> HeaderValue {
+    let seconds = throttled.0.as_secs_f64().ceil().max(1.0) as u64;
+    HeaderValue::from(seconds)
+}
+
+/// The throttle's key for a client of a realm.
+fn client_account(realm: &Realm, client_id: &str) -> String {
+    format!("client:{}:{client_id}", realm.name)
 }
 
 /// An OAuth 2.0 error response (RFC 6749 section 5.2).
@@ -40,6 +101,7 @@ pub struct OAuthError {
     error: &'static str,
     description: String,
     basic_challenge: bool,
+    retry_after: Option<HeaderValue>,
 }
 
 impl OAuthError {
@@ -49,6 +111,19 @@ impl OAuthError {
             error,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
+        }
+    }
+
+    /// 429: too many failures from this address or at this client.
+    fn throttled(throttled: Throttled) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(retry_after(throttled)),
+            ..Self::new(
+                "temporarily_unavailable",
+                "Too many failed attempts; try again after the Retry-After delay.",
+            )
         }
     }
 
@@ -63,6 +138,7 @@ impl OAuthError {
             error: "invalid_client",
             description: "Client authentication failed.".into(),
             basic_challenge: basic,
+            retry_after: None,
         }
     }
 }
@@ -73,6 +149,9 @@ impl IntoResponse for OAuthError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         no_store(headers);
+        if let Some(after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, after);
+        }
         if self.basic_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -91,6 +170,20 @@ impl From<ApiError> for OAuthError {
             out.error = "server_error";
         }
         out
+    }
+}
+
+impl From<IdpError> for OAuthError {
+    fn from(error: IdpError) -> Self {
+        match error {
+            IdpError::Grant(why) => Self::new("invalid_grant", why),
+            IdpError::Scope(why) => Self::new("invalid_scope", why),
+            IdpError::Invalid(why) => Self::invalid_request(why),
+            IdpError::Conflict(_) | IdpError::NotFound(_) => {
+                Self::invalid_request(error.to_string())
+            }
+            IdpError::Store(_) | IdpError::Keys(_) => ApiError::from(error).into(),
+        }
     }
 }
 
@@ -126,17 +219,34 @@ async fn discovery(
 ) -> Result<Response, ApiError> {
     let (_, realm) = realm(&state, &name)?;
     let base = format!("{}/protocol/openid-connect", realm.issuer_url);
+    let secret_methods = ["client_secret_basic", "client_secret_post"];
     let document = json!({
         "issuer": realm.issuer_url,
+        "authorization_endpoint": format!("{base}/auth"),
         "token_endpoint": format!("{base}/token"),
         "jwks_uri": format!("{base}/certs"),
-        "grant_types_supported": ["client_credentials"],
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "end_session_endpoint": format!("{base}/logout"),
+        "introspection_endpoint": format!("{base}/token/introspect"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "grant_types_supported": crate::idp::model::GRANT_TYPES,
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [realm.id_key.header_alg()],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": secret_methods,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": STANDARD_SCOPES,
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "realm_access"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
+            "jti", "client_id", "scope", "realm_access", "preferred_username", "name", "email",
+        ],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
     });
     let mut response = axum::Json(document).into_response();
     response.headers_mut().insert(
@@ -275,7 +385,11 @@ fn client_auth(headers: &HeaderMap, form: &Form) -> Result<ClientAuth, OAuthErro
             })
         }
         None => Ok(ClientAuth {
-            client_id: form.require("client_id")?.to_owned(),
+            // RFC 6749 section 5.2: no client authentication at all is `invalid_client`.
+            client_id: form
+                .get("client_id")
+                .ok_or(OAuthError::invalid_client(false))?
+                .to_owned(),
             secret: form.get("client_secret").map(str::to_owned),
             basic: false,
         }),
@@ -287,6 +401,23 @@ struct Client {
     id: String,
     settings: ClientSettings,
     confidential: bool,
+}
+
+impl Client {
+    /// What the grants need to know of the client.
+    fn grant(&self) -> GrantClient<'_> {
+        GrantClient {
+            id: &self.id,
+            confidential: self.confidential,
+            refresh: self
+                .settings
+                .grant_types
+                .iter()
+                .any(|g| g == "refresh_token"),
+            access_token_seconds: self.settings.access_token_seconds,
+            refresh_idle_seconds: self.settings.refresh_idle_seconds,
+        }
+    }
 }
 
 /// Authenticates the client: a confidential one by its secret (constant-time), a public one by
@@ -321,10 +452,12 @@ async fn authenticate(idp: &Idp, realm: &Realm, auth: &ClientAuth) -> Result<Cli
     })
 }
 
-/// The token endpoint.
+/// The token endpoint: the `client_credentials`, `authorization_code` and `refresh_token`
+/// grants.
 async fn token(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
@@ -332,7 +465,18 @@ async fn token(
     let form = read_form(&state, &headers, body).await?;
     let grant_type = form.require("grant_type")?.to_owned();
     let auth = client_auth(&headers, &form)?;
-    let client = authenticate(&idp, &realm, &auth).await?;
+    let account = client_account(&realm, &auth.client_id);
+    let throttle = idp.throttle();
+    throttle
+        .check(ip, &account, Instant::now())
+        .map_err(OAuthError::throttled)?;
+    let client = match authenticate(&idp, &realm, &auth).await {
+        Ok(client) => client,
+        Err(error) => {
+            throttle.failed(ip, &account, Instant::now());
+            return Err(error);
+        }
+    };
     if !client.settings.grant_types.contains(&grant_type) {
         return Err(
             if crate::idp::model::GRANT_TYPES.contains(&grant_type.as_str()) {
@@ -343,36 +487,76 @@ async fn token(
             } else {
                 OAuthError::new(
                     "unsupported_grant_type",
-                    "Supported grant types: client_credentials.",
+                    "Supported grant types: authorization_code, client_credentials, refresh_token.",
                 )
             },
         );
     }
-    let body = match grant_type.as_str() {
-        "client_credentials" => client_credentials(&idp, &realm, &client, &form)?,
-        _ => {
-            return Err(OAuthError::new(
-                "unsupported_grant_type",
-                "Supported grant types: client_credentials.",
-            ));
+    let outcome = match grant_type.as_str() {
+        "client_credentials" => client_credentials(&idp, &realm, &client, &form),
+        "authorization_code" => {
+            let code = form.require("code")?;
+            idp.redeem_code(
+                &realm,
+                client.grant(),
+                code,
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            )
+            .await
+            .map(token_set_body)
+            .map_err(OAuthError::from)
         }
+        "refresh_token" => {
+            let token = form.require("refresh_token")?;
+            idp.refresh(&realm, client.grant(), token, form.get("scope"))
+                .await
+                .map(token_set_body)
+                .map_err(OAuthError::from)
+        }
+        _ => unreachable!("grant types are checked against GRANT_TYPES"),
     };
-    let mut response = axum::Json(body).into_response();
+    match &outcome {
+        Ok(_) => throttle.succeeded(ip, &account, Instant::now()),
+        Err(error) if error.error == "invalid_grant" => {
+            throttle.failed(ip, &account, Instant::now())
+        }
+        Err(_) => {}
+    }
+    let mut response = axum::Json(outcome?).into_response();
     no_store(response.headers_mut());
     Ok(response)
 }
 
+/// The token response of a code or refresh grant.
+fn token_set_body(tokens: crate::idp::grants::TokenSet) -> Value {
+    let mut body = json!({
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "scope": tokens.scope,
+    });
+    if let Some((refresh, lifetime)) = tokens.refresh_token {
+        body["refresh_token"] = refresh.into();
+        body["refresh_expires_in"] = lifetime.into();
+    }
+    if let Some(id_token) = tokens.id_token {
+        body["id_token"] = id_token.into();
+    }
+    body
+}
+
 /// The scopes granted: those requested (all must be allowed), or every allowed scope the client
 /// has roles for when none are requested.
-fn granted_scope(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+fn granted_scope(client: &ClientSettings, requested: Option<&str>) -> Result<String, OAuthError> {
     let Some(requested) = requested else {
         return Ok(String::new());
     };
     let mut granted = Vec::new();
     for scope in requested.split(' ').filter(|s| !s.is_empty()) {
         let allowed = STANDARD_SCOPES.contains(&scope)
-            || client.settings.scopes.iter().any(|s| s == scope)
-            || client.settings.roles.iter().any(|r| r == scope);
+            || client.scopes.iter().any(|s| s == scope)
+            || client.roles.iter().any(|r| r == scope);
         if !allowed {
             return Err(OAuthError::new(
                 "invalid_scope",
@@ -402,7 +586,7 @@ fn client_credentials(
             "A public client cannot use client_credentials.",
         ));
     }
-    let scope = granted_scope(client, form.get("scope"))?;
+    let scope = granted_scope(&client.settings, form.get("scope"))?;
     let lifetime = client
         .settings
         .access_token_seconds
@@ -410,10 +594,13 @@ fn client_credentials(
     let token = idp
         .access_token(
             realm,
-            &client.id,
-            &client.id,
-            &scope,
-            &client.settings.roles,
+            &TokenSubject {
+                subject: &client.id,
+                client_id: &client.id,
+                scope: &scope,
+                roles: &client.settings.roles,
+                session: None,
+            },
             lifetime,
         )
         .map_err(|e| OAuthError::from(ApiError::internal(&e)))?;

@@ -1,0 +1,242 @@
+//! What clients do with tokens they hold: `userinfo` (OpenID Connect Core section 5.3),
+//! `token/introspect` (RFC 7662) and `revoke` (RFC 7009).
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{
+    Client, ClientIp, OAuthError, authenticate, client_account, client_auth, no_store, read_form,
+    realm,
+};
+use crate::api::AppState;
+use crate::auth::{Refused, bearer_token, invalid_request, invalid_token};
+use crate::error::ApiError;
+use crate::idp::grants::{LoggedIn, profile_claims};
+use crate::idp::{Idp, Realm, UserSettings};
+
+/// An access token of this realm that verified, with its claims.
+struct AccessClaims {
+    claims: Value,
+}
+
+impl AccessClaims {
+    fn str(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Value::as_str)
+    }
+
+    fn scopes(&self) -> Vec<&str> {
+        self.str("scope")
+            .map(|s| s.split(' ').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Verifies `token` as a live access token of `realm`: signature, claims, not revoked, and its
+/// login (`sid`) not ended.
+async fn access_claims(
+    state: &AppState,
+    idp: &Idp,
+    realm: &Realm,
+    token: &str,
+) -> Result<AccessClaims, String> {
+    let now = state.clock.now().unix_timestamp();
+    let verified = state
+        .auth
+        .verifier
+        .verify(token, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if verified.realm.as_deref() != Some(realm.name.as_str()) {
+        return Err("the token is not an access token of this realm".into());
+    }
+    let (_, claims) = crate::jose::verifier::decode_unverified(token)?;
+    let claims = AccessClaims { claims };
+    if let Some(session) = claims.str("sid") {
+        let live = idp
+            .family_is_live(session)
+            .await
+            .map_err(|e| ApiError::from(e).detail().to_owned())?;
+        if !live {
+            return Err("the login this token belongs to has ended".into());
+        }
+    }
+    Ok(claims)
+}
+
+/// `userinfo`: the signed-in user's claims, as the access token's scope releases them.
+pub(super) async fn userinfo(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (idp, realm) = realm(&state, &name)?;
+    let challenge_realm = realm.issuer_url.as_str();
+    let token = match bearer_token(&headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(Refused::NoCredentials.into_error(challenge_realm)),
+        Err(reason) => return Err(invalid_request(challenge_realm, reason)),
+    };
+    let claims = access_claims(&state, &idp, &realm, token)
+        .await
+        .map_err(|why| invalid_token(challenge_realm, &why))?;
+    if !claims.scopes().contains(&"openid") {
+        return Err(Refused::InsufficientScope(vec!["openid".into()]).into_error(challenge_realm));
+    }
+    let subject = claims.str("sub").unwrap_or_default();
+    let user = idp.store().user(&realm.name, subject).await?;
+    let login = user.and_then(|user| {
+        let settings: UserSettings = serde_json::from_str(&user.settings).ok()?;
+        (!settings.disabled).then_some(LoggedIn { user, settings })
+    });
+    let Some(login) = login else {
+        return Err(invalid_token(
+            challenge_realm,
+            "the token's subject is not an active user of this realm",
+        ));
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("sub".into(), login.user.id.clone().into());
+    let scope = claims.scopes().join(" ");
+    for (name, value) in profile_claims(&login, &scope) {
+        out.insert(name.into(), value);
+    }
+    let mut response = axum::Json(Value::Object(out)).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// Authenticates the caller of `introspect` or `revoke`, with the token endpoint's throttle.
+async fn caller(
+    idp: &Idp,
+    realm: &Realm,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    form: &super::Form,
+) -> Result<Client, OAuthError> {
+    let auth = client_auth(headers, form)?;
+    let account = client_account(realm, &auth.client_id);
+    idp.throttle()
+        .check(ip, &account, Instant::now())
+        .map_err(OAuthError::throttled)?;
+    match authenticate(idp, realm, &auth).await {
+        Ok(client) => Ok(client),
+        Err(error) => {
+            idp.throttle().failed(ip, &account, Instant::now());
+            Err(error)
+        }
+    }
+}
+
+/// `token/introspect` (RFC 7662), for confidential clients: any of them may introspect the
+/// realm's access tokens (resource servers do), a refresh token only the client it was issued
+/// to. Anything else is `{"active": false}`.
+pub(super) async fn introspect(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (idp, realm) = realm(&state, &name)?;
+    let form = read_form(&state, &headers, body).await?;
+    let client = caller(&idp, &realm, ip, &headers, &form).await?;
+    if !client.confidential {
+        return Err(OAuthError::invalid_client(false));
+    }
+    let token = form.require("token")?;
+    let refresh_first = form.get("token_type_hint") == Some("refresh_token");
+    let mut answer = None;
+    for refresh in [refresh_first, !refresh_first] {
+        answer = if refresh {
+            idp.introspect_refresh_token(&realm, &client.id, token)
+                .await?
+        } else {
+            introspect_access(&state, &idp, &realm, token).await?
+        };
+        if answer.is_some() {
+            break;
+        }
+    }
+    let mut response =
+        axum::Json(answer.unwrap_or_else(|| json!({ "active": false }))).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+async fn introspect_access(
+    state: &AppState,
+    idp: &Idp,
+    realm: &Realm,
+    token: &str,
+) -> Result<Option<Value>, OAuthError> {
+    if token.bytes().filter(|b| *b == b'.').count() != 2 {
+        return Ok(None);
+    }
+    let Ok(access) = access_claims(state, idp, realm, token).await else {
+        return Ok(None);
+    };
+    let mut out = json!({ "active": true, "token_type": "Bearer" });
+    for name in [
+        "scope",
+        "client_id",
+        "sub",
+        "aud",
+        "iss",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "sid",
+        "realm_access",
+    ] {
+        if let Some(value) = access.claims.get(name) {
+            out[name] = value.clone();
+        }
+    }
+    if let Some(subject) = access.str("sub")
+        && let Some(user) = idp
+            .store()
+            .user(&realm.name, subject)
+            .await
+            .map_err(|e| OAuthError::from(ApiError::from(e)))?
+    {
+        out["username"] = user.username.into();
+    }
+    Ok(Some(out))
+}
+
+/// `revoke` (RFC 7009): a refresh token ends its whole login; an access token is refused from
+/// now on. Always 200 once the client authenticated, also for unknown tokens and for tokens of
+/// other clients (which are left alone).
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (idp, realm) = realm(&state, &name)?;
+    let form = read_form(&state, &headers, body).await?;
+    let client = caller(&idp, &realm, ip, &headers, &form).await?;
+    let token = form.require("token")?;
+    let revoked = idp.revoke_refresh_token(&realm, &client.id, token).await?;
+    if !revoked
+        && token.bytes().filter(|b| *b == b'.').count() == 2
+        && let Ok(access) = access_claims(&state, &idp, &realm, token).await
+        && access.str("client_id") == Some(client.id.as_str())
+        && let (Some(jti), Some(exp)) = (
+            access.str("jti"),
+            access.claims.get("exp").and_then(Value::as_i64),
+        )
+    {
+        idp.revoke_access_token(&realm, jti, exp).await?;
+    }
+    let mut response = StatusCode::OK.into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}

@@ -1,0 +1,280 @@
+//! Throttling of failed logins and failed token requests, per client IP and per account.
+//!
+//! Each key has a leaky bucket of failures: a failure adds one, and one leaks away every
+//! `refill` interval. A key whose bucket holds `burst` failures is refused (429 with
+//! `Retry-After`) until one has leaked away.
+//!
+//! Two kinds of key:
+//!
+//! - **The client IP.** Stops one address guessing many passwords or secrets, whatever the
+//!   account.
+//! - **The account** (a user name or a client id). Stops many addresses guessing one account.
+//!   An attacker could fill this bucket on purpose to lock the owner out, so it does not apply
+//!   to an address that logged in to that account successfully within `trust_window`: the owner
+//!   keeps working from where they worked before, and a new address waits at most one refill.
+//!
+//! Memory is bounded: each map holds at most `max_entries`; empty buckets and lapsed trust are
+//! dropped first, then arbitrary entries.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// `[idp.throttle]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Failures one client IP may have before it is refused.
+    pub ip_burst: u32,
+    /// Seconds for one failure of an IP to be forgotten.
+    pub ip_refill_seconds: u64,
+    /// Failures one account may have (from untrusted addresses) before it is refused.
+    pub account_burst: u32,
+    /// Seconds for one failure of an account to be forgotten.
+    pub account_refill_seconds: u64,
+    /// How long a successful login trusts its address for that account.
+    pub trust_seconds: u64,
+    /// The most keys tracked per kind.
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            ip_burst: 10,
+            ip_refill_seconds: 6,
+            account_burst: 20,
+            account_refill_seconds: 30,
+            trust_seconds: 30 * 86_400,
+            max_entries: 65_536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    level: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn level_at(&self, now: Instant, refill: Duration) -> f64 {
+        let leaked =
+            now.saturating_duration_since(self.updated).as_secs_f64() / refill.as_secs_f64();
+        (self.level - leaked).max(0.0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ips: HashMap<IpAddr, Bucket>,
+    accounts: HashMap<String, Bucket>,
+    trusted: HashMap<(String, IpAddr), Instant>,
+}
+
+/// The throttle of one identity provider.
+#[derive(Debug)]
+pub struct Throttle {
+    settings: ThrottleSettings,
+    state: Mutex<State>,
+}
+
+/// Refused: retry after this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled(pub Duration);
+
+impl Throttle {
+    /// A throttle with `settings`.
+    pub fn new(settings: ThrottleSettings) -> Self {
+        Self {
+            settings,
+            state: Mutex::default(),
+        }
+    }
+
+    fn ip_refill(&self) -> Duration {
+        Duration::from_secs(self.settings.ip_refill_seconds.max(1))
+    }
+
+    fn account_refill(&self) -> Duration {
+        Duration::from_secs(self.settings.account_refill_seconds.max(1))
+    }
+
+    /// Whether `ip` may try to authenticate as `account` now.
+    pub fn check(&self, ip: IpAddr, account: &str, now: Instant) -> Result<(), Throttled> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = |bucket: Option<&Bucket>, burst: u32, refill: Duration| {
+            let level = bucket.map_or(0.0, |b| b.level_at(now, refill));
+            let excess = level - f64::from(burst) + 1.0;
+            (excess > 0.0).then(|| Duration::from_secs_f64(excess * refill.as_secs_f64()))
+        };
+        if let Some(after) = wait(state.ips.get(&ip), self.settings.ip_burst, self.ip_refill()) {
+            return Err(Throttled(after));
+        }
+        if !self.is_trusted(&state, account, ip, now)
+            && let Some(after) = wait(
+                state.accounts.get(account),
+                self.settings.account_burst,
+                self.account_refill(),
+            )
+        {
+            return Err(Throttled(after));
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt of `ip` at `account`.
+    pub fn failed(&self, ip: IpAddr, account: &str, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let trusted = self.is_trusted(&state, account, ip, now);
+        let (ip_refill, account_refill) = (self.ip_refill(), self.account_refill());
+        let max = self.settings.max_entries;
+        add(&mut state.ips, ip, now, ip_refill, max);
+        if !trusted {
+            add(
+                &mut state.accounts,
+                account.to_owned(),
+                now,
+                account_refill,
+                max,
+            );
+        }
+    }
+
+    /// Records a successful login of `ip` to `account`: the address is trusted for it.
+    pub fn succeeded(&self, ip: IpAddr, account: &str, now: Instant) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let window = Duration::from_secs(self.settings.trust_seconds);
+        if state.trusted.len() >= self.settings.max_entries {
+            state
+                .trusted
+                .retain(|_, at| now.saturating_duration_since(*at) < window);
+            shrink(&mut state.trusted, self.settings.max_entries);
+        }
+        state.trusted.insert((account.to_owned(), ip), now);
+    }
+
+    fn is_trusted(&self, state: &State, account: &str, ip: IpAddr, now: Instant) -> bool {
+        let window = Duration::from_secs(self.settings.trust_seconds);
+        // The key is (String, IpAddr); a lookup needs an owned String, but only when tracked.
+        !state.trusted.is_empty()
+            && state
+                .trusted
+                .get(&(account.to_owned(), ip))
+                .is_some_and(|at| now.saturating_duration_since(*at) < window)
+    }
+}
+
+/// Adds a failure to `key`'s bucket, keeping the map within `max` entries.
+fn add<K: std::hash::Hash + Eq + Clone>(
+    map: &mut HashMap<K, Bucket>,
+    key: K,
+    now: Instant,
+    refill: Duration,
+    max: usize,
+) {
+    if !map.contains_key(&key) && map.len() >= max {
+        map.retain(|_, bucket| bucket.level_at(now, refill) > 0.0);
+        shrink(map, max);
+    }
+    let bucket = map.entry(key).or_insert(Bucket {
+        level: 0.0,
+        updated: now,
+    });
+    bucket.level = bucket.level_at(now, refill) + 1.0;
+    bucket.updated = now;
+}
+
+/// Drops arbitrary entries until the map is below 90% of `max`.
+fn shrink<K: std::hash::Hash + Eq + Clone, V>(map: &mut HashMap<K, V>, max: usize) {
+    let target = max - max / 10;
+    if map.len() < max {
+        return;
+    }
+    let excess = map.len().saturating_sub(target.max(1) - 1);
+    let victims: Vec<K> = map.keys().take(excess).cloned().collect();
+    for key in victims {
+        map.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle() -> Throttle {
+        Throttle::new(ThrottleSettings {
+            ip_burst: 3,
+            ip_refill_seconds: 10,
+            account_burst: 5,
+            account_refill_seconds: 60,
+            trust_seconds: 3600,
+            max_entries: 100,
+        })
+    }
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    #[test]
+    fn an_ip_is_refused_after_its_burst_and_admitted_after_one_refill() {
+        let t = throttle();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(t.check(A, "alice", now), Ok(()));
+            t.failed(A, "alice", now);
+        }
+        assert_eq!(
+            t.check(A, "bob", now),
+            Err(Throttled(Duration::from_secs(10)))
+        );
+        assert_eq!(
+            t.check(B, "bob", now),
+            Ok(()),
+            "other addresses are not affected"
+        );
+        let later = now + Duration::from_secs(10);
+        assert_eq!(t.check(A, "bob", later), Ok(()));
+    }
+
+    #[test]
+    fn an_account_is_refused_for_new_addresses_but_not_for_trusted_ones() {
+        let t = throttle();
+        let now = Instant::now();
+        t.succeeded(A, "alice", now);
+        // An attacker spreads failures over many addresses.
+        for i in 0..5u8 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i));
+            t.failed(ip, "alice", now);
+        }
+        assert!(t.check(B, "alice", now).is_err(), "a new address waits");
+        assert_eq!(
+            t.check(A, "alice", now),
+            Ok(()),
+            "the owner's address is exempt"
+        );
+        assert_eq!(
+            t.check(B, "bob", now),
+            Ok(()),
+            "other accounts are not affected"
+        );
+    }
+
+    #[test]
+    fn maps_stay_bounded_under_a_flood_of_addresses() {
+        let t = throttle();
+        let now = Instant::now();
+        for i in 0..10_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(i));
+            t.failed(ip, &format!("user{i}"), now);
+            t.succeeded(ip, &format!("user{i}"), now);
+        }
+        let state = t.state.lock().expect("lock");
+        assert!(state.ips.len() <= 100, "{}", state.ips.len());
+        assert!(state.accounts.len() <= 100);
+        assert!(state.trusted.len() <= 100);
+    }
+}
