@@ -4,6 +4,7 @@
 //! Wire types are named by direction (`…Out`) and are the only types that derive `Serialize`
 //! for the API.
 
+pub mod admin;
 pub mod apps;
 pub mod datapoints;
 pub mod docs;
@@ -86,6 +87,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
         .merge(datapoints::router())
         .merge(oidc::router())
         .merge(apps::router())
+        .merge(admin::router())
         .merge(docs::router());
     for endpoint in &catalog.endpoints {
         router = router.route(

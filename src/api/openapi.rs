@@ -27,18 +27,69 @@ use crate::datapoint::{Datapoint, ValueType};
         super::ops::readyz,
         super::ops::metrics,
         super::apps::authenticate,
+        super::admin::list_realms,
+        super::admin::create_realm,
+        super::admin::get_realm,
+        super::admin::update_realm,
+        super::admin::delete_realm,
+        super::admin::list_keys,
+        super::admin::rotate_keys,
+        super::admin::list_clients,
+        super::admin::create_client,
+        super::admin::get_client,
+        super::admin::update_client,
+        super::admin::delete_client,
+        super::admin::reset_client_secret,
+        super::admin::list_users,
+        super::admin::create_user,
+        super::admin::get_user,
+        super::admin::update_user,
+        super::admin::set_password,
+        super::admin::delete_user,
+        super::admin::list_apps,
+        super::admin::create_app,
+        super::admin::get_app,
+        super::admin::update_app,
+        super::admin::delete_app,
+        super::admin::reset_app_secret,
     ),
+    modifiers(&BearerScheme),
     components(schemas(crate::error::ProblemOut, crate::error::ErrorCode, super::datapoints::ValueOut)),
     tags(
         (name = "Datapoints", description = "Typed values declared in the configuration."),
         (name = "Endpoints", description = "Configured paths that read and write one datapoint each \
             with `{\"value\": …}` bodies."),
         (name = "Operations", description = "Health, readiness and metrics."),
+        (name = "Admin", description = "The built-in identity provider's realms, keys, clients, \
+            users and apps. Needs a token of the admin realm with the `portico:admin` role."),
         (name = "App authentication", description = "Access tokens for apps: by app id and \
             secret, by revalidating a token, or by a token the app signed itself (ES256)."),
     )
 )]
 struct NativeApi;
+
+/// The `bearer` security scheme (RFC 6750) the protected operations name.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT from a trusted issuer or one of Portico's realms \
+                         (`/realms/{realm}/protocol/openid-connect/token`).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document for a configuration's catalog.
 pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {

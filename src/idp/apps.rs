@@ -240,6 +240,11 @@ impl Idp {
     }
 }
 
+/// Checks that `pem` is a P-256 public key.
+pub fn check_app_key(pem: &str) -> Result<(), IdpError> {
+    app_key(pem).map(|_| ())
+}
+
 /// An app's registered key: P-256, pinned to ES256.
 fn app_key(pem: &str) -> Result<KeySet, IdpError> {
     let key = crate::jose::pem::public_key_from_pem(pem.as_bytes())

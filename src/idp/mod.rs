@@ -162,6 +162,8 @@ pub struct Idp {
     throttle: throttle::Throttle,
     app_audience: String,
     app_token_seconds: u64,
+    admin_realm: String,
+    default_realm: String,
 }
 
 impl std::fmt::Debug for Idp {
@@ -194,6 +196,8 @@ impl Idp {
             throttle: throttle::Throttle::new(config.throttle.clone()),
             app_audience: config.app_audience.clone(),
             app_token_seconds: config.app_token_seconds,
+            admin_realm: config.admin_realm.clone(),
+            default_realm: config.default_realm.clone(),
         };
         idp.reload().await?;
         Ok(idp)
@@ -207,6 +211,16 @@ impl Idp {
     /// The throttle of failed logins and token requests.
     pub fn throttle(&self) -> &throttle::Throttle {
         &self.throttle
+    }
+
+    /// The realm whose tokens (with [`ADMIN_ROLE`]) open the admin API.
+    pub fn admin_realm(&self) -> &str {
+        &self.admin_realm
+    }
+
+    /// The realm created on first start, where new apps go by default.
+    pub fn default_realm(&self) -> &str {
+        &self.default_realm
     }
 
     /// The clock.
@@ -600,6 +614,70 @@ impl Idp {
             expires_in: lifetime,
             id,
         })
+    }
+
+    /// Replaces a realm's settings. A new signing algorithm applies from the next key
+    /// rotation (the next keys are made with it).
+    pub async fn update_realm(&self, name: &str, settings: RealmSettings) -> Result<(), IdpError> {
+        self.require_realm(name)?;
+        check_realm_settings(&settings)?;
+        self.store.update_realm(name, &to_json(&settings)?).await?;
+        self.reload().await
+    }
+
+    /// Deletes a realm with its keys, clients, users, apps and grants.
+    pub async fn delete_realm(&self, name: &str) -> Result<(), IdpError> {
+        self.store.delete_realm(name).await?;
+        self.reload().await
+    }
+
+    /// Replaces a client's settings.
+    pub async fn update_client(
+        &self,
+        realm: &str,
+        client_id: &str,
+        settings: ClientSettings,
+    ) -> Result<(), IdpError> {
+        let client = self
+            .store
+            .client(realm, client_id)
+            .await?
+            .ok_or_else(|| IdpError::NotFound(format!("client `{client_id}`")))?;
+        check_client_settings(&settings, client.secret_hash.is_some())?;
+        self.store
+            .update_client(realm, client_id, &to_json(&settings)?, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a user's settings (a disabled user's logins end at their next refresh).
+    pub async fn update_user(
+        &self,
+        realm: &str,
+        id: &str,
+        settings: UserSettings,
+    ) -> Result<(), IdpError> {
+        for role in &settings.roles {
+            check_identifier("role", role)?;
+        }
+        self.store
+            .update_user(realm, id, &to_json(&settings)?, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces an app's settings.
+    pub async fn update_app(&self, app_id: &str, settings: AppSettings) -> Result<(), IdpError> {
+        for role in &settings.roles {
+            check_identifier("role", role)?;
+        }
+        if let Some(pem) = &settings.public_key_pem {
+            apps::check_app_key(pem)?;
+        }
+        self.store
+            .update_app(app_id, &to_json(&settings)?, None)
+            .await?;
+        Ok(())
     }
 
     fn require_realm(&self, realm: &str) -> Result<Arc<Realm>, IdpError> {

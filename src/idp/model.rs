@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A realm's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RealmSettings {
     /// Access token lifetime.
@@ -47,7 +47,7 @@ impl Default for RealmSettings {
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "refresh_token"];
 
 /// A client's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientSettings {
     /// A display name for the login page.
@@ -87,7 +87,7 @@ impl Default for ClientSettings {
 }
 
 /// A user's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct UserSettings {
     /// E-mail address.
@@ -101,7 +101,7 @@ pub struct UserSettings {
 }
 
 /// An app's settings (the app-authentication API).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppSettings {
     /// Its name, returned by `POST /authentication`.

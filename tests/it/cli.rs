@@ -355,4 +355,29 @@ fn admin_sets_up_realms_clients_users_and_keys_on_a_fresh_data_directory() {
     );
     assert_eq!(states.iter().filter(|s| **s == "next").count(), 2, "{out}");
     assert!(out.contains("\tEdDSA\t"), "{out}");
+
+    // An app with a generated P-256 key: secret and private key are shown once.
+    let (code, out, err) = admin(&[
+        "app",
+        "create",
+        "fooApp",
+        "--name",
+        "Foo App",
+        "--role",
+        "plant:read",
+        "--generate-key",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let app_secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("app_secret: "))
+        .expect("the app secret is shown");
+    assert_eq!(app_secret.len(), 43);
+    assert!(out.contains("-----BEGIN PRIVATE KEY-----"), "{out}");
+    let (_, out, _) = admin(&["app", "list"]);
+    assert!(out.starts_with("fooApp\tnode\t"), "{out}");
+    assert!(
+        !out.contains(app_secret) && !out.contains("PRIVATE KEY"),
+        "secrets are not listed: {out}"
+    );
 }
