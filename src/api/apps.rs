@@ -148,7 +148,7 @@ pub async fn authenticate(
         AuthenticationIn::Jwt { access_token } => {
             match crate::jose::verifier::decode_unverified(access_token) {
                 Ok((_, claims)) if idp.is_self_signed(access_token) => format!(
-                    "app:{}",
+                    "app-token:{}",
                     claims
                         .get("iss")
                         .and_then(|v| v.as_str())

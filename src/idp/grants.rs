@@ -116,6 +116,11 @@ impl Idp {
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| secrets::password::decoy().to_owned());
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|e| IdpError::Keys(format!("password check failed: {e}")))?;
         let matches =
             tokio::task::spawn_blocking(move || secrets::password::verify(&password, &stored))
                 .await
@@ -178,18 +183,19 @@ impl Idp {
             .await?
             .ok_or_else(|| refused(INVALID_CODE))?;
         let family = redeemed.family;
+        let payload: GrantPayload = parse_settings(&redeemed.grant.payload)?;
+        // A code presented by another client or realm ends nothing (anyone may know a public
+        // client id); a second use by its own client revokes the login it started.
+        if family.realm != realm.name || payload.client_id != client.id {
+            return Err(refused(INVALID_CODE));
+        }
         if redeemed.grant.used.is_some() {
             self.store.revoke_family(&family.family, now).await?;
             return Err(refused(
                 "The authorization code was already used; the tokens issued for it are revoked.",
             ));
         }
-        let payload: GrantPayload = parse_settings(&redeemed.grant.payload)?;
-        if family.realm != realm.name
-            || family.revoked.is_some()
-            || redeemed.grant.expires <= now
-            || payload.client_id != client.id
-        {
+        if family.revoked.is_some() || redeemed.grant.expires <= now {
             return Err(refused(INVALID_CODE));
         }
         if payload.redirect_uri.as_deref() != redirect_uri {

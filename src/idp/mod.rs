@@ -164,6 +164,8 @@ pub struct Idp {
     app_token_seconds: u64,
     admin_realm: String,
     default_realm: String,
+    /// Bounds concurrent password checks (Argon2id takes 19 MiB and tens of milliseconds each).
+    password_checks: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Idp {
@@ -198,6 +200,7 @@ impl Idp {
             app_token_seconds: config.app_token_seconds,
             admin_realm: config.admin_realm.clone(),
             default_realm: config.default_realm.clone(),
+            password_checks: tokio::sync::Semaphore::new(4),
         };
         idp.reload().await?;
         Ok(idp)
@@ -347,7 +350,9 @@ impl Idp {
                 required: ["exp", "iat", "sub", "jti"].map(String::from).into(),
                 leeway_seconds: 60,
             },
-            permission_claims: ["scope", "realm_access.roles"].map(String::from).into(),
+            // Roles are the permissions: a scope is what a client asked for, not what the
+            // subject may do (a user could otherwise ask for a role they lack).
+            permission_claims: vec!["realm_access.roles".to_owned()],
             token_types: vec!["at+jwt".into()],
             realm: Some(row.name.clone()),
             keys: Keys::Static(Arc::new(access_set)),
@@ -416,10 +421,18 @@ impl Idp {
         ] {
             next.push(self.new_key(realm, purpose, alg, "next", now)?);
         }
-        let longest = settings
+        // Retired keys stay published until every token they signed has expired: the realm's
+        // lifetimes, clients' overrides and app tokens.
+        let mut longest = settings
             .access_token_seconds
             .max(settings.id_token_seconds)
-            .saturating_add(120);
+            .max(self.app_token_seconds);
+        for client in self.store.clients(realm).await? {
+            if let Ok(client) = serde_json::from_str::<ClientSettings>(&client.settings) {
+                longest = longest.max(client.access_token_seconds.unwrap_or(0));
+            }
+        }
+        let longest = longest.saturating_add(120).min(i64::MAX as u64);
         let retire_at = now + time::Duration::seconds(longest as i64);
         self.store
             .rotate_realm_keys(realm, &next, retire_at, now)
@@ -780,6 +793,28 @@ fn check_client_settings(settings: &ClientSettings, confidential: bool) -> Resul
     for name in settings.roles.iter().chain(&settings.scopes) {
         check_identifier("role or scope", name)?;
     }
+    for (name, value, min, max) in [
+        (
+            "access_token_seconds",
+            settings.access_token_seconds,
+            10,
+            86_400,
+        ),
+        (
+            "refresh_idle_seconds",
+            settings.refresh_idle_seconds,
+            60,
+            31_536_000,
+        ),
+    ] {
+        if let Some(value) = value
+            && !(min..=max).contains(&value)
+        {
+            return Err(IdpError::Invalid(format!(
+                "`{name}` must be between {min} and {max}, not {value}"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -793,6 +828,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), IdpError> {
         return Err(bad("has a fragment"));
     }
     let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.contains('@') {
+        return Err(bad("has user information (`user@host`)"));
+    }
     let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
     match scheme {
         "https" if !host.is_empty() => Ok(()),
@@ -820,4 +858,32 @@ async fn hash_password(password: String) -> Result<String, IdpError> {
     tokio::task::spawn_blocking(move || secrets::password::hash(&password))
         .await
         .map_err(|e| IdpError::Keys(format!("password hashing failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_are_registered_only_when_safe() {
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+            "com.example.app://cb",
+        ] {
+            assert!(check_redirect_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://app.example/cb#x",
+            "http://app.example/cb",
+            "http://localhost:80@evil.example/cb",
+            "https://user@app.example/cb",
+            "app/cb",
+            "javascript://x",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
 }

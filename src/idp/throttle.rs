@@ -82,6 +82,31 @@ pub struct Throttle {
     state: Mutex<State>,
 }
 
+/// The address a bucket counts: IPv4 as is, IPv6 by its /64 (one subscriber's prefix), so one
+/// network cannot spread its attempts over many addresses.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// An account key of bounded size: long names are replaced by their SHA-256.
+fn account_key(account: &str) -> std::borrow::Cow<'_, str> {
+    if account.len() <= 160 {
+        return account.into();
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, account.as_bytes());
+    crate::jose::jws::encode(digest.as_ref()).into()
+}
+
 /// Refused: retry after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled(pub Duration);
@@ -105,6 +130,8 @@ impl Throttle {
 
     /// Whether `ip` may try to authenticate as `account` now.
     pub fn check(&self, ip: IpAddr, account: &str, now: Instant) -> Result<(), Throttled> {
+        let (ip, account) = (network(ip), account_key(account));
+        let account = account.as_ref();
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let wait = |bucket: Option<&Bucket>, burst: u32, refill: Duration| {
             let level = bucket.map_or(0.0, |b| b.level_at(now, refill));
@@ -128,6 +155,8 @@ impl Throttle {
 
     /// Records a failed attempt of `ip` at `account`.
     pub fn failed(&self, ip: IpAddr, account: &str, now: Instant) {
+        let (ip, account) = (network(ip), account_key(account));
+        let account = account.as_ref();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let trusted = self.is_trusted(&state, account, ip, now);
         let (ip_refill, account_refill) = (self.ip_refill(), self.account_refill());
@@ -146,6 +175,8 @@ impl Throttle {
 
     /// Records a successful login of `ip` to `account`: the address is trusted for it.
     pub fn succeeded(&self, ip: IpAddr, account: &str, now: Instant) {
+        let (ip, account) = (network(ip), account_key(account));
+        let account = account.as_ref();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let window = Duration::from_secs(self.settings.trust_seconds);
         if state.trusted.len() >= self.settings.max_entries {
@@ -261,6 +292,24 @@ mod tests {
             Ok(()),
             "other accounts are not affected"
         );
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_address_and_long_names_are_bounded() {
+        let t = throttle();
+        let now = Instant::now();
+        for i in 0..3u16 {
+            let ip: IpAddr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, i, i, i).into();
+            t.failed(ip, "alice", now);
+        }
+        let other: IpAddr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 9).into();
+        assert!(t.check(other, "bob", now).is_err(), "the same /64");
+        let next: IpAddr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1).into();
+        assert_eq!(t.check(next, "bob", now), Ok(()), "another /64");
+        let long = "x".repeat(100_000);
+        t.failed(next, &long, now);
+        let state = t.state.lock().expect("lock");
+        assert!(state.accounts.keys().all(|k| k.len() <= 160));
     }
 
     #[test]

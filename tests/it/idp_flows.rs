@@ -887,3 +887,82 @@ async fn failed_sign_ins_and_token_requests_are_throttled_without_locking_out_th
         "even the right secret waits on an untrusted address"
     );
 }
+
+#[tokio::test]
+async fn a_user_cannot_take_a_role_by_asking_for_it_as_a_scope() {
+    let app = TestApp::spawn_with(PROTECTED).await;
+    user(&app, "node", "mallory", &[]).await;
+    // A client whose service account may read; its users are not given its roles.
+    let settings = portico::idp::ClientSettings {
+        grant_types: vec!["authorization_code".into(), "client_credentials".into()],
+        redirect_uris: vec![CALLBACK.into()],
+        roles: vec!["plant:read".into(), "portico:admin".into()],
+        ..Default::default()
+    };
+    let secret = idp(&app)
+        .create_client("node", "service", settings, true)
+        .await
+        .expect("client")
+        .expect("secret");
+    let mut params = code_request("service", CALLBACK);
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", "openid plant:read portico:admin"));
+    let mut browser = Browser::new(&app);
+    let reply = browser.get(&auth_url(&app, "node", &params)).await;
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    assert_eq!(
+        param(&location_params(&reply), "error"),
+        Some("invalid_scope")
+    );
+
+    // A scope grants no permission by itself: only roles do.
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", "openid"));
+    let code = code(&app, "node", &params, "mallory").await;
+    let tokens = form_post(
+        &app,
+        &format!("{}/token", base("node")),
+        Some(("service", &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    let access = field(&tokens, "access_token");
+    let bearer = format!("Bearer {access}");
+    app.authorized(Method::GET, READING, Some(&bearer), None)
+        .await
+        .assert_problem(403, "insufficient_scope");
+    app.authorized(Method::GET, "/api/v1/admin/realms", Some(&bearer), None)
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn an_access_token_revoked_after_its_login_ended_is_refused() {
+    let app = TestApp::spawn_with(PROTECTED).await;
+    user(&app, "node", "alice", &["plant:read"]).await;
+    web_client(&app, "node", "web", true).await;
+    let code = code(&app, "node", &code_request("web", CALLBACK), "alice").await;
+    let tokens = redeem(&app, "node", "web", &code, Some(VERIFIER)).await;
+    let access = field(&tokens, "access_token");
+    let bearer = format!("Bearer {access}");
+    let revoke = format!("{}/revoke", base("node"));
+    // The usual logout order: the refresh token (ending the login), then the access token.
+    for token in [field(&tokens, "refresh_token"), access.clone()] {
+        let reply = form_post(
+            &app,
+            &revoke,
+            None,
+            &[("client_id", "web"), ("token", &token)],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    app.authorized(Method::GET, READING, Some(&bearer), None)
+        .await
+        .assert_problem(401, "invalid_token");
+}

@@ -19,14 +19,47 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ClientIp, Form, OAuthError, authenticate, client_auth, granted_scope, realm};
+use super::{ClientIp, Form, OAuthError, client_auth, granted_scope, realm};
 use crate::api::AppState;
 use crate::idp::grants::{GrantPayload, is_s256_challenge};
 use crate::idp::{ClientSettings, Idp, Realm};
 use crate::secrets;
 
-/// The CSRF cookie's name.
-const CSRF_COOKIE: &str = "portico_login";
+/// The CSRF cookie: `__Host-` prefixed over HTTPS (host-only, `Path=/`, `Secure`, so a sibling
+/// subdomain cannot plant one); without TLS, scoped to the realm's protocol path.
+struct CsrfCookie {
+    name: &'static str,
+    attributes: String,
+}
+
+impl CsrfCookie {
+    fn of(idp: &Idp, realm: &Realm) -> Self {
+        if idp.public_url().starts_with("https://") {
+            Self {
+                name: "__Host-portico_login",
+                attributes: "Path=/; HttpOnly; SameSite=Lax; Secure".into(),
+            }
+        } else {
+            Self {
+                name: "portico_login",
+                attributes: format!(
+                    "Path=/realms/{}/protocol/openid-connect; HttpOnly; SameSite=Lax",
+                    realm.name
+                ),
+            }
+        }
+    }
+
+    /// The value the browser sent, if it has the form of one Portico made.
+    fn sent<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, self.name).filter(|value| {
+            value.len() == 43
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    }
+}
 
 /// The authorization request parameters the login form carries along.
 const CARRIED: &[&str] = &[
@@ -108,7 +141,10 @@ pub(super) async fn submit(
     let Some(username) = form.get("username") else {
         return login_page(&idp, &realm, &form, &request, &headers, None);
     };
-    let csrf_ok = match (form.get("csrf"), cookie(&headers, CSRF_COOKIE)) {
+    let csrf_ok = match (
+        form.get("csrf"),
+        CsrfCookie::of(&idp, &realm).sent(&headers),
+    ) {
         (Some(sent), Some(kept)) => {
             aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), kept.as_bytes())
                 .is_ok()
@@ -307,7 +343,7 @@ async fn check(idp: &Idp, realm: &Realm, form: &Form) -> Result<Authorization, R
         }
         _ => None,
     };
-    let scope = granted_scope(&settings, form.get("scope"))
+    let scope = granted_scope(&settings, form.get("scope"), false)
         .map_err(|e| to_client("invalid_scope", &e.description))?;
     Ok(Authorization {
         client_id: client_id.to_owned(),
@@ -402,8 +438,9 @@ fn login_page(
     headers: &HeaderMap,
     problem: Option<&str>,
 ) -> Response {
-    let csrf = cookie(headers, CSRF_COOKIE)
-        .filter(|c| c.len() == 43)
+    let csrf_cookie = CsrfCookie::of(idp, realm);
+    let csrf = csrf_cookie
+        .sent(headers)
         .map_or_else(secrets::generate, str::to_owned);
     let mut hidden = String::new();
     for name in CARRIED {
@@ -434,16 +471,7 @@ fn login_page(
         username = escape(form.get("username").unwrap_or_default()),
     );
     let mut response = html(StatusCode::OK, "Sign in", &body);
-    let secure = if idp.public_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{CSRF_COOKIE}={csrf}; Path=/realms/{}/protocol/openid-connect; HttpOnly; \
-         SameSite=Lax{secure}",
-        realm.name
-    );
+    let cookie = format!("{}={csrf}; {}", csrf_cookie.name, csrf_cookie.attributes);
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -468,6 +496,7 @@ pub(super) async fn logout(
 pub(super) async fn logout_post(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -476,7 +505,7 @@ pub(super) async fn logout_post(
         Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.description),
     };
     if let Some(token) = form.get("refresh_token") {
-        return match logout_refresh_token(&state, &name, &headers, &form, token).await {
+        return match logout_refresh_token(&state, &name, ip, &headers, &form, token).await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
             Err(error) => error.into_response(),
         };
@@ -487,13 +516,14 @@ pub(super) async fn logout_post(
 async fn logout_refresh_token(
     state: &AppState,
     name: &str,
+    ip: std::net::IpAddr,
     headers: &HeaderMap,
     form: &Form,
     token: &str,
 ) -> Result<(), OAuthError> {
     let (idp, realm) = realm(state, name)?;
     let auth = client_auth(headers, form)?;
-    let client = authenticate(&idp, &realm, &auth).await?;
+    let client = super::authenticate_throttled(&idp, &realm, ip, &auth).await?;
     idp.revoke_refresh_token(&realm, &client.id, token).await?;
     Ok(())
 }

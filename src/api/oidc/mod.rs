@@ -452,6 +452,33 @@ async fn authenticate(idp: &Idp, realm: &Realm, auth: &ClientAuth) -> Result<Cli
     })
 }
 
+/// Authenticates a client under the throttle: a failure counts against the address and the
+/// client; a confidential client's success trusts the address for it.
+async fn authenticate_throttled(
+    idp: &Idp,
+    realm: &Realm,
+    ip: IpAddr,
+    auth: &ClientAuth,
+) -> Result<Client, OAuthError> {
+    let account = client_account(realm, &auth.client_id);
+    let throttle = idp.throttle();
+    throttle
+        .check(ip, &account, Instant::now())
+        .map_err(OAuthError::throttled)?;
+    match authenticate(idp, realm, auth).await {
+        Ok(client) => {
+            if client.confidential {
+                throttle.succeeded(ip, &account, Instant::now());
+            }
+            Ok(client)
+        }
+        Err(error) => {
+            throttle.failed(ip, &account, Instant::now());
+            Err(error)
+        }
+    }
+}
+
 /// The token endpoint: the `client_credentials`, `authorization_code` and `refresh_token`
 /// grants.
 async fn token(
@@ -467,16 +494,7 @@ async fn token(
     let auth = client_auth(&headers, &form)?;
     let account = client_account(&realm, &auth.client_id);
     let throttle = idp.throttle();
-    throttle
-        .check(ip, &account, Instant::now())
-        .map_err(OAuthError::throttled)?;
-    let client = match authenticate(&idp, &realm, &auth).await {
-        Ok(client) => client,
-        Err(error) => {
-            throttle.failed(ip, &account, Instant::now());
-            return Err(error);
-        }
-    };
+    let client = authenticate_throttled(&idp, &realm, ip, &auth).await?;
     if !client.settings.grant_types.contains(&grant_type) {
         return Err(
             if crate::idp::model::GRANT_TYPES.contains(&grant_type.as_str()) {
@@ -546,9 +564,15 @@ fn token_set_body(tokens: crate::idp::grants::TokenSet) -> Value {
     body
 }
 
-/// The scopes granted: those requested (all must be allowed), or every allowed scope the client
-/// has roles for when none are requested.
-fn granted_scope(client: &ClientSettings, requested: Option<&str>) -> Result<String, OAuthError> {
+/// The scopes granted: those requested, each of which must be a standard scope, one of the
+/// client's `scopes`, or — for its own client-credentials tokens only (`own_roles`) — one of its
+/// roles. Nothing when nothing is requested. Scopes grant no permission by themselves: a realm
+/// token's permissions are its `realm_access.roles`.
+fn granted_scope(
+    client: &ClientSettings,
+    requested: Option<&str>,
+    own_roles: bool,
+) -> Result<String, OAuthError> {
     let Some(requested) = requested else {
         return Ok(String::new());
     };
@@ -556,7 +580,7 @@ fn granted_scope(client: &ClientSettings, requested: Option<&str>) -> Result<Str
     for scope in requested.split(' ').filter(|s| !s.is_empty()) {
         let allowed = STANDARD_SCOPES.contains(&scope)
             || client.scopes.iter().any(|s| s == scope)
-            || client.roles.iter().any(|r| r == scope);
+            || (own_roles && client.roles.iter().any(|r| r == scope));
         if !allowed {
             return Err(OAuthError::new(
                 "invalid_scope",
@@ -586,7 +610,7 @@ fn client_credentials(
             "A public client cannot use client_credentials.",
         ));
     }
-    let scope = granted_scope(&client.settings, form.get("scope"))?;
+    let scope = granted_scope(&client.settings, form.get("scope"), true)?;
     let lifetime = client
         .settings
         .access_token_seconds

@@ -1,8 +1,6 @@
 //! What clients do with tokens they hold: `userinfo` (OpenID Connect Core section 5.3),
 //! `token/introspect` (RFC 7662) and `revoke` (RFC 7009).
 
-use std::time::Instant;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{
-    Client, ClientIp, OAuthError, authenticate, client_account, client_auth, no_store, read_form,
-    realm,
+    ClientIp, OAuthError, authenticate_throttled, client_auth, no_store, read_form, realm,
 };
 use crate::api::AppState;
 use crate::auth::{Refused, bearer_token, invalid_request, invalid_token};
@@ -43,6 +40,7 @@ async fn access_claims(
     idp: &Idp,
     realm: &Realm,
     token: &str,
+    live_login: bool,
 ) -> Result<AccessClaims, String> {
     let now = state.clock.now().unix_timestamp();
     let verified = state
@@ -56,7 +54,7 @@ async fn access_claims(
     }
     let (_, claims) = crate::jose::verifier::decode_unverified(token)?;
     let claims = AccessClaims { claims };
-    if let Some(session) = claims.str("sid") {
+    if live_login && let Some(session) = claims.str("sid") {
         let live = idp
             .family_is_live(session)
             .await
@@ -81,7 +79,7 @@ pub(super) async fn userinfo(
         Ok(None) => return Err(Refused::NoCredentials.into_error(challenge_realm)),
         Err(reason) => return Err(invalid_request(challenge_realm, reason)),
     };
-    let claims = access_claims(&state, &idp, &realm, token)
+    let claims = access_claims(&state, &idp, &realm, token, true)
         .await
         .map_err(|why| invalid_token(challenge_realm, &why))?;
     if !claims.scopes().contains(&"openid") {
@@ -110,28 +108,6 @@ pub(super) async fn userinfo(
     Ok(response)
 }
 
-/// Authenticates the caller of `introspect` or `revoke`, with the token endpoint's throttle.
-async fn caller(
-    idp: &Idp,
-    realm: &Realm,
-    ip: std::net::IpAddr,
-    headers: &HeaderMap,
-    form: &super::Form,
-) -> Result<Client, OAuthError> {
-    let auth = client_auth(headers, form)?;
-    let account = client_account(realm, &auth.client_id);
-    idp.throttle()
-        .check(ip, &account, Instant::now())
-        .map_err(OAuthError::throttled)?;
-    match authenticate(idp, realm, &auth).await {
-        Ok(client) => Ok(client),
-        Err(error) => {
-            idp.throttle().failed(ip, &account, Instant::now());
-            Err(error)
-        }
-    }
-}
-
 /// `token/introspect` (RFC 7662), for confidential clients: any of them may introspect the
 /// realm's access tokens (resource servers do), a refresh token only the client it was issued
 /// to. Anything else is `{"active": false}`.
@@ -144,7 +120,7 @@ pub(super) async fn introspect(
 ) -> Result<Response, OAuthError> {
     let (idp, realm) = realm(&state, &name)?;
     let form = read_form(&state, &headers, body).await?;
-    let client = caller(&idp, &realm, ip, &headers, &form).await?;
+    let client = authenticate_throttled(&idp, &realm, ip, &client_auth(&headers, &form)?).await?;
     if !client.confidential {
         return Err(OAuthError::invalid_client(false));
     }
@@ -177,7 +153,7 @@ async fn introspect_access(
     if token.bytes().filter(|b| *b == b'.').count() != 2 {
         return Ok(None);
     }
-    let Ok(access) = access_claims(state, idp, realm, token).await else {
+    let Ok(access) = access_claims(state, idp, realm, token, true).await else {
         return Ok(None);
     };
     let mut out = json!({ "active": true, "token_type": "Bearer" });
@@ -222,12 +198,13 @@ pub(super) async fn revoke(
 ) -> Result<Response, OAuthError> {
     let (idp, realm) = realm(&state, &name)?;
     let form = read_form(&state, &headers, body).await?;
-    let client = caller(&idp, &realm, ip, &headers, &form).await?;
+    let client = authenticate_throttled(&idp, &realm, ip, &client_auth(&headers, &form)?).await?;
     let token = form.require("token")?;
     let revoked = idp.revoke_refresh_token(&realm, &client.id, token).await?;
     if !revoked
         && token.bytes().filter(|b| *b == b'.').count() == 2
-        && let Ok(access) = access_claims(&state, &idp, &realm, token).await
+        // Revocation works also after the login ended (a logout revokes refresh, then access).
+        && let Ok(access) = access_claims(&state, &idp, &realm, token, false).await
         && access.str("client_id") == Some(client.id.as_str())
         && let (Some(jti), Some(exp)) = (
             access.str("jti"),
