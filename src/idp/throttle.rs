@@ -9,9 +9,11 @@
 //! - **The client IP.** Stops one address guessing many passwords or secrets, whatever the
 //!   account.
 //! - **The account** (a user name or a client id). Stops many addresses guessing one account.
-//!   An attacker could fill this bucket on purpose to lock the owner out, so it does not apply
-//!   to an address that logged in to that account successfully within `trust_window`: the owner
-//!   keeps working from where they worked before, and a new address waits at most one refill.
+//!   An attacker could fill this bucket on purpose to lock the owner out, so it applies only
+//!   when the recent failures come from at least `account_min_addresses` networks (one address
+//!   alone is held by its own bucket), and never to an address that logged in to that account
+//!   successfully within `trust_seconds`: the owner keeps working from where they worked before,
+//!   and only a distributed attack makes a new address wait.
 //!
 //! Memory is bounded: each map holds at most `max_entries`; empty buckets and lapsed trust are
 //! dropped first, then arbitrary entries.
@@ -35,6 +37,9 @@ pub struct ThrottleSettings {
     pub account_burst: u32,
     /// Seconds for one failure of an account to be forgotten.
     pub account_refill_seconds: u64,
+    /// How many different networks must have failed at an account recently before its limit
+    /// applies (so a single attacking address cannot lock an account).
+    pub account_min_addresses: usize,
     /// How long a successful login trusts its address for that account.
     pub trust_seconds: u64,
     /// The most keys tracked per kind.
@@ -48,17 +53,23 @@ impl Default for ThrottleSettings {
             ip_refill_seconds: 6,
             account_burst: 20,
             account_refill_seconds: 30,
+            account_min_addresses: 3,
             trust_seconds: 30 * 86_400,
             max_entries: 65_536,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Bucket {
     level: f64,
     updated: Instant,
+    /// For an account: the networks that failed at it recently (at most [`NETWORKS_KEPT`]).
+    networks: Vec<(IpAddr, Instant)>,
 }
+
+/// How many recent failing networks an account remembers.
+const NETWORKS_KEPT: usize = 8;
 
 impl Bucket {
     fn level_at(&self, now: Instant, refill: Duration) -> f64 {
@@ -141,9 +152,18 @@ impl Throttle {
         if let Some(after) = wait(state.ips.get(&ip), self.settings.ip_burst, self.ip_refill()) {
             return Err(Throttled(after));
         }
-        if !self.is_trusted(&state, account, ip, now)
+        let account_bucket = state.accounts.get(account);
+        let window = self.account_window();
+        let networks = account_bucket.map_or(0, |b| {
+            b.networks
+                .iter()
+                .filter(|(_, at)| now.saturating_duration_since(*at) < window)
+                .count()
+        });
+        if networks >= self.settings.account_min_addresses.max(1)
+            && !self.is_trusted(&state, account, ip, now)
             && let Some(after) = wait(
-                state.accounts.get(account),
+                account_bucket,
                 self.settings.account_burst,
                 self.account_refill(),
             )
@@ -163,14 +183,28 @@ impl Throttle {
         let max = self.settings.max_entries;
         add(&mut state.ips, ip, now, ip_refill, max);
         if !trusted {
-            add(
+            let window = self.account_window();
+            let bucket = add(
                 &mut state.accounts,
                 account.to_owned(),
                 now,
                 account_refill,
                 max,
             );
+            bucket
+                .networks
+                .retain(|(net, at)| *net != ip && now.saturating_duration_since(*at) < window);
+            if bucket.networks.len() >= NETWORKS_KEPT {
+                bucket.networks.remove(0);
+            }
+            bucket.networks.push((ip, now));
         }
+    }
+
+    /// How long a failing network counts toward an account's distinct networks: until a full
+    /// bucket would have leaked away.
+    fn account_window(&self) -> Duration {
+        self.account_refill() * self.settings.account_burst.max(1)
     }
 
     /// Records a successful login of `ip` to `account`: the address is trusted for it.
@@ -206,7 +240,7 @@ fn add<K: std::hash::Hash + Eq + Clone>(
     now: Instant,
     refill: Duration,
     max: usize,
-) {
+) -> &mut Bucket {
     if !map.contains_key(&key) && map.len() >= max {
         map.retain(|_, bucket| bucket.level_at(now, refill) > 0.0);
         shrink(map, max);
@@ -214,9 +248,11 @@ fn add<K: std::hash::Hash + Eq + Clone>(
     let bucket = map.entry(key).or_insert(Bucket {
         level: 0.0,
         updated: now,
+        networks: Vec::new(),
     });
     bucket.level = bucket.level_at(now, refill) + 1.0;
     bucket.updated = now;
+    bucket
 }
 
 /// Drops arbitrary entries until the map is below 90% of `max`.
@@ -242,6 +278,7 @@ mod tests {
             ip_refill_seconds: 10,
             account_burst: 5,
             account_refill_seconds: 60,
+            account_min_addresses: 3,
             trust_seconds: 3600,
             max_entries: 100,
         })
@@ -291,6 +328,27 @@ mod tests {
             t.check(B, "bob", now),
             Ok(()),
             "other accounts are not affected"
+        );
+    }
+
+    #[test]
+    fn one_address_alone_cannot_lock_an_account() {
+        let t = Throttle::new(ThrottleSettings {
+            ip_burst: 1000,
+            ..throttle().settings
+        });
+        let now = Instant::now();
+        for _ in 0..50 {
+            t.failed(A, "alice", now);
+        }
+        assert_eq!(t.check(B, "alice", now), Ok(()), "the owner's new address");
+        let c: IpAddr = std::net::Ipv4Addr::new(203, 0, 113, 9).into();
+        t.failed(B, "alice", now);
+        t.failed(c, "alice", now);
+        let d: IpAddr = std::net::Ipv4Addr::new(203, 0, 113, 10).into();
+        assert!(
+            t.check(d, "alice", now).is_err(),
+            "three networks: the limit applies"
         );
     }
 

@@ -38,7 +38,14 @@ struct Browser {
 
 impl Browser {
     fn new(app: &TestApp) -> Self {
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        Self::from(app, [127, 0, 0, 1])
+    }
+
+    /// A browser whose connections come from `source` (a loopback address).
+    fn from(app: &TestApp, source: [u8; 4]) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(source));
         if let Some(pem) = &app.cert_pem {
             let cert = reqwest::Certificate::from_pem(pem).expect("certificate PEM");
             builder = builder.tls_certs_only([cert]);
@@ -821,13 +828,12 @@ async fn failed_sign_ins_and_token_requests_are_throttled_without_locking_out_th
     user(&app, "node", "bob", &[]).await;
     web_client(&app, "node", "web", true).await;
     let params = code_request("web", CALLBACK);
+    // Attackers on three loopback addresses (Linux routes 127.0.0.0/8 to the loopback).
+    let attackers = [[127, 0, 0, 2], [127, 0, 0, 3], [127, 0, 0, 4]];
 
-    // Alice signs in once: this address is trusted for her account.
-    code(&app, "node", &params, "alice").await;
-    // Someone fails at Bob's account until it is throttled (for addresses Bob never used).
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let mut browser = Browser::new(&app);
+    // One address alone, however often it fails, does not lock Bob's account.
+    for _ in 0..5 {
+        let mut browser = Browser::from(&app, attackers[0]);
         let reply = sign_in(
             &app,
             &mut browser,
@@ -837,33 +843,41 @@ async fn failed_sign_ins_and_token_requests_are_throttled_without_locking_out_th
             "wrong password!",
         )
         .await;
-        statuses.push(reply.status.as_u16());
-        if reply.status == 429 {
-            let after: u64 = reply
-                .header("retry-after")
-                .parse()
-                .expect("Retry-After seconds");
-            assert!((1..=30).contains(&after), "{after}");
-        }
-    }
-    assert_eq!(statuses, [401, 401, 401, 429]);
-    // The same failures at Alice's account, from her trusted address, do not lock her out.
-    for _ in 0..4 {
-        let mut browser = Browser::new(&app);
-        let reply = sign_in(
-            &app,
-            &mut browser,
-            "node",
-            &params,
-            "alice",
-            "wrong password!",
-        )
-        .await;
         assert_eq!(reply.status, 401);
     }
+    code(&app, "node", &params, "bob").await;
+
+    // Alice signs in once: 127.0.0.1 is trusted for her account.
+    code(&app, "node", &params, "alice").await;
+    // Failures from three networks throttle both accounts for addresses they never used...
+    for account in ["alice", "bob"] {
+        for source in attackers {
+            let mut browser = Browser::from(&app, source);
+            sign_in(
+                &app,
+                &mut browser,
+                "node",
+                &params,
+                account,
+                "wrong password!",
+            )
+            .await;
+        }
+    }
+    let mut browser = Browser::from(&app, [127, 0, 0, 5]);
+    let reply = sign_in(&app, &mut browser, "node", &params, "bob", PASSWORD).await;
+    assert_eq!(reply.status, 429, "{}", reply.text);
+    let after: u64 = reply
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    // Bob's account holds 8 failures against a burst of 3: 6 must leak away, one per 30 s.
+    assert!((170..=180).contains(&after), "{after}");
+    // ...but not for the owner's trusted address.
     code(&app, "node", &params, "alice").await;
 
-    // The token endpoint: wrong secrets throttle the client for untrusted addresses.
+    // The token endpoint: a client's failures from three networks throttle it elsewhere, not
+    // on the address it authenticated from before.
     let secret = idp(&app)
         .create_client("node", "gateway", Default::default(), true)
         .await
@@ -871,20 +885,45 @@ async fn failed_sign_ins_and_token_requests_are_throttled_without_locking_out_th
         .expect("secret");
     let token = format!("{}/token", base("node"));
     let grant = [("grant_type", "client_credentials")];
+    let ok = form_post(&app, &token, Some(("gateway", &secret)), &grant).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
     let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let reply = form_post(&app, &token, Some(("gateway", "wrong")), &grant).await;
+    for source in attackers {
+        let client = Browser::from(&app, source).client;
+        let reply = Reply::from(
+            client
+                .post(app.at(&token))
+                .basic_auth("gateway", Some("wrong"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials")
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
         statuses.push(reply.status.as_u16());
-        if reply.status == 429 {
-            assert!(!reply.header("retry-after").is_empty());
-            assert_eq!(reply.json()["error"], "temporarily_unavailable");
-        }
     }
-    assert_eq!(statuses, [401, 401, 401, 429]);
-    let blocked = form_post(&app, &token, Some(("gateway", &secret)), &grant).await;
+    assert_eq!(statuses, [401, 401, 401]);
+    let elsewhere = Reply::from(
+        Browser::from(&app, [127, 0, 0, 6])
+            .client
+            .post(app.at(&token))
+            .basic_auth("gateway", Some(&secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(elsewhere.status, 429, "{}", elsewhere.text);
+    assert_eq!(elsewhere.json()["error"], "temporarily_unavailable");
+    assert!(!elsewhere.header("retry-after").is_empty());
+    let home = form_post(&app, &token, Some(("gateway", &secret)), &grant).await;
     assert_eq!(
-        blocked.status, 429,
-        "even the right secret waits on an untrusted address"
+        home.status, 200,
+        "the trusted address is not locked out: {}",
+        home.text
     );
 }
 
@@ -965,4 +1004,26 @@ async fn an_access_token_revoked_after_its_login_ended_is_refused() {
     app.authorized(Method::GET, READING, Some(&bearer), None)
         .await
         .assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn one_address_failing_at_many_clients_is_throttled_with_retry_after() {
+    let app = TestApp::spawn_with(PROTECTED).await;
+    let token = format!("{}/token", base("node"));
+    let grant = [("grant_type", "client_credentials")];
+    // The default limit: 10 failures per address, whatever the account.
+    for i in 0..10 {
+        let reply = form_post(&app, &token, Some((&format!("guess-{i}"), "wrong")), &grant).await;
+        assert_eq!(reply.status, 401, "attempt {i}: {}", reply.text);
+    }
+    let reply = form_post(&app, &token, Some(("guess-next", "wrong")), &grant).await;
+    assert_eq!(reply.status, 429, "{}", reply.text);
+    let after: u64 = reply
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!(
+        (1..=6).contains(&after),
+        "one failure leaks away every 6 s: {after}"
+    );
 }
