@@ -27,7 +27,7 @@ import tokenkit
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = pathlib.Path(__file__).resolve().parent / "node"
 SIGNER = NODE_DIR / "sign.mjs"
-ENDPOINT = "/api/v1/plant/temperature"
+ENDPOINT = tokenkit.PROTECTED_ENDPOINT
 NOT_AUTHENTICATED = {
     "name": "NotAuthenticated",
     "message": "Invalid login",
@@ -57,29 +57,11 @@ def printed_private_key(out: str) -> bytes:
     return (rest[rest.index(begin):rest.index(end) + len(end)] + "\n").encode("ascii")
 
 
-class World:
+class World(tokenkit.IdpWorld):
     def __init__(self, tmp: pathlib.Path, binary: str):
-        self.binary = binary
-        self.tmp = tmp
-        self.data_dir = tmp / "data"
-        config = tmp / "portico.toml"
-        config.write_text(
-            tokenkit.toml_table("datapoint", {"key": "plant.temp", "type": "float"})
-            + tokenkit.toml_table("endpoint", {"path": ENDPOINT, "datapoint": "plant.temp",
-                                               "read": ["plant:read"]})
-            # These tests fail logins and token requests on purpose, all from 127.0.0.1 and
-            # faster than the default throttle forgives them; throttling is not tested here.
-            + "[idp.throttle]\nip_burst = 1000\naccount_burst = 1000\n")
-        self.portico = tokenkit.Portico(binary, str(config), str(self.data_dir),
-                                        str(tmp / "portico.log"))
-        self.url = self.portico.url
-
-    def admin(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
-        return done.stdout
+        # These tests fail on purpose, all from 127.0.0.1 and faster than the default throttle
+        # forgives; throttling is tested in the Rust integration suite.
+        super().__init__(tmp, binary, throttle=False)
 
     def authenticate(self, body: dict) -> requests.Response:
         return requests.post(self.url + "/authentication", json=body,

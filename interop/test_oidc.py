@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import ssl
-import subprocess
 
 import jwt
 import pytest
@@ -24,28 +23,13 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 import tokenkit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ENDPOINT = "/api/v1/plant/temperature"
+ENDPOINT = tokenkit.PROTECTED_ENDPOINT
 
 
-class World:
+class World(tokenkit.IdpWorld):
     def __init__(self, tmp: pathlib.Path, binary: str):
-        self.binary = binary
-        self.data_dir = tmp / "data"
-        config = tmp / "portico.toml"
-        config.write_text(
-            tokenkit.toml_table("datapoint", {"key": "plant.temp", "type": "float"})
-            + tokenkit.toml_table("endpoint", {"path": ENDPOINT, "datapoint": "plant.temp",
-                                               "read": ["plant:read"]}))
-        self.portico = tokenkit.Portico(binary, str(config), str(self.data_dir),
-                                        str(tmp / "portico.log"))
+        super().__init__(tmp, binary)
         self.issuer = self.portico.url + "/realms/node"
-
-    def admin(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
     def client(self, client_id: str, *roles: str) -> str:
         args = ["client", "create", client_id]

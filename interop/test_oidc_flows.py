@@ -18,7 +18,6 @@ import json
 import os
 import pathlib
 import ssl
-import subprocess
 import time
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -42,7 +41,7 @@ from joserfc.jws import JWSRegistry
 import tokenkit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ENDPOINT = "/api/v1/plant/temperature"
+ENDPOINT = tokenkit.PROTECTED_ENDPOINT
 PASSWORD = "correct horse battery staple"
 # A loopback redirect URI registered without a port; the flows use it with one (RFC 8252, 7.3).
 LOOPBACK = "http://127.0.0.1/callback"
@@ -59,31 +58,14 @@ def printed(out: str, key: str) -> str:
     return values[0]
 
 
-class World:
+class World(tokenkit.IdpWorld):
     def __init__(self, tmp: pathlib.Path, binary: str):
-        self.binary = binary
-        self.data_dir = tmp / "data"
-        config = tmp / "portico.toml"
-        config.write_text(
-            tokenkit.toml_table("datapoint", {"key": "plant.temp", "type": "float"})
-            + tokenkit.toml_table("endpoint", {"path": ENDPOINT, "datapoint": "plant.temp",
-                                               "read": ["plant:read"]})
-            # These tests fail logins and token requests on purpose, all from 127.0.0.1 and
-            # faster than the default throttle forgives them; throttling is not tested here.
-            + "[idp.throttle]\nip_burst = 1000\naccount_burst = 1000\n")
-        self.portico = tokenkit.Portico(binary, str(config), str(self.data_dir),
-                                        str(tmp / "portico.log"))
-        self.url = self.portico.url
+        # These tests fail on purpose, all from 127.0.0.1 and faster than the default throttle
+        # forgives; throttling is tested in the Rust integration suite.
+        super().__init__(tmp, binary, throttle=False)
 
     def issuer(self, realm: str = "node") -> str:
         return f"{self.url}/realms/{realm}"
-
-    def admin(self, *args: str, stdin: str | None = None) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              input=stdin, capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
-        return done.stdout
 
     def user(self, name: str, *roles: str, email: str | None = None,
              full_name: str | None = None, realm: str = "node") -> str:

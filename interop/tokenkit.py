@@ -207,3 +207,36 @@ def spki_pem(key) -> bytes:
 def pkcs1_pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.PKCS1)
+
+
+# --- A running Portico with its identity provider, managed by `portico admin` ---
+
+PROTECTED_ENDPOINT = "/api/v1/plant/temperature"
+
+
+class IdpWorld:
+    """`portico serve` with one protected endpoint (`PROTECTED_ENDPOINT`, read needs the role
+    plant:read) and `portico admin` on its data directory. `throttle=False` raises the failure
+    limits for suites that fail logins on purpose faster than the default throttle forgives."""
+
+    def __init__(self, tmp, binary: str, *, throttle: bool = True):
+        self.binary = binary
+        self.tmp = tmp
+        self.data_dir = tmp / "data"
+        config = tmp / "portico.toml"
+        text = (toml_table("datapoint", {"key": "plant.temp", "type": "float"})
+                + toml_table("endpoint", {"path": PROTECTED_ENDPOINT, "datapoint": "plant.temp",
+                                          "read": ["plant:read"]}))
+        if not throttle:
+            text += "[idp.throttle]\nip_burst = 1000\naccount_burst = 1000\n"
+        config.write_text(text)
+        self.portico = Portico(binary, str(config), str(self.data_dir), str(tmp / "portico.log"))
+        self.url = self.portico.url
+
+    def admin(self, *args: str, stdin: str | None = None) -> str:
+        """Runs `portico admin --data-dir DIR ARGS…` and returns its stdout."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
+                              input=stdin, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
+        return done.stdout

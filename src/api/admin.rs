@@ -24,6 +24,7 @@ use super::AppState;
 use crate::auth::{Caller, Refused};
 use crate::error::{ApiError, ErrorCode};
 use crate::idp::{ADMIN_ROLE, AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::store::{AppRow, ClientRow, UserRow};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -353,12 +354,18 @@ async fn client_out(idp: &Idp, realm: &str, client_id: &str) -> Result<ClientOut
             format!("There is no client `{client_id}` in realm `{realm}`."),
         )
     })?;
-    Ok(ClientOut {
-        confidential: row.secret_hash.is_some(),
-        settings: parse(&row.settings)?,
-        client_id: row.client_id,
-        client_secret: None,
-    })
+    ClientOut::from_row(row)
+}
+
+impl ClientOut {
+    fn from_row(row: ClientRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            confidential: row.secret_hash.is_some(),
+            settings: parse(&row.settings)?,
+            client_id: row.client_id,
+            client_secret: None,
+        })
+    }
 }
 
 /// Lists a realm's clients.
@@ -373,16 +380,8 @@ pub async fn list_clients(
     let idp = admin(&state, &caller)?;
     realm_out(&idp, &realm)?;
     let rows = idp.store().clients(&realm).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(ClientOut {
-            confidential: row.secret_hash.is_some(),
-            settings: parse(&row.settings)?,
-            client_id: row.client_id,
-            client_secret: None,
-        });
-    }
-    Ok(Json(out))
+    let out = rows.into_iter().map(ClientOut::from_row);
+    Ok(Json(out.collect::<Result<_, _>>()?))
 }
 
 /// Creates a client; a confidential client's secret is in this answer only.
@@ -520,12 +519,18 @@ async fn user_out(idp: &Idp, realm: &str, id: &str) -> Result<UserOut, ApiError>
             format!("There is no user `{id}` in realm `{realm}`."),
         )
     })?;
-    Ok(UserOut {
-        settings: parse(&row.settings)?,
-        id: row.id,
-        username: row.username,
-        password: None,
-    })
+    UserOut::from_row(row)
+}
+
+impl UserOut {
+    fn from_row(row: UserRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            settings: parse(&row.settings)?,
+            id: row.id,
+            username: row.username,
+            password: None,
+        })
+    }
 }
 
 /// Lists a realm's users.
@@ -540,16 +545,8 @@ pub async fn list_users(
     let idp = admin(&state, &caller)?;
     realm_out(&idp, &realm)?;
     let rows = idp.store().users(&realm).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(UserOut {
-            settings: parse(&row.settings)?,
-            id: row.id,
-            username: row.username,
-            password: None,
-        });
-    }
-    Ok(Json(out))
+    let out = rows.into_iter().map(UserOut::from_row);
+    Ok(Json(out.collect::<Result<_, _>>()?))
 }
 
 /// Creates a user.
@@ -691,13 +688,19 @@ async fn app_out(idp: &Idp, app_id: &str) -> Result<AppOut, ApiError> {
     let row = idp.store().app(app_id).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, format!("There is no app `{app_id}`."))
     })?;
-    Ok(AppOut {
-        settings: parse(&row.settings)?,
-        app_id: row.app_id,
-        realm: row.realm,
-        app_secret: None,
-        private_key_pem: None,
-    })
+    AppOut::from_row(row)
+}
+
+impl AppOut {
+    fn from_row(row: AppRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            settings: parse(&row.settings)?,
+            app_id: row.app_id,
+            realm: row.realm,
+            app_secret: None,
+            private_key_pem: None,
+        })
+    }
 }
 
 /// Lists apps.
@@ -709,17 +712,8 @@ pub async fn list_apps(
 ) -> Result<Json<Vec<AppOut>>, ApiError> {
     let idp = admin(&state, &caller)?;
     let rows = idp.store().apps().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(AppOut {
-            settings: parse(&row.settings)?,
-            app_id: row.app_id,
-            realm: row.realm,
-            app_secret: None,
-            private_key_pem: None,
-        });
-    }
-    Ok(Json(out))
+    let out = rows.into_iter().map(AppOut::from_row);
+    Ok(Json(out.collect::<Result<_, _>>()?))
 }
 
 /// Creates an app; its secret (and generated private key) are in this answer only.

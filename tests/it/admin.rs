@@ -4,18 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
-use crate::helpers::{Reply, TestApp};
-
-const PROTECTED: &str = r#"
-[[datapoint]]
-key = "temperature"
-type = "float"
-
-[[endpoint]]
-path = "/api/v1/boiler/temperature"
-datapoint = "temperature"
-read = ["plant:read"]
-"#;
+use crate::helpers::{PROTECTED, Reply, TestApp};
 
 /// A client-credentials token of `realm` carrying `roles`.
 async fn token(app: &TestApp, realm: &str, id: &str, roles: &[&str]) -> String {

@@ -126,6 +126,19 @@ pub fn rand_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// A float datapoint at `/api/v1/boiler/temperature` whose reads need the permission
+/// `plant:read` (identity provider tests).
+pub const PROTECTED: &str = r#"
+[[datapoint]]
+key = "temperature"
+type = "float"
+
+[[endpoint]]
+path = "/api/v1/boiler/temperature"
+datapoint = "temperature"
+read = ["plant:read"]
+"#;
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub url: String,

@@ -6,18 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::Value as Json;
 
-use crate::helpers::{Reply, TestApp};
-
-const PROTECTED: &str = r#"
-[[datapoint]]
-key = "temperature"
-type = "float"
-
-[[endpoint]]
-path = "/api/v1/boiler/temperature"
-datapoint = "temperature"
-read = ["plant:read"]
-"#;
+use crate::helpers::{PROTECTED, Reply, TestApp};
 
 const TOKEN: &str = "/realms/node/protocol/openid-connect/token";
 

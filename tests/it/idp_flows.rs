@@ -7,18 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::Value as Json;
 
-use crate::helpers::{Reply, TestApp};
-
-const PROTECTED: &str = r#"
-[[datapoint]]
-key = "temperature"
-type = "float"
-
-[[endpoint]]
-path = "/api/v1/boiler/temperature"
-datapoint = "temperature"
-read = ["plant:read"]
-"#;
+use crate::helpers::{PROTECTED, Reply, TestApp};
 
 const READING: &str = "/api/v1/boiler/temperature";
 const PASSWORD: &str = "correct horse battery staple";
