@@ -152,6 +152,8 @@ class StaticHttpsServer:
 def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string of printable text is a TOML basic string
     if isinstance(value, list):
@@ -164,10 +166,20 @@ def toml_table(name: str, fields: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Portico:
-    """`portico serve` on 127.0.0.1:0; its URL is read from the first line it prints."""
+def toml_section(name: str, fields: dict) -> str:
+    """A plain `[name]` table (toml_table writes an array-of-tables entry, `[[name]]`)."""
+    lines = [f"[{name}]"] + [f"{k} = {toml_value(v)}" for k, v in fields.items()]
+    return "\n".join(lines) + "\n"
 
-    def __init__(self, binary: str, config_file: str, data_dir: str, log_file: str):
+
+class Portico:
+    """`portico serve` on 127.0.0.1:0; its URL is read from the first line it prints.
+
+    The banner must announce `scheme` ("https" by default; "http" for a configuration with
+    `[tls] enabled = false`)."""
+
+    def __init__(self, binary: str, config_file: str, data_dir: str, log_file: str,
+                 scheme: str = "https"):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
         env["PORTICO_LOG__LEVEL"] = "warn"
         self.log_file = log_file
@@ -178,7 +190,7 @@ class Portico:
                 stdout=subprocess.PIPE, stderr=log, text=True, env=env,
             )
         banner = self.process.stdout.readline()  # "Portico x.y.z listening on https://..."
-        self.url = next((w for w in banner.split() if w.startswith("https://")), None)
+        self.url = next((w for w in banner.split() if w.startswith(scheme + "://")), None)
         if self.url is None:
             self.process.kill()
             self.process.wait()

@@ -76,6 +76,137 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// The built-in OpenID Connect provider.
     pub idp: IdpConfig,
+    /// XRTC accounts, sessions and portals, with the seed's limits.
+    pub xrtc: crate::xrtc::XrtcSettings,
+    /// Outgoing e-mail (registration codes).
+    pub mail: crate::mail::MailConfig,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]`: which peers are trusted reverse proxies. A request from one of them is taken to
+/// come from the address its `client_ip_header` names: the right-most entry that is not itself
+/// a trusted proxy (what each hop appended). Requests from any other peer use the peer's
+/// address, whatever their headers say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Trusted proxies: IP addresses or CIDR blocks (`10.0.0.0/8`, `fd00::/8`).
+    pub trusted: Vec<String>,
+    /// The header they append the client's address to.
+    pub client_ip_header: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            trusted: Vec::new(),
+            client_ip_header: "x-forwarded-for".into(),
+        }
+    }
+}
+
+/// Trusted proxies, parsed.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: Vec<(std::net::IpAddr, u8)>,
+    header: String,
+}
+
+impl TrustedProxies {
+    /// Parses `[proxy]`.
+    pub fn parse(config: &ProxyConfig) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut nets = Vec::new();
+        for entry in &config.trusted {
+            let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
+            let Ok(addr) = addr.trim().parse::<std::net::IpAddr>() else {
+                problems.push(format!(
+                    "proxy.trusted: `{entry}` is not an IP address or CIDR block"
+                ));
+                continue;
+            };
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                "" => max,
+                bits => match bits.parse::<u8>() {
+                    Ok(b) if b <= max => b,
+                    _ => {
+                        problems.push(format!("proxy.trusted: `{entry}` has a bad prefix length"));
+                        continue;
+                    }
+                },
+            };
+            nets.push((addr, bits));
+        }
+        let header = config.client_ip_header.to_ascii_lowercase();
+        // An RFC 9110 token.
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if header.is_empty() || !header.chars().all(token) {
+            problems.push(format!(
+                "proxy.client_ip_header: `{}` is not a header name",
+                config.client_ip_header
+            ));
+        }
+        match problems.is_empty() {
+            true => Ok(Self { nets, header }),
+            false => Err(problems),
+        }
+    }
+
+    /// The (lowercase) name of the header proxies append the client's address to.
+    pub fn header(&self) -> &str {
+        &self.header
+    }
+
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|&(net, bits)| match (net, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The client's address for a request from `peer` whose [`Self::header`] values are
+    /// `forwarded` (in order of appearance).
+    pub fn client<'a>(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded: impl Iterator<Item = &'a str>,
+    ) -> std::net::IpAddr {
+        let mut client = peer.to_canonical();
+        if !self.trusts(client) {
+            return client;
+        }
+        let hops = forwarded
+            .flat_map(|value| value.split(','))
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            let hop = hop.trim();
+            // `1.2.3.4:5678` and `[::1]:5678` carry ports; strip them.
+            let hop = hop
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip())
+                .or_else(|_| hop.parse::<std::net::IpAddr>());
+            match hop {
+                Ok(ip) => {
+                    client = ip.to_canonical();
+                    if !self.trusts(client) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
 }
 
 /// `[idp]`: the built-in OpenID Connect provider and the app-authentication API.
@@ -224,6 +355,9 @@ impl Default for Config {
             auth: AuthConfig::default(),
             issuers: Vec::new(),
             idp: IdpConfig::default(),
+            xrtc: Default::default(),
+            mail: Default::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -396,6 +530,7 @@ pub const RESERVED_PATHS: &[&str] = &[
     "/api/v1/datapoints",
     "/api/v1/admin",
     "/api/v1/webhooks",
+    "/api/v1/portals",
     "/realms",
     "/authentication",
     "/v1/auth",
@@ -489,6 +624,10 @@ impl Config {
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             problems.push("keys `tls.cert` and `tls.key` must be set together".into());
+        }
+        problems.extend(self.xrtc.problems());
+        if let Err(e) = TrustedProxies::parse(&self.proxy) {
+            problems.extend(e);
         }
         if let Err(e) = check_log_level(&self.log.level) {
             problems.push(format!("key `log.level`: {e}"));
@@ -968,5 +1107,50 @@ mod tests {
         ] {
             assert!(check_endpoint_path(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::{ProxyConfig, TrustedProxies};
+
+    #[test]
+    fn only_a_trusted_peer_forwards_the_client_address() {
+        let proxies = TrustedProxies::parse(&ProxyConfig {
+            trusted: vec!["10.0.0.0/8".into(), "::1".into()],
+            client_ip_header: "X-Forwarded-For".into(),
+        })
+        .unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            proxies.client(ip("192.0.2.1"), ["203.0.113.9"].into_iter()),
+            ip("192.0.2.1")
+        );
+        // The right-most untrusted hop is the client; what the client wrote to the left is not.
+        assert_eq!(
+            proxies.client(
+                ip("10.1.1.1"),
+                ["6.6.6.6, 203.0.113.9", "10.2.2.2"].into_iter()
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            proxies.client(ip("::1"), ["[2001:db8::1]:443"].into_iter()),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            proxies.client(ip("10.1.1.1"), std::iter::empty()),
+            ip("10.1.1.1")
+        );
+        assert!(
+            TrustedProxies::parse(&ProxyConfig {
+                trusted: vec!["10.0.0.0/33".into(), "host".into()],
+                client_ip_header: "bad header".into(),
+            })
+            .unwrap_err()
+            .len()
+                == 3
+        );
     }
 }

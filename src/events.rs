@@ -32,6 +32,13 @@ pub enum EventPayload {
         /// The value written.
         value: Value,
     },
+    /// An item was set in a portal (topic `portal.item.set`).
+    PortalItemSet {
+        /// The portal's account.
+        account: Arc<str>,
+        /// The item, with its portal.
+        item: Arc<crate::portal::Item>,
+    },
 }
 
 impl Event {
@@ -39,6 +46,7 @@ impl Event {
     pub fn topic(&self) -> &'static str {
         match self.payload {
             EventPayload::DatapointWritten { .. } => "datapoint.written",
+            EventPayload::PortalItemSet { .. } => "portal.item.set",
         }
     }
 }

@@ -103,12 +103,36 @@ fn start_idp_reload(idp: Arc<crate::idp::Idp>, seconds: u64, shutdown: &watch::R
     });
 }
 
+/// Sweeps XRTC sessions and rings and adds usage to the store every few seconds, until
+/// shutdown (and once more then, so counted requests are kept).
+fn start_xrtc_upkeep(xrtc: Arc<crate::xrtc::Xrtc>, shutdown: &watch::Receiver<bool>) {
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() };
+            let last = tokio::select! {
+                _ = ticks.tick() => false,
+                _ = stopping => true,
+            };
+            if let Err(error) = xrtc.maintain().await {
+                tracing::warn!(%error, "XRTC upkeep failed; retrying at the next tick");
+            }
+            if last {
+                return;
+            }
+        }
+    });
+}
+
 /// A server ready to run: bound, with its store open and datapoints loaded.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    proxies: Arc<crate::config::TrustedProxies>,
     tls: Option<TlsSetup>,
     location: Location,
     limits: Arc<Limits>,
@@ -207,6 +231,26 @@ impl Server {
             }
             false => None,
         };
+        let xrtc = match config.xrtc.enabled {
+            true => {
+                let mailer = crate::mail::Mailer::new(&config.mail, &config.data_dir)
+                    .map_err(|e| ConfigError { problems: vec![e] })?;
+                let xrtc = Arc::new(crate::xrtc::Xrtc::new(
+                    config.xrtc.clone(),
+                    store.clone(),
+                    clock.clone(),
+                    mailer,
+                    events.clone(),
+                ));
+                start_xrtc_upkeep(xrtc.clone(), &shutdown_seen);
+                Some(xrtc)
+            }
+            false => None,
+        };
+        let proxies = Arc::new(
+            crate::config::TrustedProxies::parse(&config.proxy)
+                .map_err(|problems| ConfigError { problems })?,
+        );
         let auth = crate::auth::Auth {
             realm: config.auth.realm.clone(),
             verifier,
@@ -215,6 +259,8 @@ impl Server {
         let state = AppState::from(Shared {
             auth,
             idp,
+            xrtc,
+            tls: tls.is_some(),
             datapoints,
             store,
             events,
@@ -229,6 +275,7 @@ impl Server {
             listener,
             router,
             state,
+            proxies,
             tls,
             location,
             limits,
@@ -338,6 +385,7 @@ impl Server {
             let connection = Connection {
                 service: self.router.clone(),
                 peer,
+                proxies: self.proxies.clone(),
                 builder: builder.clone(),
                 watcher: graceful.watcher(),
             };
@@ -364,6 +412,7 @@ impl Server {
 struct Connection {
     service: Router,
     peer: SocketAddr,
+    proxies: Arc<crate::config::TrustedProxies>,
     builder: auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
 }
@@ -376,13 +425,21 @@ impl Connection {
         handshake_timeout: Duration,
     ) {
         let peer = self.peer;
-        // Handlers that need the client's address (throttling) read `ConnectInfo`.
+        let proxies = self.proxies;
+        // Handlers that need the client's address (throttling, session binding) read
+        // `ClientIp`: the peer, or the address a trusted proxy forwarded.
         let service = TowerToHyperService::new(tower::util::MapRequest::new(
             self.service,
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
+                let forwarded = request
+                    .headers()
+                    .get_all(proxies.header())
+                    .iter()
+                    .filter_map(|value| value.to_str().ok());
+                let client = proxies.client(peer.ip(), forwarded);
+                let extensions = request.extensions_mut();
+                extensions.insert(axum::extract::ConnectInfo(peer));
+                extensions.insert(api::oidc::ClientIp(client));
                 request
             },
         ));

@@ -308,7 +308,9 @@ impl Follow {
             tokio::select! {
                 received = self.receiver.recv() => match received {
                     Ok(event) => {
-                        let EventPayload::DatapointWritten { key, value } = &event.payload;
+                        let EventPayload::DatapointWritten { key, value } = &event.payload else {
+                            continue;
+                        };
                         if key.as_str() == self.key && event.seq > self.last_sent {
                             let sample = Sample { value: value.clone(), update_time: event.time, seq: event.seq };
                             return Some(self.sse(&sample));

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod xrtc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,10 @@ pub struct Shared {
     pub auth: crate::auth::Auth,
     /// The built-in identity provider, unless turned off.
     pub idp: Option<Arc<crate::idp::Idp>>,
+    /// XRTC accounts, sessions and portals, unless turned off.
+    pub xrtc: Option<Arc<crate::xrtc::Xrtc>>,
+    /// Whether the server speaks HTTPS (cookies get `Secure`).
+    pub tls: bool,
     /// Becomes `true` when the server starts shutting down; long-lived responses end then.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -89,6 +94,9 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
         .merge(apps::router())
         .merge(admin::router())
         .merge(docs::router());
+    if state.xrtc.is_some() {
+        router = router.merge(xrtc::router());
+    }
     for endpoint in &catalog.endpoints {
         router = router.route(
             &endpoint.path,

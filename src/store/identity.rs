@@ -8,44 +8,6 @@ use time::OffsetDateTime;
 
 use super::{Store, StoreError, from_micros, to_micros};
 
-/// Runs `$body` with `$pool` bound to whichever backend's pool the store has.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(store) => {
-                let $pool = store.pool();
-                $body
-            }
-            Store::Postgres(store) => {
-                let $pool = store.pool();
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` in a write transaction (`$tx`), committed when `$body` succeeds. On SQLite the
-/// transaction takes the write lock up front (`BEGIN IMMEDIATE`), so it never fails half-way
-/// for a lock another writer took first.
-macro_rules! in_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(store) => {
-                let mut $tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            Store::Postgres(store) => {
-                let mut $tx = store.pool().begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
 /// A realm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealmRow {

@@ -4,13 +4,53 @@
 //! migrations (`migrations/{sqlite,postgres}/`), applied at start-up, and translates database
 //! errors into [`StoreError`]. One conformance suite (`tests/it/store.rs`) runs on both.
 
+/// Runs `$body` with `$pool` bound to whichever backend's pool the store has.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(store) => {
+                let $pool = store.pool();
+                $body
+            }
+            Store::Postgres(store) => {
+                let $pool = store.pool();
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction (`$tx`), committed when `$body` succeeds. On SQLite the
+/// transaction takes the write lock up front (`BEGIN IMMEDIATE`), so it never fails half-way
+/// for a lock another writer took first.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(store) => {
+                let mut $tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Store::Postgres(store) => {
+                let mut $tx = store.pool().begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
 mod identity;
 mod postgres;
 mod sqlite;
+mod xrtc;
 
 pub use identity::{
     AppRow, ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
 };
+pub use xrtc::{Completed, KeyRow, LoginCheck, RegistrationCounts, RegistrationRow};
 
 use std::path::{Path, PathBuf};
 

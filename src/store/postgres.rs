@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "revoked_tokens",
         sql: include_str!("../../migrations/postgres/0003_revoked_tokens.sql"),
     },
+    Migration {
+        version: 4,
+        name: "xrtc",
+        sql: include_str!("../../migrations/postgres/0004_xrtc.sql"),
+    },
 ];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).

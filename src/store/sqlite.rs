@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "revoked_tokens",
         sql: include_str!("../../migrations/sqlite/0003_revoked_tokens.sql"),
     },
+    Migration {
+        version: 4,
+        name: "xrtc",
+        sql: include_str!("../../migrations/sqlite/0004_xrtc.sql"),
+    },
 ];
 
 /// An SQLite database.

@@ -66,7 +66,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The client's IP address (from the connection; unspecified when unknown).
+/// The client's IP address: the peer's, or the one a trusted proxy forwarded (`[proxy]`; the
+/// server inserts it per request); unspecified when unknown.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
@@ -74,6 +75,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<ClientIp>() {
+            return Ok(*client);
+        }
         Ok(Self(
             parts
                 .extensions

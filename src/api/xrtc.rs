@@ -1,0 +1,658 @@
+//! The XRTC wire: `POST /v1/auth/{registrationstart,registrationcode,login}` and
+//! `POST /v1/item/{set,get}`, byte-compatible with the XRTC seed and its Python SDK; and the
+//! portals' native Server-Sent Events (`GET /api/v1/portals/{portalid}/events`).
+//!
+//! Every request body is read whole (at most PAYLOAD_SIZE_MAX bytes), made strict by
+//! [`crate::xrtc::lenient`], and parsed; errors answer in the seed's shape.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::AppState;
+use super::oidc::ClientIp;
+use crate::portal::{NewItem, Portal};
+use crate::xrtc::session::Session;
+use crate::xrtc::{
+    PortalAsk, Rendered, Schedule, Xrtc, XrtcError, answer, code, group, lenient, render,
+    valid_portal_id,
+};
+
+/// The XRTC routes and the portal event stream.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/registrationstart", post(registration_start))
+        .route("/v1/auth/registrationcode", post(registration_code))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/item/set", post(set_item))
+        .route("/v1/item/get", post(get_item))
+        .route("/api/v1/portals/{portalid}/events", get(portal_events))
+}
+
+impl IntoResponse for XrtcError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "errorgroup": self.group,
+                "errorcode": self.code,
+                "errormessage": self.message,
+            }
+        });
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs_f64().ceil() as u64),
+            );
+        }
+        response
+    }
+}
+
+fn xrtc(state: &AppState) -> Result<&Arc<Xrtc>, XrtcError> {
+    state.xrtc.as_ref().ok_or_else(|| {
+        XrtcError::new(
+            group::SYSTEM,
+            code::UNAVAILABLE,
+            "XRTC is turned off on this server.",
+        )
+    })
+}
+
+/// Reads and parses a request body as `T` (lenient JSON, at most PAYLOAD_SIZE_MAX bytes).
+async fn parse<T: DeserializeOwned>(
+    state: &AppState,
+    body: Body,
+    error_group: u8,
+) -> Result<(T, String), XrtcError> {
+    let limit = xrtc(state)?.settings().payload_size_max;
+    let parse_fail = |why: String| XrtcError::new(error_group, code::PARSE_FAIL, why);
+    let bytes: Bytes =
+        match tokio::time::timeout(state.body_timeout(), axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => {
+                return Err(parse_fail(format!(
+                    "The request is larger than PAYLOAD_SIZE_MAX ({limit} bytes) or was cut off."
+                )));
+            }
+            Err(_) => {
+                return Err(parse_fail(format!(
+                    "The request body did not arrive within {} seconds.",
+                    state.body_timeout().as_secs()
+                )));
+            }
+        };
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| parse_fail("The request is not UTF-8 text.".into()))?;
+    let strict = lenient::strict(text)
+        .ok_or_else(|| parse_fail("The request has a string that never ends.".into()))?;
+    match serde_json::from_str::<T>(&strict) {
+        Ok(value) => Ok((value, strict)),
+        Err(error) => Err(match error.classify() {
+            serde_json::error::Category::Data
+                if !error.to_string().starts_with("unknown field") =>
+            {
+                XrtcError::new(
+                    error_group,
+                    code::INVALID_ARGUMENTS,
+                    format!("Invalid arguments: {error}."),
+                )
+            }
+            _ => parse_fail(format!("The request is not valid JSON: {error}.")),
+        }),
+    }
+}
+
+fn ok_json(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn invalid(error_group: u8, why: impl Into<String>) -> XrtcError {
+    XrtcError::new(error_group, code::INVALID_ARGUMENTS, why)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationStartIn {
+    email: String,
+    #[serde(default)]
+    registrationtoken: Option<String>,
+}
+
+async fn registration_start(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, XrtcError> {
+    let (input, _): (RegistrationStartIn, _) = parse(&state, body, group::REGISTRATION).await?;
+    if input
+        .registrationtoken
+        .as_deref()
+        .is_some_and(|t| t.len() > 128)
+    {
+        return Err(invalid(
+            group::REGISTRATION,
+            "The registration token is too long.",
+        ));
+    }
+    let token = xrtc(&state)?
+        .registration_start(&input.email, input.registrationtoken.as_deref(), ip)
+        .await?;
+    Ok(ok_json(
+        serde_json::json!({ "registrationtoken": token }).to_string(),
+    ))
+}
+
+/// A code as the client sent it: `"012345"`, or the number `12345` from lenient clients.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CodeIn {
+    Text(String),
+    Number(u32),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationCodeIn {
+    registrationtoken: String,
+    emailcode: CodeIn,
+}
+
+async fn registration_code(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, XrtcError> {
+    let (input, _): (RegistrationCodeIn, _) = parse(&state, body, group::REGISTRATION).await?;
+    let code = match input.emailcode {
+        CodeIn::Text(text) => text,
+        CodeIn::Number(n) => format!("{n:06}"),
+    };
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            group::REGISTRATION,
+            "The e-mailed code is six digits.",
+        ));
+    }
+    if input.registrationtoken.len() > 128 {
+        return Err(invalid(
+            group::REGISTRATION,
+            "The registration token is too long.",
+        ));
+    }
+    let (accountid, apikey, apikeyname) = xrtc(&state)?
+        .registration_code(&input.registrationtoken, &code)
+        .await?;
+    let mut response = ok_json(
+        serde_json::json!({ "accountid": accountid, "apikey": apikey, "apikeyname": apikeyname })
+            .to_string(),
+    );
+    // The key is shown once: keep it out of caches.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginIn {
+    accountid: String,
+    apikey: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, XrtcError> {
+    let (input, _): (LoginIn, _) = parse(&state, body, group::LOGIN).await?;
+    let (cookie, now_ms) = xrtc(&state)?
+        .login(&input.accountid, &input.apikey, ip)
+        .await?;
+    let secure = if state.tls { "; Secure" } else { "" };
+    let set_cookie = format!("JSESSIONID={cookie}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    let mut response = ok_json(format!("{{\"servertimestamp\":{now_ms}}}"));
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&set_cookie).map_err(|_| invalid(group::LOGIN, "cookie"))?,
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The `JSESSIONID` cookie's value, from any `Cookie` header.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix("JSESSIONID="))
+}
+
+fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+) -> Result<Arc<Session>, XrtcError> {
+    xrtc(state)?.session(session_cookie(headers), ip)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetIn {
+    items: Vec<ItemIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemIn {
+    portalid: String,
+    payload: Box<RawValue>,
+}
+
+async fn set_item(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, XrtcError> {
+    let session = session(&state, &headers, ip)?;
+    let (input, _): (SetIn, _) = parse(&state, body, group::APPLICATION).await?;
+    if input.items.is_empty() {
+        return Err(invalid(
+            group::APPLICATION,
+            "`items` is empty: nothing to set.",
+        ));
+    }
+    let mut items = Vec::with_capacity(input.items.len());
+    for item in input.items {
+        if !valid_portal_id(&item.portalid) {
+            return Err(invalid(
+                group::APPLICATION,
+                format!(
+                    "portalid {:?} is not 1 to 32 ASCII letters and digits.",
+                    item.portalid
+                ),
+            ));
+        }
+        let payload = item.payload.get();
+        if !payload.starts_with('"') {
+            return Err(invalid(
+                group::APPLICATION,
+                "A payload is a string (UTF-8 text or Base64).",
+            ));
+        }
+        items.push(NewItem {
+            portal: item.portalid,
+            payload: payload.into(),
+        });
+    }
+    let xrtc = xrtc(&state)?;
+    let now_ms = xrtc.set(&session, items)?;
+    Ok(ok_json(format!("{{\"servertimestamp\":{now_ms}}}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetIn {
+    #[serde(default)]
+    portals: Option<Vec<PortalIn>>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    cutoff: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalIn {
+    portalid: String,
+    #[serde(default)]
+    servertimestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Probe,
+    Watch,
+    Stream,
+}
+
+/// A get, checked.
+struct GetPlan {
+    asks: Vec<PortalAsk>,
+    mode: Mode,
+    schedule: Schedule,
+    cutoff_ms: Option<i64>,
+}
+
+fn plan(xrtc: &Xrtc, account: &str, input: GetIn) -> Result<Option<GetPlan>, XrtcError> {
+    let g = group::APPLICATION;
+    let mode = match input
+        .mode
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("probe") => Mode::Probe,
+        Some("watch") => Mode::Watch,
+        Some("stream") => Mode::Stream,
+        Some(other) => {
+            return Err(invalid(
+                g,
+                format!("mode {other:?} is not probe, watch or stream."),
+            ));
+        }
+    };
+    let schedule = match input
+        .schedule
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("LIFO") => Schedule::Lifo,
+        Some("FIFO") => Schedule::Fifo,
+        Some(other) => {
+            return Err(invalid(
+                g,
+                format!("schedule {other:?} is not LIFO or FIFO."),
+            ));
+        }
+    };
+    let cutoff_ms = match input.cutoff {
+        None | Some(-1) => None,
+        Some(ms) if ms >= 0 => Some(ms),
+        Some(ms) => {
+            return Err(invalid(
+                g,
+                format!("cutoff {ms} is neither -1 nor a number of ms."),
+            ));
+        }
+    };
+    let Some(portals) = input.portals.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    if portals.len() > xrtc.settings().portals_count_max {
+        return Err(invalid(
+            g,
+            format!(
+                "At most {} portals per get (PORTALS_COUNT_MAX).",
+                xrtc.settings().portals_count_max
+            ),
+        ));
+    }
+    let mut asks: Vec<PortalAsk> = Vec::with_capacity(portals.len());
+    for portal in portals {
+        if !valid_portal_id(&portal.portalid) {
+            return Err(invalid(
+                g,
+                format!(
+                    "portalid {:?} is not 1 to 32 ASCII letters and digits.",
+                    portal.portalid
+                ),
+            ));
+        }
+        let since_ms = match portal.servertimestamp {
+            None | Some(0) => None,
+            Some(ms) if ms > 0 => Some(ms),
+            Some(ms) => return Err(invalid(g, format!("servertimestamp {ms} is negative."))),
+        };
+        if asks.iter().any(|ask| **ask.portal.id() == portal.portalid) {
+            continue;
+        }
+        asks.push(PortalAsk {
+            portal: xrtc.portals.portal_or_empty(account, &portal.portalid),
+            since_ms,
+        });
+    }
+    Ok(Some(GetPlan {
+        asks,
+        mode,
+        schedule,
+        cutoff_ms,
+    }))
+}
+
+async fn get_item(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, XrtcError> {
+    let session = session(&state, &headers, ip)?;
+    let (input, _): (GetIn, _) = parse(&state, body, group::APPLICATION).await?;
+    let xrtc = xrtc(&state)?.clone();
+    let Some(plan) = plan(&xrtc, &session.account, input)? else {
+        return Ok(ok_json(answer(&xrtc.latest_of_all(&session.account))));
+    };
+    let timeout = Duration::from_millis(xrtc.settings().get_item_timeout_ms);
+    match plan.mode {
+        Mode::Probe => Ok(ok_json(answer(&xrtc.collect(
+            &session,
+            &plan.asks,
+            plan.schedule,
+            plan.cutoff_ms,
+        )))),
+        Mode::Watch => {
+            let mut shutdown = state.shutdown.clone();
+            let items = next_items(
+                &xrtc,
+                &session,
+                &plan,
+                Instant::now() + timeout,
+                &mut shutdown,
+            )
+            .await
+            .unwrap_or_default();
+            session.touch(xrtc.now_ms());
+            Ok(ok_json(answer(&items)))
+        }
+        Mode::Stream => {
+            let lines = stream_lines(xrtc, session, plan, state.shutdown.clone());
+            Ok((
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-ndjson"),
+                )],
+                Body::from_stream(lines),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Waits until the plan's portals have items for the session, `deadline`, or shutdown.
+/// Registers for wake-ups before each look, so no publish is missed.
+async fn next_items(
+    xrtc: &Xrtc,
+    session: &Session,
+    plan: &GetPlan,
+    deadline: Instant,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Vec<Rendered>> {
+    loop {
+        let mut waiters: Vec<_> = plan.asks.iter().map(|ask| ask.portal.waiter()).collect();
+        for waiter in &mut waiters {
+            waiter.register();
+        }
+        let items = xrtc.collect(session, &plan.asks, plan.schedule, plan.cutoff_ms);
+        if !items.is_empty() {
+            return Some(items);
+        }
+        if *shutdown.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = futures_util::future::select_all(waiters) => {}
+            () = tokio::time::sleep_until(deadline) => return None,
+            _ = shutdown.changed() => return None,
+        }
+    }
+}
+
+/// Stream mode: one `{"items":[…]}` line per batch as items arrive, `{}` as a keep-alive;
+/// ends after GET_ITEM_TIMEOUT without items, at `stream_max_ms`, or at shutdown.
+fn stream_lines(
+    xrtc: Arc<Xrtc>,
+    session: Arc<Session>,
+    plan: GetPlan,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    struct Streaming {
+        xrtc: Arc<Xrtc>,
+        session: Arc<Session>,
+        plan: GetPlan,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        end: Instant,
+        idle_end: Instant,
+    }
+    let settings = xrtc.settings();
+    let started = Instant::now();
+    let streaming = Streaming {
+        end: started + Duration::from_millis(settings.stream_max_ms),
+        idle_end: started + Duration::from_millis(settings.get_item_timeout_ms),
+        xrtc,
+        session,
+        plan,
+        shutdown,
+    };
+    futures_util::stream::unfold(streaming, |mut s| async move {
+        let settings = s.xrtc.settings();
+        let idle = Duration::from_millis(settings.get_item_timeout_ms);
+        let keepalive = Duration::from_millis(settings.keepalive_ms);
+        let now = Instant::now();
+        let until = s.idle_end.min(s.end);
+        if now >= until {
+            return None;
+        }
+        let wake = until.min(now + keepalive);
+        let line = match next_items(&s.xrtc, &s.session, &s.plan, wake, &mut s.shutdown).await {
+            Some(items) => {
+                s.idle_end = Instant::now() + idle;
+                answer(&items)
+            }
+            None if *s.shutdown.borrow() => return None,
+            None if Instant::now() >= until => return None,
+            None => "{}".to_owned(),
+        };
+        s.session.touch(s.xrtc.now_ms());
+        Some((Ok(Bytes::from(line + "\n")), s))
+    })
+}
+
+/// `GET /api/v1/portals/{portalid}/events`: the portal's items as Server-Sent Events, for the
+/// session's account. Each event's id is the item's sequence number; `Last-Event-ID` resumes
+/// after it, and an `event: gap` says when items after it have already left the ring.
+async fn portal_events(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(portal_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, XrtcError> {
+    let session = session(&state, &headers, ip)?;
+    if !valid_portal_id(&portal_id) {
+        return Err(invalid(
+            group::APPLICATION,
+            "A portal id is 1 to 32 ASCII letters and digits.",
+        ));
+    }
+    let xrtc = xrtc(&state)?.clone();
+    let portal = xrtc.portals.portal_or_empty(&session.account, &portal_id);
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // Without Last-Event-ID, start after what is there now.
+    let cursor = last_seen.unwrap_or_else(|| portal.read(u64::MAX, i64::MIN).newest);
+    let follow = Follow {
+        xrtc,
+        portal,
+        cursor,
+        pending: Vec::new(),
+        shutdown: state.shutdown.clone(),
+    };
+    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next().await?;
+        Some((Ok(event), follow))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+struct Follow {
+    xrtc: Arc<Xrtc>,
+    portal: Arc<Portal>,
+    cursor: u64,
+    pending: Vec<SseEvent>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.pending.pop() {
+                return Some(event);
+            }
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            let mut waiter = self.portal.waiter();
+            waiter.register();
+            let not_before =
+                self.xrtc.now_ms() - (self.xrtc.settings().item_age_max_seconds * 1000) as i64;
+            let slice = self.portal.read(self.cursor, not_before);
+            let mut events = Vec::with_capacity(slice.items.len() + 1);
+            // Items after the cursor have left the ring (overrun or age): say so.
+            if slice.dropped_upto > self.cursor {
+                events.push(SseEvent::default().event("gap").data(
+                    serde_json::json!({ "after": self.cursor, "dropped_upto": slice.dropped_upto })
+                        .to_string(),
+                ));
+            }
+            for item in &slice.items {
+                events.push(
+                    SseEvent::default()
+                        .id(item.seq.to_string())
+                        .event("portal.item.set")
+                        .data(render(item).json),
+                );
+                self.cursor = item.seq;
+            }
+            self.cursor = self.cursor.max(slice.newest).max(slice.dropped_upto);
+            if !events.is_empty() {
+                events.reverse();
+                self.pending = events;
+                continue;
+            }
+            tokio::select! {
+                () = waiter => {}
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+}

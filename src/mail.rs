@@ -1,0 +1,515 @@
+//! Outgoing e-mail: a small SMTP client (RFC 5321) with STARTTLS (RFC 3207) or implicit TLS
+//! (RFC 8314) and AUTH PLAIN (RFC 4616), or, when no SMTP server is configured, an outbox
+//! folder in the data directory plus a log line, so a fresh installation works without one.
+//!
+//! Every step is bounded: connecting, each reply (`timeout_seconds`), and reply size.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::config::Secret;
+
+/// The longest reply line accepted from a server (RFC 5321 allows 512; some send more).
+const MAX_REPLY_LINE: usize = 4096;
+/// Most lines in one multi-line reply.
+const MAX_REPLY_LINES: usize = 64;
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain TCP, upgraded with STARTTLS, which the server must offer.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS (a local relay); credentials are refused on such a connection.
+    None,
+}
+
+/// `[mail]`: where e-mail goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The SMTP server; unset writes mail to the outbox folder and the log instead.
+    pub smtp_host: Option<String>,
+    /// Its port.
+    pub smtp_port: u16,
+    /// `starttls` (default), `tls` or `none`.
+    pub security: Security,
+    /// AUTH PLAIN user name, when the server needs one.
+    pub username: Option<String>,
+    /// AUTH PLAIN password.
+    pub password: Option<Secret>,
+    /// PEM certificates to trust for the server instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The sender, e.g. `Portico <portico@example.com>`.
+    pub from: String,
+    /// The name announced in EHLO.
+    pub helo_name: String,
+    /// Longest wait for connecting and for each reply.
+    pub timeout_seconds: u64,
+    /// The outbox folder; default `outbox` in the data directory.
+    pub outbox_dir: Option<PathBuf>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_host: None,
+            smtp_port: 587,
+            security: Security::Starttls,
+            username: None,
+            password: None,
+            ca_file: None,
+            from: "Portico <portico@localhost>".into(),
+            helo_name: "localhost".into(),
+            timeout_seconds: 30,
+            outbox_dir: None,
+        }
+    }
+}
+
+/// A message to send: plain ASCII text.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The recipient's address.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The text, lines separated by `\n`.
+    pub body: String,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The server refused the recipient permanently (5xx to RCPT TO).
+    #[error("the mail server refused the recipient: {0}")]
+    RecipientRefused(String),
+    /// Anything else: unreachable, timed out, refused, TLS failure.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sends e-mail over SMTP or into the outbox.
+#[derive(Debug, Clone)]
+pub struct Mailer(Arc<Transport>);
+
+enum Transport {
+    Smtp {
+        config: MailConfig,
+        host: String,
+        tls: tokio_rustls::TlsConnector,
+    },
+    Outbox {
+        dir: PathBuf,
+        from: String,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Smtp { config, host, .. } => f
+                .debug_struct("Smtp")
+                .field("host", host)
+                .field("port", &config.smtp_port)
+                .field("security", &config.security)
+                .finish_non_exhaustive(),
+            Transport::Outbox { dir, .. } => f.debug_struct("Outbox").field("dir", dir).finish(),
+        }
+    }
+}
+
+impl Mailer {
+    /// A mailer for `config`; the outbox is `outbox` under `data_dir` unless configured.
+    pub fn new(config: &MailConfig, data_dir: &Path) -> Result<Self, String> {
+        let transport = match &config.smtp_host {
+            None => Transport::Outbox {
+                dir: config
+                    .outbox_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("outbox")),
+                from: config.from.clone(),
+            },
+            Some(host) => {
+                if config.password.is_some() != config.username.is_some() {
+                    return Err("[mail] `username` and `password` go together".into());
+                }
+                if config.username.is_some() && config.security == Security::None {
+                    return Err(
+                        "[mail] credentials are never sent without TLS; set security to \
+                         `starttls` or `tls`"
+                            .into(),
+                    );
+                }
+                Transport::Smtp {
+                    config: config.clone(),
+                    host: host.clone(),
+                    tls: tokio_rustls::TlsConnector::from(Arc::new(client_config(
+                        config.ca_file.as_deref(),
+                    )?)),
+                }
+            }
+        };
+        Ok(Self(Arc::new(transport)))
+    }
+
+    /// Where unsent mail goes, when there is no SMTP server.
+    pub fn outbox(&self) -> Option<&Path> {
+        match &*self.0 {
+            Transport::Outbox { dir, .. } => Some(dir),
+            Transport::Smtp { .. } => None,
+        }
+    }
+
+    /// Sends `message` at `now` (the `Date` header).
+    pub async fn send(&self, message: &Message, now: OffsetDateTime) -> Result<(), MailError> {
+        match &*self.0 {
+            Transport::Outbox { dir, from } => {
+                let text = render(from, message, now);
+                write_outbox(dir, &text, now)
+                    .map_err(|e| MailError::Failed(format!("writing the outbox: {e}")))?;
+                tracing::info!(
+                    to = %message.to, subject = %message.subject, outbox = %dir.display(),
+                    "no SMTP server configured; mail written to the outbox:\n{}", message.body
+                );
+                Ok(())
+            }
+            Transport::Smtp { config, host, tls } => {
+                let timeout = Duration::from_secs(config.timeout_seconds);
+                let text = render(&config.from, message, now);
+                tokio::time::timeout(
+                    timeout * 4,
+                    smtp_send(config, host, tls, &message.to, &text, timeout),
+                )
+                .await
+                .map_err(|_| MailError::Failed("the mail server took too long".into()))?
+            }
+        }
+    }
+}
+
+/// A TLS client configuration trusting `ca_file`, or else the platform's roots.
+fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    match ca_file {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| format!("[mail] ca_file {}: {e}", path.display()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for block in pem::parse_many(&text)
+                .map_err(|e| format!("[mail] ca_file {}: {e}", path.display()))?
+            {
+                if block.tag() == "CERTIFICATE" {
+                    roots
+                        .add(block.into_contents().into())
+                        .map_err(|e| format!("[mail] ca_file {}: {e}", path.display()))?;
+                }
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "[mail] ca_file {} holds no certificate",
+                    path.display()
+                ));
+            }
+            Ok(rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth())
+        }
+        None => {
+            use rustls_platform_verifier::ConfigVerifierExt as _;
+            rustls::ClientConfig::with_platform_verifier()
+                .map_err(|e| format!("[mail] the system's certificate roots: {e}"))
+        }
+    }
+}
+
+/// The message as sent: RFC 5322 headers, CRLF line ends.
+fn render(from: &str, message: &Message, now: OffsetDateTime) -> String {
+    let date = now
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default();
+    let domain = from
+        .rsplit_once('@')
+        .map_or("localhost", |(_, d)| d.trim_end_matches('>'));
+    let mut text = format!(
+        "From: {from}\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
+         Message-ID: <{id}@{domain}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+        to = message.to,
+        subject = message.subject,
+        id = crate::secrets::uuid(),
+    );
+    for line in message.body.lines() {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    text
+}
+
+fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let name = format!(
+        "{}-{}.eml",
+        now.unix_timestamp_nanos() / 1_000_000,
+        crate::secrets::uuid()
+    );
+    crate::tls::write_atomically(&dir.join(name), text.as_bytes(), 0o600)
+}
+
+/// The address inside `Name <address>`, or the text itself.
+fn address(mailbox: &str) -> &str {
+    match (mailbox.rfind('<'), mailbox.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &mailbox[start + 1..end],
+        _ => mailbox.trim(),
+    }
+}
+
+/// One SMTP conversation.
+async fn smtp_send(
+    config: &MailConfig,
+    host: &str,
+    tls: &tokio_rustls::TlsConnector,
+    to: &str,
+    text: &str,
+    timeout: Duration,
+) -> Result<(), MailError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| MailError::Failed(format!("{what}: {e}"));
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, config.smtp_port)))
+        .await
+        .map_err(|_| MailError::Failed(format!("connecting to {host} timed out")))?
+        .map_err(|e| failed(&format!("connecting to {host}:{}", config.smtp_port), &e))?;
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| failed("the SMTP host name", &e))?;
+    match config.security {
+        Security::Tls => {
+            let stream = tokio::time::timeout(timeout, tls.connect(server_name, tcp))
+                .await
+                .map_err(|_| MailError::Failed("the TLS handshake timed out".into()))?
+                .map_err(|e| failed("TLS", &e))?;
+            let mut smtp = Smtp::new(stream, timeout);
+            smtp.expect(220).await?;
+            smtp.ehlo(&config.helo_name).await?;
+            smtp.deliver(config, to, text).await
+        }
+        Security::Starttls => {
+            let mut smtp = Smtp::new(tcp, timeout);
+            smtp.expect(220).await?;
+            let offers = smtp.ehlo(&config.helo_name).await?;
+            if !offers
+                .iter()
+                .any(|line| line.eq_ignore_ascii_case("STARTTLS"))
+            {
+                return Err(MailError::Failed(
+                    "the mail server does not offer STARTTLS".into(),
+                ));
+            }
+            smtp.command("STARTTLS", 220).await?;
+            let tcp = smtp.into_inner()?;
+            let stream = tokio::time::timeout(timeout, tls.connect(server_name, tcp))
+                .await
+                .map_err(|_| MailError::Failed("the TLS handshake timed out".into()))?
+                .map_err(|e| failed("TLS", &e))?;
+            let mut smtp = Smtp::new(stream, timeout);
+            smtp.ehlo(&config.helo_name).await?;
+            smtp.deliver(config, to, text).await
+        }
+        Security::None => {
+            let mut smtp = Smtp::new(tcp, timeout);
+            smtp.expect(220).await?;
+            smtp.ehlo(&config.helo_name).await?;
+            smtp.deliver(config, to, text).await
+        }
+    }
+}
+
+struct Smtp<S> {
+    stream: BufReader<S>,
+    timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
+    fn new(stream: S, timeout: Duration) -> Self {
+        Self {
+            stream: BufReader::new(stream),
+            timeout,
+        }
+    }
+
+    /// The connection, for the TLS upgrade; refused if the server sent more than its reply
+    /// (STARTTLS command injection, CVE-2011-0411 and kin).
+    fn into_inner(self) -> Result<S, MailError> {
+        if !self.stream.buffer().is_empty() {
+            return Err(MailError::Failed(
+                "the mail server sent data before the TLS handshake".into(),
+            ));
+        }
+        Ok(self.stream.into_inner())
+    }
+
+    /// Reads one reply: its code and the text of each line.
+    async fn reply(&mut self) -> Result<(u16, Vec<String>), MailError> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let read = tokio::time::timeout(
+                self.timeout,
+                (&mut self.stream)
+                    .take(MAX_REPLY_LINE as u64)
+                    .read_until(b'\n', &mut line),
+            )
+            .await
+            .map_err(|_| MailError::Failed("the mail server did not answer in time".into()))?
+            .map_err(|e| MailError::Failed(format!("reading from the mail server: {e}")))?;
+            if read == 0 || !line.ends_with(b"\n") {
+                return Err(MailError::Failed(
+                    "the mail server closed the connection or sent an overlong line".into(),
+                ));
+            }
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end();
+            let code = line
+                .get(..3)
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| MailError::Failed(format!("a malformed SMTP reply: {line:?}")))?;
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_owned());
+            if !more {
+                return Ok((code, lines));
+            }
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err(MailError::Failed("an overlong SMTP reply".into()));
+            }
+        }
+    }
+
+    async fn expect(&mut self, code: u16) -> Result<Vec<String>, MailError> {
+        let (got, lines) = self.reply().await?;
+        if got != code {
+            return Err(MailError::Failed(format!(
+                "the mail server answered {got} {} (expected {code})",
+                lines.join(" ")
+            )));
+        }
+        Ok(lines)
+    }
+
+    async fn send_line(&mut self, line: &str) -> Result<(), MailError> {
+        let stream = self.stream.get_mut();
+        tokio::time::timeout(self.timeout, async {
+            stream.write_all(line.as_bytes()).await?;
+            stream.write_all(b"\r\n").await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| MailError::Failed("writing to the mail server timed out".into()))?
+        .map_err(|e| MailError::Failed(format!("writing to the mail server: {e}")))
+    }
+
+    async fn command(&mut self, line: &str, code: u16) -> Result<Vec<String>, MailError> {
+        self.send_line(line).await?;
+        self.expect(code).await
+    }
+
+    /// EHLO; returns the extension lines (after the greeting line).
+    async fn ehlo(&mut self, name: &str) -> Result<Vec<String>, MailError> {
+        let mut lines = self.command(&format!("EHLO {name}"), 250).await?;
+        if !lines.is_empty() {
+            lines.remove(0);
+        }
+        Ok(lines)
+    }
+
+    /// AUTH (when configured), the envelope, the message, QUIT.
+    async fn deliver(
+        &mut self,
+        config: &MailConfig,
+        to: &str,
+        text: &str,
+    ) -> Result<(), MailError> {
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("\0{user}\0{}", password.expose()));
+            self.send_line(&format!("AUTH PLAIN {token}")).await?;
+            let (code, lines) = self.reply().await?;
+            if code != 235 {
+                return Err(MailError::Failed(format!(
+                    "the mail server refused the credentials: {code} {}",
+                    lines.join(" ")
+                )));
+            }
+        }
+        self.command(&format!("MAIL FROM:<{}>", address(&config.from)), 250)
+            .await?;
+        self.send_line(&format!("RCPT TO:<{to}>")).await?;
+        match self.reply().await? {
+            (250 | 251, _) => {}
+            (code @ 500..=599, lines) => {
+                return Err(MailError::RecipientRefused(format!(
+                    "{code} {}",
+                    lines.join(" ")
+                )));
+            }
+            (code, lines) => {
+                return Err(MailError::Failed(format!(
+                    "the mail server answered RCPT with {code} {}",
+                    lines.join(" ")
+                )));
+            }
+        }
+        self.command("DATA", 354).await?;
+        let mut data = String::with_capacity(text.len() + 16);
+        for line in text.split_inclusive("\r\n") {
+            // Dot-stuffing (RFC 5321 section 4.5.2).
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+        }
+        data.push('.');
+        self.send_line(&data).await?;
+        self.expect(250).await?;
+        // The message is accepted; a failed QUIT changes nothing.
+        let _ = self.command("QUIT", 221).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_dot_stuffed_crlf_text_with_the_headers_mail_needs() {
+        let message = Message {
+            to: "a@example.com".into(),
+            subject: "Your code".into(),
+            body: "Code:\n.123456\n".into(),
+        };
+        let text = render(
+            "Portico <portico@example.org>",
+            &message,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert!(text.starts_with("From: Portico <portico@example.org>\r\nTo: <a@example.com>\r\n"));
+        assert!(text.contains("Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"));
+        assert!(text.contains("@example.org>\r\n"));
+        assert!(text.ends_with("\r\n\r\nCode:\r\n.123456\r\n"));
+        assert_eq!(
+            address("Portico <portico@example.org>"),
+            "portico@example.org"
+        );
+        assert_eq!(address("x@y.z"), "x@y.z");
+    }
+}

@@ -1,0 +1,436 @@
+//! Portals: per-account, in-memory ring buffers of items, read by cursor.
+//!
+//! Each portal is a bounded ring (item count, bytes, age). Every item gets a number from one
+//! server-wide sequence, so a reader's position in a portal is a single `u64` cursor and items
+//! from several portals merge in arrival order. Readers hold cursors, never queues: memory is
+//! O(rings), whatever the number of readers. A publish wakes the portal's waiters once
+//! ([`Notify::notify_waiters`]); a waiter registers ([`Waiter::register`]) before it looks at
+//! the ring, so an item set between the look and the wait still wakes it.
+//!
+//! Portal contents are ephemeral by design (the XRTC seed: "ephemeral up to ITEM_AGE_MAX"):
+//! they live in this process only and are gone after a restart.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+/// Shards of the account map; accounts are spread over them by hash.
+const SHARDS: usize = 32;
+
+/// How big portals may grow and how long items live.
+#[derive(Debug, Clone, Copy)]
+pub struct RingLimits {
+    /// Most items a portal keeps; the oldest are dropped beyond it.
+    pub capacity: usize,
+    /// Most payload bytes a portal keeps; the oldest items are dropped beyond it.
+    pub max_bytes: usize,
+    /// Items older than this (milliseconds) are gone.
+    pub item_age_max_ms: i64,
+    /// Most live portals per account.
+    pub portals_per_account: usize,
+}
+
+/// One item in a portal.
+#[derive(Debug)]
+pub struct Item {
+    /// Its number in the server-wide sequence (strictly increasing per portal).
+    pub seq: u64,
+    /// When it arrived (Unix milliseconds).
+    pub time_ms: i64,
+    /// The portal it was set in.
+    pub portal: Arc<str>,
+    /// The payload exactly as received: a JSON string literal with its quotes and escapes.
+    pub payload: Box<str>,
+}
+
+/// An item to set.
+#[derive(Debug)]
+pub struct NewItem {
+    /// The portal (created on first set).
+    pub portal: String,
+    /// The payload as a JSON string literal.
+    pub payload: Box<str>,
+}
+
+/// Why a set was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// The account would have more live portals than allowed.
+    #[error("the account already has {0} portals, the most allowed")]
+    TooManyPortals(usize),
+}
+
+/// What a read found in one portal.
+#[derive(Debug, Default)]
+pub struct Slice {
+    /// Items after the cursor, oldest first, none older than the age limit.
+    pub items: Vec<Arc<Item>>,
+    /// The newest sequence number seen, delivered or not (0 when the portal is empty).
+    pub newest: u64,
+    /// The highest sequence number this portal ever dropped (overrun or age).
+    pub dropped_upto: u64,
+}
+
+/// All portals of all accounts on this node.
+#[derive(Debug)]
+pub struct Portals {
+    shards: Vec<Mutex<HashMap<Arc<str>, Account>>>,
+    seq: AtomicU64,
+    limits: RingLimits,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    portals: HashMap<Arc<str>, Arc<Portal>>,
+}
+
+/// One portal: its ring and the waiters to wake.
+#[derive(Debug)]
+pub struct Portal {
+    id: Arc<str>,
+    ring: Mutex<Ring>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    items: VecDeque<Arc<Item>>,
+    bytes: usize,
+    dropped_upto: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ring {
+    /// Drops items older than `oldest_ms`.
+    fn expire(&mut self, oldest_ms: i64) {
+        while let Some(front) = self.items.front() {
+            if front.time_ms >= oldest_ms {
+                break;
+            }
+            self.drop_front();
+        }
+    }
+
+    fn drop_front(&mut self) {
+        if let Some(item) = self.items.pop_front() {
+            self.bytes -= item.payload.len();
+            self.dropped_upto = item.seq;
+        }
+    }
+}
+
+impl Portal {
+    /// The portal's id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The items after `after` (and at or after `not_before_ms`), oldest first.
+    pub fn read(&self, after: u64, not_before_ms: i64) -> Slice {
+        let ring = lock(&self.ring);
+        let newest = ring.items.back().map_or(0, |item| item.seq);
+        // Items are in sequence order: find the first after the cursor from the back, since
+        // readers are usually near the head.
+        let start = ring.items.partition_point(|item| item.seq <= after);
+        let items = ring
+            .items
+            .range(start..)
+            .filter(|item| item.time_ms >= not_before_ms)
+            .cloned()
+            .collect();
+        Slice {
+            items,
+            newest,
+            dropped_upto: ring.dropped_upto,
+        }
+    }
+
+    /// The newest item, if it is not older than `not_before_ms`.
+    pub fn latest(&self, not_before_ms: i64) -> Option<Arc<Item>> {
+        let ring = lock(&self.ring);
+        ring.items
+            .back()
+            .filter(|item| item.time_ms >= not_before_ms)
+            .cloned()
+    }
+
+    /// A future that completes at the next publish to this portal; see [`Waiter`].
+    pub fn waiter(&self) -> Waiter<'_> {
+        Waiter(Box::pin(self.notify.notified()))
+    }
+}
+
+/// A registration for the next publish to a portal. Call [`Waiter::register`] before looking at
+/// the portal; a publish after that completes the waiter even if it happens before the await.
+#[derive(Debug)]
+pub struct Waiter<'a>(Pin<Box<Notified<'a>>>);
+
+impl Waiter<'_> {
+    /// Registers for the next publish without waiting yet.
+    pub fn register(&mut self) {
+        self.0.as_mut().enable();
+    }
+}
+
+impl Future for Waiter<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Portals {
+    /// No portals yet.
+    pub fn new(limits: RingLimits) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            seq: AtomicU64::new(0),
+            limits,
+        }
+    }
+
+    /// The limits portals keep to.
+    pub fn limits(&self) -> RingLimits {
+        self.limits
+    }
+
+    fn shard(&self, account: &str) -> &Mutex<HashMap<Arc<str>, Account>> {
+        use std::hash::BuildHasher;
+        // A fixed hasher: the shard only spreads load; accounts are not attacker-chosen.
+        let hash =
+            std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(account);
+        &self.shards[hash as usize % SHARDS]
+    }
+
+    /// Sets items at `now_ms`, creating portals on first use. Either every item is set or, when
+    /// the account would exceed its portal count, none is. Returns the items set, in order.
+    pub fn set(
+        &self,
+        account: &str,
+        items: Vec<NewItem>,
+        now_ms: i64,
+    ) -> Result<Vec<Arc<Item>>, SetError> {
+        let oldest = now_ms - self.limits.item_age_max_ms;
+        let mut targets = Vec::with_capacity(items.len());
+        {
+            let mut shard = lock(self.shard(account));
+            let entry = shard.entry(Arc::from(account)).or_default();
+            // A portal whose items all aged out no longer counts; it goes unless a reader holds
+            // it (and waits on it).
+            entry.portals.retain(|_, portal| {
+                let mut ring = lock(&portal.ring);
+                ring.expire(oldest);
+                !ring.items.is_empty() || Arc::strong_count(portal) > 1
+            });
+            let live = |id: &str| {
+                entry
+                    .portals
+                    .get(id)
+                    .is_some_and(|portal| !lock(&portal.ring).items.is_empty())
+            };
+            let count = entry
+                .portals
+                .values()
+                .filter(|portal| !lock(&portal.ring).items.is_empty())
+                .count();
+            let new: std::collections::HashSet<&str> = items
+                .iter()
+                .map(|item| item.portal.as_str())
+                .filter(|id| !live(id))
+                .collect();
+            if count + new.len() > self.limits.portals_per_account {
+                return Err(SetError::TooManyPortals(self.limits.portals_per_account));
+            }
+            for item in &items {
+                let portal = entry
+                    .portals
+                    .entry(Arc::from(item.portal.as_str()))
+                    .or_insert_with_key(|id| {
+                        Arc::new(Portal {
+                            id: id.clone(),
+                            ring: Mutex::default(),
+                            notify: Notify::new(),
+                        })
+                    })
+                    .clone();
+                targets.push(portal);
+            }
+        }
+        let mut set = Vec::with_capacity(items.len());
+        for (item, portal) in items.into_iter().zip(targets) {
+            let item = {
+                let mut ring = lock(&portal.ring);
+                // Numbered under the ring's lock, so each ring stays in sequence order.
+                let item = Arc::new(Item {
+                    seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    time_ms: now_ms,
+                    portal: portal.id.clone(),
+                    payload: item.payload,
+                });
+                ring.expire(oldest);
+                ring.bytes += item.payload.len();
+                ring.items.push_back(item.clone());
+                while ring.items.len() > self.limits.capacity
+                    || (ring.bytes > self.limits.max_bytes && ring.items.len() > 1)
+                {
+                    ring.drop_front();
+                }
+                item
+            };
+            portal.notify.notify_waiters();
+            set.push(item);
+        }
+        Ok(set)
+    }
+
+    /// The account's portal named `id`, if it exists.
+    pub fn portal(&self, account: &str, id: &str) -> Option<Arc<Portal>> {
+        lock(self.shard(account))
+            .get(account)
+            .and_then(|entry| entry.portals.get(id).cloned())
+    }
+
+    /// The account's portal named `id`, created empty if it does not exist yet (a reader may
+    /// wait for a portal before anything was set). An empty portal does not count against the
+    /// account's portal limit and is removed by [`Self::sweep`] once nobody holds it.
+    pub fn portal_or_empty(&self, account: &str, id: &str) -> Arc<Portal> {
+        let mut shard = lock(self.shard(account));
+        let entry = shard.entry(Arc::from(account)).or_default();
+        entry
+            .portals
+            .entry(Arc::from(id))
+            .or_insert_with_key(|id| {
+                Arc::new(Portal {
+                    id: id.clone(),
+                    ring: Mutex::default(),
+                    notify: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// The account's portals, by id.
+    pub fn portals_of(&self, account: &str) -> Vec<Arc<Portal>> {
+        let shard = lock(self.shard(account));
+        let mut portals: Vec<_> = shard
+            .get(account)
+            .map(|entry| entry.portals.values().cloned().collect())
+            .unwrap_or_default();
+        portals.sort_by(|a, b| a.id.cmp(&b.id));
+        portals
+    }
+
+    /// Drops aged items, and portals with nothing left that no reader holds; accounts with no
+    /// portals go too. Returns the number of live portals.
+    pub fn sweep(&self, now_ms: i64) -> usize {
+        let oldest = now_ms - self.limits.item_age_max_ms;
+        let mut live = 0;
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            shard.retain(|_, account| {
+                account.portals.retain(|_, portal| {
+                    let mut ring = lock(&portal.ring);
+                    ring.expire(oldest);
+                    !ring.items.is_empty() || Arc::strong_count(portal) > 1
+                });
+                live += account.portals.len();
+                !account.portals.is_empty()
+            });
+        }
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> RingLimits {
+        RingLimits {
+            capacity: 3,
+            max_bytes: 1000,
+            item_age_max_ms: 10_000,
+            portals_per_account: 2,
+        }
+    }
+
+    fn item(portal: &str, payload: &str) -> NewItem {
+        NewItem {
+            portal: portal.into(),
+            payload: format!("\"{payload}\"").into(),
+        }
+    }
+
+    #[test]
+    fn a_ring_keeps_the_newest_items_and_remembers_what_it_dropped() {
+        let portals = Portals::new(limits());
+        for n in 0..5 {
+            portals
+                .set("AC1", vec![item("p", &n.to_string())], 1000)
+                .unwrap();
+        }
+        let slice = portals.portal("AC1", "p").unwrap().read(0, 0);
+        let payloads: Vec<_> = slice.items.iter().map(|i| &*i.payload).collect();
+        assert_eq!(payloads, ["\"2\"", "\"3\"", "\"4\""]);
+        assert_eq!(slice.dropped_upto, 2);
+        assert_eq!(slice.newest, 5);
+    }
+
+    #[test]
+    fn the_portal_limit_refuses_the_whole_set_and_aged_portals_stop_counting() {
+        let portals = Portals::new(limits());
+        portals
+            .set("AC1", vec![item("a", "1"), item("b", "1")], 0)
+            .unwrap();
+        let refused = portals.set("AC1", vec![item("a", "2"), item("c", "1")], 0);
+        assert_eq!(refused.unwrap_err(), SetError::TooManyPortals(2));
+        assert_eq!(
+            portals.portal("AC1", "a").unwrap().read(0, 0).items.len(),
+            1
+        );
+        // Another account has its own portals.
+        portals.set("AC2", vec![item("c", "1")], 0).unwrap();
+        // After the age limit, a and b are gone and c can be created.
+        portals.set("AC1", vec![item("c", "1")], 10_001).unwrap();
+        assert!(portals.portal("AC1", "a").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_registered_waiter_sees_a_publish_that_happens_before_it_awaits() {
+        let portals = Portals::new(limits());
+        let portal = portals.portal_or_empty("AC1", "p");
+        let mut waiter = portal.waiter();
+        waiter.register();
+        assert!(portal.read(0, 0).items.is_empty());
+        portals.set("AC1", vec![item("p", "x")], 0).unwrap();
+        // Completes at once: the publish happened after registration.
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken");
+        assert_eq!(portal.read(0, 0).items.len(), 1);
+    }
+
+    #[test]
+    fn sweep_removes_empty_unheld_portals() {
+        let portals = Portals::new(limits());
+        portals.set("AC1", vec![item("p", "x")], 0).unwrap();
+        let held = portals.portal_or_empty("AC1", "q");
+        assert_eq!(portals.sweep(20_000), 1, "q is held by a reader");
+        drop(held);
+        assert_eq!(portals.sweep(20_000), 0);
+    }
+}

@@ -1,0 +1,1002 @@
+//! XRTC: accounts and API keys by two-step e-mail registration, session login, and portals
+//! with set/get, as the XRTC seed specifies them. HTTP lives in `api::xrtc`; this module is the
+//! domain: registration, login, sessions and limits, and what a get returns.
+
+pub mod lenient;
+pub mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::events::{Event, EventBus, EventPayload};
+use crate::mail::{MailError, Mailer, Message};
+use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
+use crate::secrets::Hashed;
+use crate::store::{LoginCheck, RegistrationRow, Store, StoreError};
+use session::{Rates, Session, SessionRefused, Sessions, Usage};
+
+/// `[xrtc]`: the seed's limits, with its values as defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XrtcSettings {
+    /// `false` serves none of the XRTC routes.
+    pub enabled: bool,
+    /// API_KEY_COUNT_MAX: keys per account; a new key beyond it replaces the oldest.
+    pub api_key_count_max: u32,
+    /// API_KEY_AGE_MAX, in days: a key unused this long is disabled.
+    pub api_key_age_max_days: u32,
+    /// PORTALS_COUNT_MAX: live portals per account.
+    pub portals_count_max: usize,
+    /// ITEM_AGE_MAX: how long items are kept.
+    pub item_age_max_seconds: u64,
+    /// PAYLOAD_SIZE_MAX: largest set/get request, and largest get answer (serialized JSON).
+    pub payload_size_max: usize,
+    /// ITEM_COUNT_MAX: most items in one get answer (or stream line).
+    pub item_count_max: usize,
+    /// Items a portal's ring holds; the oldest are overwritten beyond it.
+    pub ring_capacity: usize,
+    /// Payload bytes a portal's ring holds; the oldest are overwritten beyond it.
+    pub ring_bytes_max: usize,
+    /// GET_ITEM_TIMEOUT: how long watch waits, and how long a stream waits for a new item.
+    pub get_item_timeout_ms: u64,
+    /// The longest a stream stays open (below the SDK's 20 s total timeout).
+    pub stream_max_ms: u64,
+    /// A stream with nothing to send writes `{}` this often.
+    pub keepalive_ms: u64,
+    /// LOGIN_TIMEOUT: the shortest time between two logins with one key.
+    pub login_timeout_ms: u64,
+    /// A session unused this long expires.
+    pub session_idle_seconds: u64,
+    /// Most sessions on this node.
+    pub max_sessions: usize,
+    /// Requests per second per API key.
+    pub requests_per_second: u32,
+    /// Requests per calendar month (UTC) per account.
+    pub requests_per_month: u64,
+    /// How long an e-mailed code is valid.
+    pub code_ttl_seconds: u64,
+    /// Wrong codes allowed; the last one ends the registration.
+    pub code_tries: u32,
+    /// Re-sends allowed per registration (after the first e-mail).
+    pub code_resends_max: u32,
+    /// The shortest time between two e-mails of one registration.
+    pub code_resend_interval_seconds: u64,
+    /// Registrations started per e-mail address per hour.
+    pub registrations_per_email_per_hour: u32,
+    /// Registrations started per client address per hour.
+    pub registrations_per_address_per_hour: u32,
+    /// Registrations pending at once, for everyone.
+    pub pending_registrations_max: u32,
+}
+
+impl Default for XrtcSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_key_count_max: 10,
+            api_key_age_max_days: 90,
+            portals_count_max: 10,
+            item_age_max_seconds: 3600,
+            payload_size_max: 1024,
+            item_count_max: 100,
+            ring_capacity: 100,
+            ring_bytes_max: 64 * 1024,
+            get_item_timeout_ms: 5000,
+            stream_max_ms: 15_000,
+            keepalive_ms: 4000,
+            login_timeout_ms: 5000,
+            session_idle_seconds: 60,
+            max_sessions: 100_000,
+            requests_per_second: 20,
+            requests_per_month: 1_000_000,
+            code_ttl_seconds: 300,
+            code_tries: 3,
+            code_resends_max: 3,
+            code_resend_interval_seconds: 30,
+            registrations_per_email_per_hour: 5,
+            registrations_per_address_per_hour: 20,
+            pending_registrations_max: 10_000,
+        }
+    }
+}
+
+impl XrtcSettings {
+    /// The settings' problems, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut positive = |name: &str, value: u64| {
+            if value == 0 {
+                problems.push(format!("xrtc.{name} must be at least 1"));
+            }
+        };
+        positive("api_key_count_max", self.api_key_count_max.into());
+        positive("api_key_age_max_days", self.api_key_age_max_days.into());
+        positive("portals_count_max", self.portals_count_max as u64);
+        positive("item_age_max_seconds", self.item_age_max_seconds);
+        positive("item_count_max", self.item_count_max as u64);
+        positive("ring_capacity", self.ring_capacity as u64);
+        positive("get_item_timeout_ms", self.get_item_timeout_ms);
+        positive("keepalive_ms", self.keepalive_ms);
+        positive("session_idle_seconds", self.session_idle_seconds);
+        positive("max_sessions", self.max_sessions as u64);
+        positive("requests_per_second", self.requests_per_second.into());
+        positive("code_ttl_seconds", self.code_ttl_seconds);
+        positive("code_tries", self.code_tries.into());
+        if self.payload_size_max < 64 {
+            problems.push("xrtc.payload_size_max must be at least 64 bytes".into());
+        }
+        if self.ring_bytes_max < self.payload_size_max {
+            problems.push("xrtc.ring_bytes_max must be at least payload_size_max".into());
+        }
+        if self.stream_max_ms < self.get_item_timeout_ms {
+            problems.push("xrtc.stream_max_ms must be at least get_item_timeout_ms".into());
+        }
+        problems
+    }
+}
+
+/// The seed's error groups.
+pub mod group {
+    /// System errors (limits, unavailability).
+    pub const SYSTEM: u8 = 2;
+    /// Registration.
+    pub const REGISTRATION: u8 = 3;
+    /// Login and sessions.
+    pub const LOGIN: u8 = 4;
+    /// Items.
+    pub const APPLICATION: u8 = 6;
+}
+
+/// The seed's error codes, and Portico's for what the seed leaves unnamed.
+pub mod code {
+    /// The service cannot answer now (mail server or database unreachable); HTTP 503.
+    pub const UNAVAILABLE: u32 = 1;
+    /// INPUT_BINARYJSON_PARSE_FAIL: not JSON, unknown names, or larger than PAYLOAD_SIZE_MAX.
+    pub const PARSE_FAIL: u32 = 20;
+    /// INVALID_ARGUMENTS: a value of the wrong type or out of range.
+    pub const INVALID_ARGUMENTS: u32 = 30;
+    /// INVALID_EMAIL.
+    pub const INVALID_EMAIL: u32 = 32;
+    /// INVALID_TOKEN: no registration with this token.
+    pub const INVALID_TOKEN: u32 = 33;
+    /// INVALID_CODE: a wrong code, with tries left.
+    pub const INVALID_CODE: u32 = 34;
+    /// INVALID_CREDENTIALS: a wrong account id or API key, or a disabled key.
+    pub const INVALID_CREDENTIALS: u32 = 35;
+    /// MAX_CONCURRENT_REGISTRATIONS.
+    pub const MAX_CONCURRENT_REGISTRATIONS: u32 = 40;
+    /// MAX_CODE_SEND.
+    pub const MAX_CODE_SEND: u32 = 41;
+    /// MAX_CODE_RETRY.
+    pub const MAX_CODE_RETRY: u32 = 42;
+    /// TIMEOUT_CODE.
+    pub const TIMEOUT_CODE: u32 = 43;
+    /// TOO_FREQUENT_LOGIN.
+    pub const TOO_FREQUENT_LOGIN: u32 = 45;
+    /// Portico: more requests per second than the API key may make.
+    pub const TOO_MANY_REQUESTS: u32 = 50;
+    /// Portico: the account's requests for this month are used up.
+    pub const MONTHLY_LIMIT: u32 = 51;
+    /// Portico: the account has PORTALS_COUNT_MAX portals already.
+    pub const TOO_MANY_PORTALS: u32 = 52;
+    /// Portico: this node holds the most sessions it may.
+    pub const TOO_MANY_SESSIONS: u32 = 53;
+    /// SESSION_INVALIDATED: no session, an expired one, or one used from another address;
+    /// HTTP 401.
+    pub const SESSION_INVALIDATED: u32 = 10011;
+}
+
+/// An error in the seed's shape: `{"error":{"errorgroup","errorcode","errormessage"}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XrtcError {
+    /// The error group.
+    pub group: u8,
+    /// The error code.
+    pub code: u32,
+    /// A sentence for people.
+    pub message: String,
+    /// When to try again, for limits.
+    pub retry_after: Option<Duration>,
+}
+
+impl XrtcError {
+    /// An error without a retry time.
+    pub fn new(group: u8, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            group,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, retryable after `after`.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// The HTTP status: 401 for a refused session, 503 when unavailable, 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            code::SESSION_INVALIDATED => 401,
+            code::UNAVAILABLE => 503,
+            _ => 400,
+        }
+    }
+
+    fn unavailable(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%error, "{what}");
+        Self::new(
+            group::SYSTEM,
+            code::UNAVAILABLE,
+            format!("{what}; try again shortly."),
+        )
+        .retry_after(Duration::from_secs(5))
+    }
+}
+
+impl From<StoreError> for XrtcError {
+    fn from(error: StoreError) -> Self {
+        Self::unavailable("The database is unavailable", &error)
+    }
+}
+
+/// `Unix milliseconds` of a time.
+pub fn unix_ms(time: OffsetDateTime) -> i64 {
+    (time.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn month_of(time: OffsetDateTime) -> String {
+    format!("{:04}-{:02}", time.year(), u8::from(time.month()))
+}
+
+/// A portal id: ASCII letters and digits, 1 to 32 of them.
+pub fn valid_portal_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A plausible e-mail address (RFC 5321 sizes; dot-atom local part; a domain with a dot), in
+/// lowercase; `None` if it is not one. Whether the mailbox exists is for the mail server to say.
+pub fn normalize_email(email: &str) -> Option<String> {
+    let email = email.trim();
+    let (local, domain) = email.rsplit_once('@')?;
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let local_ok = (1..=64).contains(&local.len())
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(atext));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
+    (local_ok && domain_ok).then(|| email.to_ascii_lowercase())
+}
+
+/// `n` characters drawn uniformly from `alphabet` with a CSPRNG.
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    let rng = SystemRandom::new();
+    // Rejection sampling: bytes at or above the largest multiple of the alphabet's size are
+    // discarded, so every character is equally likely.
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        rng.fill(&mut buf)
+            .expect("the system random generator failed");
+        for &b in &buf {
+            if usize::from(b) < limit && out.len() < n {
+                out.push(char::from(alphabet[usize::from(b) % alphabet.len()]));
+            }
+        }
+    }
+    out
+}
+
+const DIGITS: &[u8] = b"0123456789";
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A new API key: 32 alphanumeric characters (about 190 bits), the seed's format.
+pub fn new_api_key() -> String {
+    random_from(ALPHANUMERIC, 32)
+}
+
+fn code_hash(token: &str, code: &str) -> Hashed {
+    Hashed::of(&format!("{token}:{code}"))
+}
+
+/// Which items a get asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Newest first; the oldest are dropped when the answer is full.
+    Lifo,
+    /// Oldest first; the newest wait for the next get.
+    Fifo,
+}
+
+/// One named portal of a get.
+#[derive(Debug, Clone)]
+pub struct PortalAsk {
+    /// The portal.
+    pub portal: Arc<Portal>,
+    /// Only items after this server timestamp; otherwise after the session's cursor.
+    pub since_ms: Option<i64>,
+}
+
+/// An item rendered for a get answer, with its length.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The item.
+    pub item: Arc<Item>,
+    /// `{"portalid":…,"payload":…,"servertimestamp":…}`.
+    pub json: String,
+}
+
+/// An item as it appears in a get answer.
+pub fn render(item: &Arc<Item>) -> Rendered {
+    Rendered {
+        json: format!(
+            "{{\"portalid\":\"{}\",\"payload\":{},\"servertimestamp\":{}}}",
+            item.portal, item.payload, item.time_ms
+        ),
+        item: item.clone(),
+    }
+}
+
+/// The answer body for `items`: `{"items":[…]}`, or `{}` when there are none.
+pub fn answer(items: &[Rendered]) -> String {
+    if items.is_empty() {
+        return "{}".into();
+    }
+    let mut out = String::from("{\"items\":[");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&item.json);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// XRTC on this node.
+#[derive(Debug)]
+pub struct Xrtc {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mailer: Mailer,
+    events: EventBus,
+    settings: XrtcSettings,
+    /// The portals.
+    pub portals: Arc<Portals>,
+    sessions: Sessions,
+    rates: Rates,
+    usage: Usage,
+}
+
+impl Xrtc {
+    /// XRTC over `store`, sending mail with `mailer`, publishing item events on `events`.
+    pub fn new(
+        settings: XrtcSettings,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        mailer: Mailer,
+        events: EventBus,
+    ) -> Self {
+        let portals = Arc::new(Portals::new(RingLimits {
+            capacity: settings.ring_capacity,
+            max_bytes: settings.ring_bytes_max,
+            item_age_max_ms: (settings.item_age_max_seconds * 1000) as i64,
+            portals_per_account: settings.portals_count_max,
+        }));
+        Self {
+            sessions: Sessions::new(
+                settings.max_sessions,
+                (settings.session_idle_seconds * 1000) as i64,
+            ),
+            rates: Rates::new(settings.requests_per_second),
+            usage: Usage::new(settings.requests_per_month),
+            portals,
+            store,
+            clock,
+            mailer,
+            events,
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &XrtcSettings {
+        &self.settings
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        unix_ms(self.clock.now())
+    }
+
+    /// Step 1: sends a code to `email` and answers the registration token; with `token`, sends
+    /// a new code for that registration.
+    pub async fn registration_start(
+        &self,
+        email: &str,
+        token: Option<&str>,
+        client_ip: IpAddr,
+    ) -> Result<String, XrtcError> {
+        let Some(email) = normalize_email(email) else {
+            return Err(XrtcError::new(
+                group::REGISTRATION,
+                code::INVALID_EMAIL,
+                format!("Invalid email address {email}."),
+            ));
+        };
+        let now = self.clock.now();
+        match token {
+            Some(token) => self.resend(&email, token, now).await,
+            None => self.start(&email, client_ip, now).await,
+        }
+    }
+
+    async fn start(
+        &self,
+        email: &str,
+        client_ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<String, XrtcError> {
+        let hour = time::Duration::hours(1);
+        let counts = self
+            .store
+            .xrtc_registration_counts(email, &client_ip.to_string(), now - hour, now)
+            .await?;
+        let s = &self.settings;
+        let refuse = |why: &str| {
+            Err(XrtcError::new(
+                group::REGISTRATION,
+                code::MAX_CONCURRENT_REGISTRATIONS,
+                format!("Too many registrations {why}; try again later."),
+            )
+            .retry_after(Duration::from_secs(3600)))
+        };
+        if counts.by_email >= i64::from(s.registrations_per_email_per_hour) {
+            return refuse("for this e-mail address in the last hour");
+        }
+        if counts.by_address >= i64::from(s.registrations_per_address_per_hour) {
+            return refuse("from this address in the last hour");
+        }
+        if counts.pending >= i64::from(s.pending_registrations_max) {
+            return refuse("are in progress");
+        }
+        let token = crate::secrets::generate();
+        let code = random_from(DIGITS, 6);
+        let row = RegistrationRow {
+            token_hash: Hashed::of(&token).0.to_vec(),
+            email: email.to_owned(),
+            client_ip: client_ip.to_string(),
+            code_hash: code_hash(&token, &code).0.to_vec(),
+            state: "pending".into(),
+            tries: 0,
+            sends: 1,
+            created: now,
+            sent: now,
+            expires: now + time::Duration::seconds(s.code_ttl_seconds as i64),
+        };
+        self.store.xrtc_add_registration(&row).await?;
+        if let Err(error) = self.send_code(email, &code, now).await {
+            self.store.xrtc_end_registration(&row.token_hash).await?;
+            return Err(error);
+        }
+        Ok(token)
+    }
+
+    async fn resend(
+        &self,
+        email: &str,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, XrtcError> {
+        let token_hash = Hashed::of(token).0;
+        let row = self.registration(&token_hash).await?;
+        if row.email != email {
+            return Err(invalid_token());
+        }
+        self.check_open(&row, now)?;
+        let s = &self.settings;
+        if row.sends > i64::from(s.code_resends_max) {
+            return Err(XrtcError::new(
+                group::REGISTRATION,
+                code::MAX_CODE_SEND,
+                "The code has been sent too many times; start the registration again later.",
+            )
+            .retry_after(Duration::from_secs(s.code_ttl_seconds)));
+        }
+        let interval = time::Duration::seconds(s.code_resend_interval_seconds as i64);
+        if now - row.sent < interval {
+            let wait = (interval - (now - row.sent)).unsigned_abs();
+            return Err(XrtcError::new(
+                group::REGISTRATION,
+                code::MAX_CODE_SEND,
+                format!(
+                    "The code was sent less than {} seconds ago; wait before asking again.",
+                    s.code_resend_interval_seconds
+                ),
+            )
+            .retry_after(wait));
+        }
+        let code = random_from(DIGITS, 6);
+        let expires = now + time::Duration::seconds(s.code_ttl_seconds as i64);
+        if !self
+            .store
+            .xrtc_resend(&token_hash, &code_hash(token, &code).0, now, expires)
+            .await?
+        {
+            return Err(invalid_token());
+        }
+        self.send_code(email, &code, now).await?;
+        Ok(token.to_owned())
+    }
+
+    async fn registration(&self, token_hash: &[u8]) -> Result<RegistrationRow, XrtcError> {
+        self.store
+            .xrtc_registration(token_hash)
+            .await?
+            .ok_or_else(invalid_token)
+    }
+
+    /// Refuses a registration that is finished, failed or expired.
+    fn check_open(&self, row: &RegistrationRow, now: OffsetDateTime) -> Result<(), XrtcError> {
+        match row.state.as_str() {
+            "failed" => Err(XrtcError::new(
+                group::REGISTRATION,
+                code::MAX_CODE_RETRY,
+                "A wrong code was typed too many times; start the registration again.",
+            )),
+            "pending" if now > row.expires => Err(XrtcError::new(
+                group::REGISTRATION,
+                code::TIMEOUT_CODE,
+                "The code has expired; start the registration again.",
+            )),
+            "pending" => Ok(()),
+            _ => Err(invalid_token()),
+        }
+    }
+
+    async fn send_code(
+        &self,
+        email: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), XrtcError> {
+        let minutes = self.settings.code_ttl_seconds.div_ceil(60);
+        let message = Message {
+            to: email.to_owned(),
+            subject: "Your Portico registration code".into(),
+            body: format!(
+                "Your registration code is:\n\n{code}\n\nEnter it within {minutes} minutes to \
+                 receive your API key. If you did not ask for it, ignore this message.\n"
+            ),
+        };
+        match self.mailer.send(&message, now).await {
+            Ok(()) => Ok(()),
+            Err(MailError::RecipientRefused(why)) => Err(XrtcError::new(
+                group::REGISTRATION,
+                code::INVALID_EMAIL,
+                format!("Invalid email address {email}: the mail server refused it ({why})."),
+            )),
+            Err(error) => Err(XrtcError::unavailable(
+                "The e-mail could not be sent",
+                &error,
+            )),
+        }
+    }
+
+    /// Step 2: checks the e-mailed code and answers (account id, API key, key name).
+    pub async fn registration_code(
+        &self,
+        token: &str,
+        code: &str,
+    ) -> Result<(String, String, String), XrtcError> {
+        let now = self.clock.now();
+        let token_hash = Hashed::of(token).0;
+        let row = self.registration(&token_hash).await?;
+        self.check_open(&row, now)?;
+        let stored = Hashed::from_stored(&row.code_hash)
+            .ok_or_else(|| XrtcError::unavailable("A stored code is damaged", &"bad length"))?;
+        if !stored.matches(&format!("{token}:{code}")) {
+            let tries = self
+                .store
+                .xrtc_wrong_code(&token_hash, i64::from(self.settings.code_tries))
+                .await?;
+            let left = tries.map(|t| i64::from(self.settings.code_tries) - t);
+            return Err(match left {
+                Some(left) if left > 0 => XrtcError::new(
+                    group::REGISTRATION,
+                    code::INVALID_CODE,
+                    format!(
+                        "Wrong code; {left} {} left.",
+                        if left == 1 { "try" } else { "tries" }
+                    ),
+                ),
+                // The last try, or a concurrent one that ended it.
+                _ => self
+                    .check_open(&self.registration(&token_hash).await?, now)
+                    .err()
+                    .unwrap_or_else(invalid_token),
+            });
+        }
+        let key = new_api_key();
+        let key_hash = Hashed::of(&key).0;
+        // An account id is 16 random digits; on the rare collision, draw again.
+        for _ in 0..4 {
+            let account_id = format!("AC{}", random_from(DIGITS, 16));
+            match self
+                .store
+                .xrtc_complete_registration(
+                    &token_hash,
+                    &account_id,
+                    &key_hash,
+                    i64::from(self.settings.api_key_count_max),
+                    now,
+                )
+                .await
+            {
+                Ok(Some(done)) => {
+                    tracing::info!(account = %done.account_id, key = %done.key_name, new_account = done.new_account, "XRTC registration completed");
+                    return Ok((done.account_id, key, done.key_name));
+                }
+                Ok(None) => return Err(invalid_token()),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(XrtcError::unavailable(
+            "No free account id was found",
+            &"four collisions",
+        ))
+    }
+
+    /// Logs in; answers the session cookie and the server time (ms).
+    pub async fn login(
+        &self,
+        account_id: &str,
+        api_key: &str,
+        client_ip: IpAddr,
+    ) -> Result<(String, i64), XrtcError> {
+        let now = self.clock.now();
+        let bad = || {
+            XrtcError::new(
+                group::LOGIN,
+                code::INVALID_CREDENTIALS,
+                "Wrong account id or API key, or the API key is disabled.",
+            )
+        };
+        if api_key.len() != 32 || !api_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad());
+        }
+        let key = Hashed::of(api_key).0;
+        let s = &self.settings;
+        let check = self
+            .store
+            .xrtc_login(
+                &key,
+                account_id,
+                now,
+                (s.login_timeout_ms * 1000) as i64,
+                i64::from(s.api_key_age_max_days) * 86_400 * 1_000_000,
+            )
+            .await?;
+        match check {
+            LoginCheck::Ok => {}
+            LoginCheck::Unknown | LoginCheck::Disabled => return Err(bad()),
+            LoginCheck::TooSoon => {
+                return Err(XrtcError::new(
+                    group::LOGIN,
+                    code::TOO_FREQUENT_LOGIN,
+                    format!(
+                        "Logins with one API key must be at least {} ms apart; reuse the session.",
+                        s.login_timeout_ms
+                    ),
+                )
+                .retry_after(Duration::from_millis(s.login_timeout_ms)));
+            }
+        }
+        let month = month_of(now);
+        let used = self.store.xrtc_usage(account_id, &month).await?;
+        self.usage.load(account_id, &month, used);
+        let now_ms = unix_ms(now);
+        let cookie = self
+            .sessions
+            .open(account_id, key, client_ip, now_ms)
+            .ok_or_else(|| {
+                XrtcError::new(
+                    group::SYSTEM,
+                    code::TOO_MANY_SESSIONS,
+                    "The server holds the most sessions it may; try again later.",
+                )
+                .retry_after(Duration::from_secs(s.session_idle_seconds))
+            })?;
+        Ok((cookie, now_ms))
+    }
+
+    /// The session of `cookie` from `client_ip`, counted as one request of its key and account.
+    pub fn session(
+        &self,
+        cookie: Option<&str>,
+        client_ip: IpAddr,
+    ) -> Result<Arc<Session>, XrtcError> {
+        let now = self.clock.now();
+        let now_ms = unix_ms(now);
+        let refused = |why: &str| {
+            XrtcError::new(
+                group::LOGIN,
+                code::SESSION_INVALIDATED,
+                format!("Server session denied: {why}; log in again."),
+            )
+        };
+        let cookie = cookie.ok_or_else(|| refused("no JSESSIONID cookie"))?;
+        let session = self
+            .sessions
+            .use_session(cookie, client_ip, now_ms)
+            .map_err(|why| match why {
+                SessionRefused::Unknown => refused("unknown or expired session"),
+                SessionRefused::Expired => refused("the session expired"),
+                SessionRefused::OtherAddress => {
+                    refused("the session belongs to another client address")
+                }
+            })?;
+        if let Err(wait_ms) = self.rates.take(&session.key, now_ms) {
+            return Err(XrtcError::new(
+                group::SYSTEM,
+                code::TOO_MANY_REQUESTS,
+                format!(
+                    "More than {} requests per second with this API key.",
+                    self.settings.requests_per_second
+                ),
+            )
+            .retry_after(Duration::from_millis(wait_ms)));
+        }
+        if !self
+            .usage
+            .count(&session.account, &session.key, &month_of(now))
+        {
+            let next_month = next_month_start(now);
+            return Err(XrtcError::new(
+                group::SYSTEM,
+                code::MONTHLY_LIMIT,
+                format!(
+                    "The account has made its {} requests for this month.",
+                    self.settings.requests_per_month
+                ),
+            )
+            .retry_after((next_month - now).unsigned_abs()));
+        }
+        Ok(session)
+    }
+
+    /// Sets items for the session's account; answers the server time (ms).
+    pub fn set(&self, session: &Session, items: Vec<NewItem>) -> Result<i64, XrtcError> {
+        let now_ms = self.now_ms();
+        let set = self.portals.set(&session.account, items, now_ms).map_err(
+            |SetError::TooManyPortals(max)| {
+                XrtcError::new(
+                    group::APPLICATION,
+                    code::TOO_MANY_PORTALS,
+                    format!(
+                        "The account has {max} portals already, the most allowed; use one of \
+                         them or wait until one's items expire."
+                    ),
+                )
+            },
+        )?;
+        let time = self.clock.now();
+        for item in set {
+            self.events.publish(Event {
+                seq: item.seq,
+                time,
+                payload: EventPayload::PortalItemSet {
+                    account: session.account.clone(),
+                    item,
+                },
+            });
+        }
+        Ok(now_ms)
+    }
+
+    /// The oldest time an item may have to be delivered now, given a get's `cutoff`.
+    fn not_before(&self, now_ms: i64, cutoff_ms: Option<i64>) -> i64 {
+        let aged = now_ms - (self.settings.item_age_max_seconds * 1000) as i64;
+        match cutoff_ms {
+            Some(cutoff) => aged.max(now_ms - cutoff),
+            None => aged,
+        }
+    }
+
+    /// `portals: []`: the newest item of each of the account's portals, newest first, within
+    /// the answer limits.
+    pub fn latest_of_all(&self, account: &str) -> Vec<Rendered> {
+        let not_before = self.not_before(self.now_ms(), None);
+        let mut items: Vec<Arc<Item>> = self
+            .portals
+            .portals_of(account)
+            .iter()
+            .filter_map(|portal| portal.latest(not_before))
+            .collect();
+        items.sort_by_key(|item| std::cmp::Reverse(item.seq));
+        self.limit(items.iter().map(render))
+    }
+
+    /// The named portals' items for this session: after its cursor (or after `since_ms`), not
+    /// older than `cutoff_ms`, ordered and limited by `schedule`. Advances the cursors.
+    pub fn collect(
+        &self,
+        session: &Session,
+        asks: &[PortalAsk],
+        schedule: Schedule,
+        cutoff_ms: Option<i64>,
+    ) -> Vec<Rendered> {
+        let not_before = self.not_before(self.now_ms(), cutoff_ms);
+        let mut cursors = session
+            .cursors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut candidates = Vec::new();
+        let mut newest = Vec::with_capacity(asks.len());
+        for ask in asks {
+            let id = ask.portal.id();
+            let slice = match ask.since_ms {
+                Some(since) => ask.portal.read(0, not_before.max(since.saturating_add(1))),
+                None => ask
+                    .portal
+                    .read(cursors.get(id).copied().unwrap_or(0), not_before),
+            };
+            newest.push((id.clone(), slice.newest, !slice.items.is_empty()));
+            candidates.extend(slice.items);
+        }
+        match schedule {
+            Schedule::Lifo => candidates.sort_by_key(|item| std::cmp::Reverse(item.seq)),
+            Schedule::Fifo => candidates.sort_by_key(|item| item.seq),
+        }
+        let delivered = self.limit(candidates.iter().map(render));
+        for (id, newest, had_items) in newest {
+            let cursor = cursors.entry(id.clone()).or_insert(0);
+            let upto = match schedule {
+                // LIFO skips what did not fit: the next get starts after the newest.
+                Schedule::Lifo => newest,
+                // FIFO keeps what did not fit for the next get.
+                Schedule::Fifo if had_items => delivered
+                    .iter()
+                    .filter(|r| r.item.portal == id)
+                    .map(|r| r.item.seq)
+                    .max()
+                    .unwrap_or(*cursor),
+                Schedule::Fifo => newest,
+            };
+            *cursor = (*cursor).max(upto);
+        }
+        delivered
+    }
+
+    /// Takes items in order while the answer stays within ITEM_COUNT_MAX and PAYLOAD_SIZE_MAX
+    /// (the first item always goes, so an item as large as a set request can be delivered).
+    fn limit(&self, items: impl Iterator<Item = Rendered>) -> Vec<Rendered> {
+        let mut size = "{\"items\":[]}".len();
+        let mut out = Vec::new();
+        for item in items {
+            let added = item.json.len() + usize::from(!out.is_empty());
+            if !out.is_empty()
+                && (out.len() >= self.settings.item_count_max
+                    || size + added > self.settings.payload_size_max)
+            {
+                break;
+            }
+            size += added;
+            out.push(item);
+        }
+        out
+    }
+
+    /// Ends expired sessions, sweeps rings and rate buckets; adds usage to the store; purges
+    /// day-old registrations.
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let now_ms = unix_ms(now);
+        self.sessions.sweep(now_ms);
+        self.portals.sweep(now_ms);
+        self.rates.sweep(now_ms);
+        let (deltas, keys) = self.usage.take_pending();
+        for (account, month, requests) in deltas {
+            let total = self
+                .store
+                .xrtc_add_usage(&account, &month, requests)
+                .await?;
+            self.usage.stored(&account, &month, total);
+        }
+        self.usage.sweep(&month_of(now));
+        self.store.xrtc_touch_keys(&keys, now).await?;
+        self.store
+            .xrtc_purge_registrations(now - time::Duration::days(1))
+            .await?;
+        Ok(())
+    }
+}
+
+fn invalid_token() -> XrtcError {
+    XrtcError::new(
+        group::REGISTRATION,
+        code::INVALID_TOKEN,
+        "Unknown registration token; start the registration again.",
+    )
+}
+
+fn next_month_start(now: OffsetDateTime) -> OffsetDateTime {
+    let (year, month) = match now.month() {
+        time::Month::December => (now.year() + 1, time::Month::January),
+        month => (now.year(), month.next()),
+    };
+    time::Date::from_calendar_date(year, month, 1)
+        .map(|date| date.midnight().assume_utc())
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_for_shape_and_lowercased() {
+        assert_eq!(
+            normalize_email(" Name.Surname@Example.COM ").as_deref(),
+            Some("name.surname@example.com")
+        );
+        for bad in [
+            "plain",
+            "a@b",
+            "a@b.c",
+            "a..b@example.com",
+            "a@-x.com",
+            "a b@example.com",
+            "a@example.com\r\nBcc: x@y.z",
+            "<a@example.com>",
+        ] {
+            assert_eq!(normalize_email(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_and_codes_have_the_seeds_shapes() {
+        let key = new_api_key();
+        assert_eq!(key.len(), 32);
+        assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(key, new_api_key());
+        let code = random_from(DIGITS, 6);
+        assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(valid_portal_id("abc123") && !valid_portal_id("a-b") && !valid_portal_id(""));
+        assert!(!valid_portal_id(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn the_month_rolls_over_at_utc_midnight() {
+        let day = |y, m, d| {
+            time::Date::from_calendar_date(y, m, d)
+                .unwrap()
+                .midnight()
+                .assume_utc()
+        };
+        let now = day(2026, time::Month::December, 31) + time::Duration::hours(23);
+        assert_eq!(month_of(now), "2026-12");
+        assert_eq!(next_month_start(now), day(2027, time::Month::January, 1));
+    }
+}
