@@ -19,3 +19,4 @@ mod store;
 mod store_identity;
 mod tls;
 mod tokens;
+mod xrtc;
