@@ -260,9 +260,12 @@ fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    // Named so that they sort in the order written: time, then a counter for the same instant.
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = format!(
-        "{}-{}.eml",
+        "{}-{:08}-{}.eml",
         now.unix_timestamp_nanos() / 1_000_000,
+        WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         crate::secrets::uuid()
     );
     crate::tls::write_atomically(&dir.join(name), text.as_bytes(), 0o600)

@@ -27,6 +27,7 @@ use crate::datapoint::{Datapoint, ValueType};
         super::ops::readyz,
         super::ops::metrics,
         super::apps::authenticate,
+        super::xrtc::portal_events,
         super::admin::list_realms,
         super::admin::create_realm,
         super::admin::get_realm,
@@ -60,6 +61,8 @@ use crate::datapoint::{Datapoint, ValueType};
         (name = "Endpoints", description = "Configured paths that read and write one datapoint each \
             with `{\"value\": …}` bodies."),
         (name = "Operations", description = "Health, readiness and metrics."),
+        (name = "Portals", description = "XRTC portals, followed natively. The XRTC API itself \
+            (`POST /v1/auth/…`, `/v1/item/…`) keeps its seed's wire and is described in the README."),
         (name = "Admin", description = "The built-in identity provider's realms, keys, clients, \
             users and apps. Needs a token of the admin realm with the `portico:admin` role."),
         (name = "App authentication", description = "Access tokens for apps: by app id and \

@@ -566,10 +566,34 @@ fn stream_lines(
     })
 }
 
-/// `GET /api/v1/portals/{portalid}/events`: the portal's items as Server-Sent Events, for the
-/// session's account. Each event's id is the item's sequence number; `Last-Event-ID` resumes
-/// after it, and an `event: gap` says when items after it have already left the ring.
-async fn portal_events(
+/// A portal item as the event stream sends it (the same object as in an XRTC get answer).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire; the text is rendered by `crate::xrtc::render`
+pub struct PortalItemOut {
+    /// The portal.
+    portalid: String,
+    /// The payload exactly as it was set (a string: UTF-8 text or Base64).
+    payload: String,
+    /// When the item arrived (Unix milliseconds).
+    servertimestamp: i64,
+}
+
+/// Follows a portal of the session's account as Server-Sent Events.
+///
+/// Authenticated by the XRTC session cookie (`JSESSIONID` from `POST /v1/auth/login`, from the
+/// same client address). Each `portal.item.set` event's `id` is the item's sequence number;
+/// `Last-Event-ID` resumes after it, and a `gap` event (`{"after", "dropped_upto"}`) says that
+/// items after it already left the ring (overwritten or older than ITEM_AGE_MAX). Without
+/// `Last-Event-ID` the stream starts with the next item set.
+#[utoipa::path(get, path = "/api/v1/portals/{portalid}/events", tag = "Portals",
+    params(("portalid" = String, Path, description = "The portal: 1 to 32 ASCII letters and digits."),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
+    responses(
+        (status = 200, description = "An event stream of `portal.item.set` (and `gap`) events.",
+            body = PortalItemOut, content_type = "text/event-stream"),
+        (status = 400, description = "A malformed portal id (XRTC error body, code 30)."),
+        (status = 401, description = "No valid session (XRTC error body, code 10011).")))]
+pub async fn portal_events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Path(portal_id): Path<String>,
