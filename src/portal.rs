@@ -104,7 +104,9 @@ struct Ring {
     dropped_upto: u64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `mutex`; a panic elsewhere while it was held leaves data that is still consistent here
+/// (every critical section is a few assignments), so poisoning is ignored.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

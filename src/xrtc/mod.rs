@@ -848,10 +848,7 @@ impl Xrtc {
         cutoff_ms: Option<i64>,
     ) -> Vec<Rendered> {
         let not_before = self.not_before(self.now_ms(), cutoff_ms);
-        let mut cursors = session
-            .cursors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cursors = crate::portal::lock(&session.cursors);
         let mut candidates = Vec::new();
         let mut newest = Vec::with_capacity(asks.len());
         for ask in asks {
