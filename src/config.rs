@@ -82,6 +82,8 @@ pub struct Config {
     pub mail: crate::mail::MailConfig,
     /// Reverse proxies whose forwarded client address is believed.
     pub proxy: ProxyConfig,
+    /// Signed webhooks: delivery, redelivery and the targets they may reach.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// `[proxy]`: which peers are trusted reverse proxies. A request from one of them is taken to
@@ -106,24 +108,19 @@ impl Default for ProxyConfig {
     }
 }
 
-/// Trusted proxies, parsed.
-#[derive(Debug, Clone)]
-pub struct TrustedProxies {
-    nets: Vec<(std::net::IpAddr, u8)>,
-    header: String,
-}
+/// A list of IP networks (`10.0.0.0/8`, `fd00::/8`, or a single address), parsed.
+#[derive(Debug, Clone, Default)]
+pub struct IpNets(Vec<(std::net::IpAddr, u8)>);
 
-impl TrustedProxies {
-    /// Parses `[proxy]`.
-    pub fn parse(config: &ProxyConfig) -> Result<Self, Vec<String>> {
+impl IpNets {
+    /// Parses `entries`; problems name the config key `key`.
+    pub fn parse(key: &str, entries: &[String]) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let mut nets = Vec::new();
-        for entry in &config.trusted {
+        for entry in entries {
             let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
             let Ok(addr) = addr.trim().parse::<std::net::IpAddr>() else {
-                problems.push(format!(
-                    "proxy.trusted: `{entry}` is not an IP address or CIDR block"
-                ));
+                problems.push(format!("{key}: `{entry}` is not an IP address or CIDR block"));
                 continue;
             };
             let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -132,13 +129,50 @@ impl TrustedProxies {
                 bits => match bits.parse::<u8>() {
                     Ok(b) if b <= max => b,
                     _ => {
-                        problems.push(format!("proxy.trusted: `{entry}` has a bad prefix length"));
+                        problems.push(format!("{key}: `{entry}` has a bad prefix length"));
                         continue;
                     }
                 },
             };
             nets.push((addr, bits));
         }
+        match problems.is_empty() {
+            true => Ok(Self(nets)),
+            false => Err(problems),
+        }
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 read as IPv4) is in one of the networks.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|&(net, bits)| match (net, ip) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        })
+    }
+}
+
+/// Trusted proxies, parsed.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: IpNets,
+    header: String,
+}
+
+impl TrustedProxies {
+    /// Parses `[proxy]`.
+    pub fn parse(config: &ProxyConfig) -> Result<Self, Vec<String>> {
+        let (nets, mut problems) = match IpNets::parse("proxy.trusted", &config.trusted) {
+            Ok(nets) => (nets, Vec::new()),
+            Err(problems) => (IpNets::default(), problems),
+        };
         let header = config.client_ip_header.to_ascii_lowercase();
         // An RFC 9110 token.
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
@@ -160,18 +194,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.nets.iter().any(|&(net, bits)| match (net, ip) {
-            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        })
+        self.nets.contains(ip)
     }
 
     /// The client's address for a request from `peer` whose [`Self::header`] values are
@@ -358,6 +381,7 @@ impl Default for Config {
             xrtc: Default::default(),
             mail: Default::default(),
             proxy: ProxyConfig::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -626,6 +650,7 @@ impl Config {
             problems.push("keys `tls.cert` and `tls.key` must be set together".into());
         }
         problems.extend(self.xrtc.problems());
+        problems.extend(self.webhooks.problems());
         if let Err(e) = TrustedProxies::parse(&self.proxy) {
             problems.extend(e);
         }

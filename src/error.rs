@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// Too many failed attempts from this address or at this account; `Retry-After` says when
     /// to try again.
     TooManyRequests,
+    /// A webhook target is not allowed: its address is not global (loopback, private,
+    /// link-local, ...) and not in `webhooks.allow_targets`.
+    TargetForbidden,
 }
 
 impl ErrorCode {
@@ -98,6 +101,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::InvalidValue,
         Self::TooManyRequests,
+        Self::TargetForbidden,
     ];
 
     /// The HTTP status that goes with the code.
@@ -114,7 +118,8 @@ impl ErrorCode {
             Forbidden | InsufficientScope => StatusCode::FORBIDDEN,
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
             | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong
-            | InvalidValue => StatusCode::UNPROCESSABLE_ENTITY,
+            | InvalidValue
+            | TargetForbidden => StatusCode::UNPROCESSABLE_ENTITY,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Conflict => StatusCode::CONFLICT,
@@ -153,6 +158,7 @@ impl ErrorCode {
             Conflict => "Conflict",
             InvalidValue => "Invalid value",
             TooManyRequests => "Too many requests",
+            TargetForbidden => "Target forbidden",
         }
     }
 
@@ -187,6 +193,7 @@ impl ErrorCode {
             Conflict => "conflict",
             InvalidValue => "invalid_value",
             TooManyRequests => "too_many_requests",
+            TargetForbidden => "target_forbidden",
         }
     }
 }

@@ -28,6 +28,25 @@ struct Histogram {
 }
 
 impl Histogram {
+    /// Writes the histogram's series (`{name}_bucket`, `_sum`, `_count`) with `labels`.
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let count = self.count.load(Ordering::Relaxed);
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (upper, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{upper}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braced = match labels {
+            "" => String::new(),
+            labels => format!("{{{labels}}}"),
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {sum}");
+        let _ = writeln!(out, "{name}_count{braced} {count}");
+    }
+
     fn observe(&self, seconds: f64) {
         if let Some(bucket) = BUCKETS.iter().position(|&upper| seconds <= upper) {
             self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
@@ -98,7 +117,14 @@ pub struct Metrics {
 struct Inner {
     routes: RwLock<HashMap<Arc<str>, Arc<RouteSeries>>>,
     datapoint_writes: RwLock<HashMap<String, AtomicU64>>,
+    webhook_attempts: [AtomicU64; WEBHOOK_OUTCOMES.len()],
+    webhook_latency: Histogram,
+    webhook_queue_depth: AtomicU64,
 }
+
+/// How a webhook attempt can end: `delivered`; `failed` (retried later); `discarded` (QoS 1)
+/// or `dead` (QoS 2) after the last retry; `stale` (its claim expired first).
+const WEBHOOK_OUTCOMES: [&str; 5] = ["delivered", "failed", "discarded", "dead", "stale"];
 
 impl Metrics {
     fn route(&self, route: &str) -> Arc<RouteSeries> {
@@ -136,6 +162,25 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one webhook attempt by outcome (one of `WEBHOOK_OUTCOMES`).
+    pub fn record_webhook_attempt(&self, outcome: &str) {
+        if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.inner.webhook_attempts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the time from an event to its delivery.
+    pub fn observe_webhook_latency(&self, seconds: f64) {
+        self.inner.webhook_latency.observe(seconds);
+    }
+
+    /// Sets the number of pending webhook deliveries.
+    pub fn set_webhook_queue_depth(&self, pending: i64) {
+        self.inner
+            .webhook_queue_depth
+            .store(pending.max(0) as u64, Ordering::Relaxed);
+    }
+
     /// The metrics in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
         let escape = |s: &str| {
@@ -170,31 +215,10 @@ impl Metrics {
                     "http_requests_total{{{labels},status=\"{status}\"}} {count}"
                 );
             }
-            let count = one.latency.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
+            if one.latency.count.load(Ordering::Relaxed) > 0 {
+                one.latency
+                    .write(&mut latency, "http_request_duration_seconds", &labels);
             }
-            let mut cumulative = 0;
-            for (upper, bucket) in BUCKETS.iter().zip(&one.latency.buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    latency,
-                    "http_request_duration_seconds_bucket{{{labels},le=\"{upper}\"}} {cumulative}"
-                );
-            }
-            let sum = one.latency.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                latency,
-                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                latency,
-                "http_request_duration_seconds_sum{{{labels}}} {sum}"
-            );
-            let _ = writeln!(
-                latency,
-                "http_request_duration_seconds_count{{{labels}}} {count}"
-            );
         }
         let mut out = String::new();
         out.push_str(
@@ -224,6 +248,29 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP portico_webhook_attempts_total Webhook delivery attempts, by outcome.\n");
+        out.push_str("# TYPE portico_webhook_attempts_total counter\n");
+        for (outcome, count) in WEBHOOK_OUTCOMES.iter().zip(&self.inner.webhook_attempts) {
+            let _ = writeln!(
+                out,
+                "portico_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP portico_webhook_delivery_seconds Time from an event to its delivery.\n",
+        );
+        out.push_str("# TYPE portico_webhook_delivery_seconds histogram\n");
+        self.inner
+            .webhook_latency
+            .write(&mut out, "portico_webhook_delivery_seconds", "");
+        out.push_str("# HELP portico_webhook_queue_depth Pending webhook deliveries.\n");
+        out.push_str("# TYPE portico_webhook_queue_depth gauge\n");
+        let _ = writeln!(
+            out,
+            "portico_webhook_queue_depth {}",
+            self.inner.webhook_queue_depth.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -57,6 +57,10 @@ pub struct NewItem {
     pub payload: Box<str>,
 }
 
+/// The portals a set's items go to, in order ([`Portals::reserve`]).
+#[derive(Debug)]
+pub struct Reserved(Vec<Arc<Portal>>);
+
 /// Why a set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetError {
@@ -226,6 +230,18 @@ impl Portals {
         items: Vec<NewItem>,
         now_ms: i64,
     ) -> Result<Vec<Arc<Item>>, SetError> {
+        let room = self.reserve(account, &items, now_ms)?;
+        Ok(self.fill(room, items, now_ms))
+    }
+
+    /// The first half of [`Self::set`]: the portals `items` go to, created if new, or an error
+    /// (and nothing set) when the account would exceed its portal count.
+    pub fn reserve(
+        &self,
+        account: &str,
+        items: &[NewItem],
+        now_ms: i64,
+    ) -> Result<Reserved, SetError> {
         let oldest = now_ms - self.limits.item_age_max_ms;
         let mut targets = Vec::with_capacity(items.len());
         {
@@ -257,7 +273,7 @@ impl Portals {
             if count + new.len() > self.limits.portals_per_account {
                 return Err(SetError::TooManyPortals(self.limits.portals_per_account));
             }
-            for item in &items {
+            for item in items {
                 let portal = entry
                     .portals
                     .entry(Arc::from(item.portal.as_str()))
@@ -272,6 +288,12 @@ impl Portals {
                 targets.push(portal);
             }
         }
+        Ok(Reserved(targets))
+    }
+
+    /// The second half of [`Self::set`]: puts `items` in the portals reserved for them.
+    pub fn fill(&self, Reserved(targets): Reserved, items: Vec<NewItem>, now_ms: i64) -> Vec<Arc<Item>> {
+        let oldest = now_ms - self.limits.item_age_max_ms;
         let mut set = Vec::with_capacity(items.len());
         for (item, portal) in items.into_iter().zip(targets) {
             let item = {
@@ -296,7 +318,7 @@ impl Portals {
             portal.notify.notify_waiters();
             set.push(item);
         }
-        Ok(set)
+        set
     }
 
     /// The account's portal named `id`, if it exists.

@@ -56,13 +56,7 @@ pub async fn open_idp(
     public_url: String,
     verifier: Option<Arc<Verifier>>,
 ) -> Result<(Arc<crate::idp::Idp>, bool), StartError> {
-    let key_file = config
-        .idp
-        .sealing_key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
-    let sealer = crate::secrets::Sealer::load_or_create(&key_file)
-        .map_err(|e| StartError::Idp(e.to_string()))?;
+    let sealer = load_sealer(config)?;
     let idp = crate::idp::Idp::open(store, sealer, clock, public_url, verifier, &config.idp)
         .await
         .map_err(|e| StartError::Idp(e.to_string()))?;
@@ -71,6 +65,17 @@ pub async fn open_idp(
         .await
         .map_err(|e| StartError::Idp(e.to_string()))?;
     Ok((Arc::new(idp), created))
+}
+
+/// The node's sealing key (`idp.sealing_key_file`, else `secrets.key` in the data directory),
+/// created on first start.
+pub fn load_sealer(config: &Config) -> Result<crate::secrets::Sealer, StartError> {
+    let key_file = config
+        .idp
+        .sealing_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    crate::secrets::Sealer::load_or_create(&key_file).map_err(|e| StartError::Idp(e.to_string()))
 }
 
 /// `https://localhost:{port}`, or the listen address itself when it is a specific IP.
@@ -188,11 +193,32 @@ impl Server {
         };
         let store = Store::open(&location).await?;
         let events = EventBus::default();
+        let metrics = Metrics::default();
+        let (shutdown, shutdown_seen) = watch::channel(false);
+        let webhooks = match config.webhooks.enabled {
+            true => {
+                let webhooks = Arc::new(
+                    crate::webhooks::Webhooks::new(
+                        config.webhooks.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        Arc::new(load_sealer(&config)?),
+                        metrics.clone(),
+                    )
+                    .map_err(|problems| ConfigError { problems })?,
+                );
+                crate::webhooks::dispatch::start(webhooks.clone(), shutdown_seen.clone())
+                    .map_err(StartError::Io)?;
+                Some(webhooks)
+            }
+            false => None,
+        };
         let datapoints = Datapoints::start(
             catalog.datapoints.clone(),
             store.clone(),
             clock.clone(),
             events.clone(),
+            webhooks.clone(),
         )
         .await?;
         let openapi_json = serde_json::to_vec(&api::openapi::document(&catalog))
@@ -201,7 +227,6 @@ impl Server {
             .await
             .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", config.listen)))?;
         let limits = Arc::new(config.limits.clone());
-        let (shutdown, shutdown_seen) = watch::channel(false);
         start_key_refresh(&catalog.issuers, &shutdown_seen);
         let verifier = Arc::new(Verifier::new(
             catalog.issuers.clone(),
@@ -241,6 +266,7 @@ impl Server {
                     clock.clone(),
                     mailer,
                     events.clone(),
+                    webhooks.clone(),
                 ));
                 start_xrtc_upkeep(xrtc.clone(), &shutdown_seen);
                 Some(xrtc)
@@ -260,11 +286,12 @@ impl Server {
             auth,
             idp,
             xrtc,
+            webhooks,
             tls: tls.is_some(),
             datapoints,
             store,
             events,
-            metrics: Metrics::default(),
+            metrics,
             clock,
             limits: limits.clone(),
             openapi_json: openapi_json.into(),

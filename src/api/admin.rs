@@ -96,7 +96,7 @@ fn admin(state: &AppState, caller: &Caller) -> Result<Arc<Idp>, ApiError> {
 }
 
 /// Parses a JSON body (`application/json`).
-async fn json_body<T: DeserializeOwned>(
+pub(crate) async fn json_body<T: DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -123,11 +123,11 @@ async fn json_body<T: DeserializeOwned>(
     })
 }
 
-fn created<T: Serialize>(body: T) -> Response {
+pub(crate) fn created<T: Serialize>(body: T) -> Response {
     (StatusCode::CREATED, no_store(Json(body).into_response())).into_response()
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),

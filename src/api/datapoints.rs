@@ -12,7 +12,6 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::Stream;
 use serde::Serialize;
-use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
@@ -80,21 +79,7 @@ pub struct ValueOut {
     pub update_time: Option<String>,
 }
 
-/// Formats a time as RFC 3339 in UTC with exactly six fraction digits
-/// (`2026-11-22T15:32:34.391097Z`), so times have one width and sort as text.
-pub fn rfc3339(time: OffsetDateTime) -> String {
-    let t = time.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
+pub use crate::datapoint::rfc3339;
 
 impl ValueOut {
     /// The answer for a datapoint's current sample.

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod webhooks;
 pub mod xrtc;
 
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub idp: Option<Arc<crate::idp::Idp>>,
     /// XRTC accounts, sessions and portals, unless turned off.
     pub xrtc: Option<Arc<crate::xrtc::Xrtc>>,
+    /// Webhook subscriptions and delivery, unless turned off.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     /// Whether the server speaks HTTPS (cookies get `Secure`).
     pub tls: bool,
     /// Becomes `true` when the server starts shutting down; long-lived responses end then.
@@ -96,6 +99,9 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
         .merge(docs::router());
     if state.xrtc.is_some() {
         router = router.merge(xrtc::router());
+    }
+    if state.webhooks.is_some() {
+        router = router.merge(webhooks::router());
     }
     for endpoint in &catalog.endpoints {
         router = router.route(

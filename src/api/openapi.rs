@@ -53,6 +53,17 @@ use crate::datapoint::{Datapoint, ValueType};
         super::admin::update_app,
         super::admin::delete_app,
         super::admin::reset_app_secret,
+        super::webhooks::list_topics,
+        super::webhooks::list_subscriptions,
+        super::webhooks::create_subscription,
+        super::webhooks::get_subscription,
+        super::webhooks::update_subscription,
+        super::webhooks::delete_subscription,
+        super::webhooks::rotate_secret,
+        super::webhooks::list_deliveries,
+        super::webhooks::redeliver,
+        super::webhooks::list_attempts,
+        super::webhooks::replay,
     ),
     modifiers(&BearerScheme),
     components(schemas(crate::error::ProblemOut, crate::error::ErrorCode, super::datapoints::ValueOut)),
@@ -65,6 +76,12 @@ use crate::datapoint::{Datapoint, ValueType};
             (`POST /v1/auth/…`, `/v1/item/…`) keeps its seed's wire and is described in the README."),
         (name = "Admin", description = "The built-in identity provider's realms, keys, clients, \
             users and apps. Needs a token of the admin realm with the `portico:admin` role."),
+        (name = "WebHookSubscription", description = "Webhook subscriptions: create, list, \
+            read, update, delete; secret rotation; deliveries, attempt log, redelivery and \
+            replay. Needs a token of the admin realm with the `portico:admin` or \
+            `portico:webhooks` role."),
+        (name = "WebHookTopic", description = "Every event topic a subscription can name, with \
+            its QoS."),
         (name = "App authentication", description = "Access tokens for apps: by app id and \
             secret, by revalidating a token, or by a token the app signed itself (ES256)."),
     )

@@ -312,7 +312,7 @@ async fn set_item(
         });
     }
     let xrtc = xrtc(&state)?;
-    let now_ms = xrtc.set(&session, items)?;
+    let now_ms = xrtc.set(&session, items).await?;
     Ok(ok_json(format!("{{\"servertimestamp\":{now_ms}}}")))
 }
 

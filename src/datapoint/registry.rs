@@ -94,6 +94,7 @@ impl Datapoints {
         store: Store,
         clock: Arc<dyn Clock>,
         events: EventBus,
+        webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     ) -> Result<Self, StoreError> {
         let stored = store.load_datapoint_values().await?;
         let next_seq = stored.iter().map(|row| row.seq).max().unwrap_or(0) + 1;
@@ -149,6 +150,7 @@ impl Datapoints {
             events,
             next_seq,
             last_time,
+            webhooks,
         };
         tokio::spawn(writer_task.run(queue));
         Ok(Self { slots, writer })
@@ -210,6 +212,8 @@ struct Writer {
     events: EventBus,
     next_seq: u64,
     last_time: Option<OffsetDateTime>,
+    /// Where each write's `datapoint.written` event is queued, in the write's transaction.
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 type Pending = (
@@ -288,7 +292,24 @@ impl Writer {
                 seq: sample.seq,
             })
             .collect::<Vec<_>>();
-        let outcome = self.store.write_datapoint_values(&rows).await;
+        let outbox = match &self.webhooks {
+            Some(_) => rows
+                .iter()
+                .map(|row| {
+                    crate::webhooks::datapoint_written(
+                        &row.key,
+                        &row.value_json,
+                        row.update_time,
+                        row.seq,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let outcome = self.store.write_datapoint_batch(&rows, &outbox).await;
+        if let (Ok(()), Some(webhooks)) = (&outcome, &self.webhooks) {
+            webhooks.wake();
+        }
         for (id, sample, ack) in batch.drain(..) {
             match &outcome {
                 Ok(()) => {

@@ -45,10 +45,14 @@ macro_rules! in_tx {
 mod identity;
 mod postgres;
 mod sqlite;
+mod webhooks;
 mod xrtc;
 
 pub use identity::{
     AppRow, ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
+};
+pub use webhooks::{
+    AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,
 };
 pub use xrtc::{Completed, KeyRow, LoginCheck, RegistrationCounts, RegistrationRow};
 
@@ -217,10 +221,20 @@ impl Store {
     /// Stores `rows` in one transaction, durable when this returns `Ok`. Rows are applied in
     /// order, so when a key appears twice the later row wins.
     pub async fn write_datapoint_values(&self, rows: &[DatapointRow]) -> Result<(), StoreError> {
+        self.write_datapoint_batch(rows, &[]).await
+    }
+
+    /// Stores `rows` and queues `events` for webhook subscribers, in one transaction: the
+    /// outbox. Durable when this returns `Ok`.
+    pub async fn write_datapoint_batch(
+        &self,
+        rows: &[DatapointRow],
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
         let rows = last_per_key(rows);
         match self {
-            Store::Sqlite(store) => store.write_datapoint_values(&rows).await,
-            Store::Postgres(store) => store.write_datapoint_values(&rows).await,
+            Store::Sqlite(store) => store.write_datapoint_batch(&rows, events).await,
+            Store::Postgres(store) => store.write_datapoint_batch(&rows, events).await,
         }
     }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns, to_micros};
+use super::{
+    DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros,
+};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -28,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "xrtc",
         sql: include_str!("../../migrations/postgres/0004_xrtc.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "webhooks",
+        sql: include_str!("../../migrations/postgres/0005_webhooks.sql"),
     },
 ];
 
@@ -110,14 +117,16 @@ impl PostgresStore {
         rows.into_iter().map(row_from_columns).collect()
     }
 
-    pub(super) async fn write_datapoint_values(
+    pub(super) async fn write_datapoint_batch(
         &self,
         rows: &[&DatapointRow],
+        events: &[OutboxEvent],
     ) -> Result<(), StoreError> {
         let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
         let values: Vec<&str> = rows.iter().map(|r| r.value_json.as_str()).collect();
         let times: Vec<i64> = rows.iter().map(|r| to_micros(r.update_time)).collect();
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO datapoint_values (key, value, update_time_us, seq)
              SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
@@ -128,8 +137,10 @@ impl PostgresStore {
         .bind(&values)
         .bind(&times)
         .bind(&seqs)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        super::webhooks::enqueue_postgres(&mut tx, events).await?;
+        tx.commit().await?;
         Ok(())
     }
 

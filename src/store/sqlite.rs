@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns, to_micros};
+use super::{DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "xrtc",
         sql: include_str!("../../migrations/sqlite/0004_xrtc.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "webhooks",
+        sql: include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     },
 ];
 
@@ -113,9 +118,10 @@ impl SqliteStore {
         rows.into_iter().map(row_from_columns).collect()
     }
 
-    pub(super) async fn write_datapoint_values(
+    pub(super) async fn write_datapoint_batch(
         &self,
         rows: &[&DatapointRow],
+        events: &[OutboxEvent],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for row in rows {
@@ -131,6 +137,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        super::webhooks::enqueue_sqlite(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -319,6 +319,17 @@ fn code_hash(token: &str, code: &str) -> Hashed {
     Hashed::of(&format!("{token}:{code}"))
 }
 
+fn too_many_portals(SetError::TooManyPortals(max): SetError) -> XrtcError {
+    XrtcError::new(
+        group::APPLICATION,
+        code::TOO_MANY_PORTALS,
+        format!(
+            "The account has {max} portals already, the most allowed; use one of them or wait \
+             until one's items expire."
+        ),
+    )
+}
+
 /// Which items a get asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
@@ -380,6 +391,8 @@ pub struct Xrtc {
     clock: Arc<dyn Clock>,
     mailer: Mailer,
     events: EventBus,
+    /// Where `portal.item.set` events are queued when someone subscribes to them.
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     settings: XrtcSettings,
     /// The portals.
     pub portals: Arc<Portals>,
@@ -396,6 +409,7 @@ impl Xrtc {
         clock: Arc<dyn Clock>,
         mailer: Mailer,
         events: EventBus,
+        webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     ) -> Self {
         let portals = Arc::new(Portals::new(RingLimits {
             capacity: settings.ring_capacity,
@@ -415,6 +429,7 @@ impl Xrtc {
             clock,
             mailer,
             events,
+            webhooks,
             settings,
         }
     }
@@ -786,22 +801,36 @@ impl Xrtc {
         Ok(session)
     }
 
-    /// Sets items for the session's account; answers the server time (ms).
-    pub fn set(&self, session: &Session, items: Vec<NewItem>) -> Result<i64, XrtcError> {
+    /// Sets items for the session's account; answers the server time (ms). With webhook
+    /// subscribers for `portal.item.set`, the items' events are queued first, so a set that
+    /// is answered has its deliveries, and one that fails to queue them sets nothing.
+    pub async fn set(&self, session: &Session, items: Vec<NewItem>) -> Result<i64, XrtcError> {
         let now_ms = self.now_ms();
-        let set = self.portals.set(&session.account, items, now_ms).map_err(
-            |SetError::TooManyPortals(max)| {
-                XrtcError::new(
-                    group::APPLICATION,
-                    code::TOO_MANY_PORTALS,
-                    format!(
-                        "The account has {max} portals already, the most allowed; use one of \
-                         them or wait until one's items expire."
-                    ),
-                )
-            },
-        )?;
         let time = self.clock.now();
+        let room = self
+            .portals
+            .reserve(&session.account, &items, now_ms)
+            .map_err(too_many_portals)?;
+        if let Some(webhooks) = &self.webhooks
+            && webhooks.wants(crate::webhooks::TOPICS[1].name)
+        {
+            let outbox = items
+                .iter()
+                .map(|item| {
+                    crate::webhooks::portal_item_set(
+                        &session.account,
+                        &item.portal,
+                        &item.payload,
+                        time,
+                    )
+                })
+                .collect::<Vec<_>>();
+            webhooks
+                .enqueue(&outbox)
+                .await
+                .map_err(|e| XrtcError::unavailable("queueing portal webhooks failed", &e))?;
+        }
+        let set = self.portals.fill(room, items, now_ms);
         for item in set {
             self.events.publish(Event {
                 seq: item.seq,

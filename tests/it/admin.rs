@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 use crate::helpers::{PROTECTED, Reply, TestApp};
 
 /// A client-credentials token of `realm` carrying `roles`.
-async fn token(app: &TestApp, realm: &str, id: &str, roles: &[&str]) -> String {
+pub(crate) async fn token(app: &TestApp, realm: &str, id: &str, roles: &[&str]) -> String {
     let idp = app.idp.as_ref().expect("identity provider on");
     let settings = portico::idp::ClientSettings {
         roles: roles.iter().map(|r| r.to_string()).collect(),

@@ -7,14 +7,14 @@ use std::process::{Child, Command, Stdio};
 use crate::helpers::{DATAPOINTS, TestDatabase, client_for};
 
 /// A `portico serve` process, killed with SIGKILL when dropped.
-struct Process {
+pub(crate) struct Process {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Process {
-    fn start(config: &Path, data_dir: &Path, database: &TestDatabase) -> Self {
+    pub(crate) fn start(config: &Path, data_dir: &Path, database: &TestDatabase) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
@@ -42,7 +42,7 @@ impl Process {
         }
     }
 
-    fn kill_9(mut self) {
+    pub(crate) fn kill_9(mut self) {
         self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
         self.child.wait().expect("reaped");
     }

@@ -19,4 +19,5 @@ mod store;
 mod store_identity;
 mod tls;
 mod tokens;
+mod webhooks;
 mod xrtc;

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use crate::helpers::{Reply, TestApp};
 
 /// An XRTC client: its own source address and the session cookie it was given.
-struct Client {
+pub(crate) struct Client {
     url: String,
     http: reqwest::Client,
     cookie: Option<String>,
@@ -64,7 +64,7 @@ impl Client {
         .await
     }
 
-    async fn set(&mut self, portal: &str, payload: &str) -> Reply {
+    pub(crate) async fn set(&mut self, portal: &str, payload: &str) -> Reply {
         self.post(
             "/v1/item/set",
             &format!(r#"{{"items":[{{"portalid":"{portal}","payload":"{payload}"}}]}}"#),
@@ -164,7 +164,7 @@ async fn register(app: &TestApp, email: &str) -> (String, String) {
 }
 
 /// A logged-in client of a new account.
-async fn logged_in(app: &TestApp, email: &str) -> Client {
+pub(crate) async fn logged_in(app: &TestApp, email: &str) -> Client {
     let (account, key) = register(app, email).await;
     let mut client = Client::new(app);
     let reply = client.login(&account, &key).await;
