@@ -120,7 +120,9 @@ impl IpNets {
         for entry in entries {
             let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
             let Ok(addr) = addr.trim().parse::<std::net::IpAddr>() else {
-                problems.push(format!("{key}: `{entry}` is not an IP address or CIDR block"));
+                problems.push(format!(
+                    "{key}: `{entry}` is not an IP address or CIDR block"
+                ));
                 continue;
             };
             let max = if addr.is_ipv4() { 32 } else { 128 };

@@ -118,8 +118,7 @@ impl ErrorCode {
             Forbidden | InsufficientScope => StatusCode::FORBIDDEN,
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
             | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong
-            | InvalidValue
-            | TargetForbidden => StatusCode::UNPROCESSABLE_ENTITY,
+            | InvalidValue | TargetForbidden => StatusCode::UNPROCESSABLE_ENTITY,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Conflict => StatusCode::CONFLICT,

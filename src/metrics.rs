@@ -35,7 +35,10 @@ impl Histogram {
         let mut cumulative = 0;
         for (upper, bucket) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{upper}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{upper}\"}} {cumulative}"
+            );
         }
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
@@ -248,7 +251,9 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP portico_webhook_attempts_total Webhook delivery attempts, by outcome.\n");
+        out.push_str(
+            "# HELP portico_webhook_attempts_total Webhook delivery attempts, by outcome.\n",
+        );
         out.push_str("# TYPE portico_webhook_attempts_total counter\n");
         for (outcome, count) in WEBHOOK_OUTCOMES.iter().zip(&self.inner.webhook_attempts) {
             let _ = writeln!(

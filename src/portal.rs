@@ -292,7 +292,12 @@ impl Portals {
     }
 
     /// The second half of [`Self::set`]: puts `items` in the portals reserved for them.
-    pub fn fill(&self, Reserved(targets): Reserved, items: Vec<NewItem>, now_ms: i64) -> Vec<Arc<Item>> {
+    pub fn fill(
+        &self,
+        Reserved(targets): Reserved,
+        items: Vec<NewItem>,
+        now_ms: i64,
+    ) -> Vec<Arc<Item>> {
         let oldest = now_ms - self.limits.item_age_max_ms;
         let mut set = Vec::with_capacity(items.len());
         for (item, portal) in items.into_iter().zip(targets) {

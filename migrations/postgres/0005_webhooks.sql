@@ -42,8 +42,10 @@ CREATE TABLE webhook_deliveries (
     last_error      TEXT,
     finished_us     BIGINT
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (subscription_id, state, next_at_us);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (subscription_id, state, next_at_us, id);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (state, next_at_us);
+CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (lease_until_us)
+    WHERE lease_until_us IS NOT NULL;
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (subscription_id, event_time_us);
 
 CREATE TABLE webhook_attempts (

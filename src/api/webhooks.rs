@@ -69,7 +69,10 @@ fn manager(state: &AppState, caller: &Caller) -> Result<Arc<Webhooks>, ApiError>
         return Err(Refused::NoCredentials.into_error(&state.auth.realm));
     };
     let webhooks = state.webhooks.clone().ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, "Webhooks are turned off (`webhooks.enabled = false`).")
+        ApiError::new(
+            ErrorCode::NotFound,
+            "Webhooks are turned off (`webhooks.enabled = false`).",
+        )
     })?;
     let admin_realm = state.idp.as_ref().map(|idp| idp.admin_realm());
     let realm_ok = admin_realm.is_some() && verified.realm.as_deref() == admin_realm;
@@ -348,7 +351,10 @@ fn query_pairs(query: Option<&str>, known: &[&str]) -> Result<Vec<(String, Strin
         if !known.contains(&name.as_ref()) {
             return Err(ApiError::new(
                 ErrorCode::UnknownField,
-                format!("`{name}` is not a parameter here; use {}.", known.join(", ")),
+                format!(
+                    "`{name}` is not a parameter here; use {}.",
+                    known.join(", ")
+                ),
             ));
         }
         if pairs.iter().any(|(n, _)| *n == name) {

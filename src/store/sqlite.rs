@@ -8,7 +8,9 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros};
+use super::{
+    DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros,
+};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {

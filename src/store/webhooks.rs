@@ -364,6 +364,87 @@ pub(super) async fn enqueue_postgres(
     Ok(())
 }
 
+/// On PostgreSQL, lets this transaction's commit return before it is flushed to disk. Only for
+/// the dispatcher's own bookkeeping (claims and results), where a commit lost to a crash means
+/// a delivery is sent again — at least once, as promised — never that one is lost.
+async fn relaxed_commit(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The body of [`Store::finish_deliveries`], on either backend's transaction `$tx`.
+macro_rules! finish_in {
+    ($tx:ident, $results:ident) => {{
+        let mut recorded = Vec::with_capacity($results.len());
+        for done in $results {
+            let finished = (done.state != DeliveryState::Pending)
+                .then(|| to_micros(done.attempt.at) + done.attempt.duration_us);
+            let changed = sqlx::query(
+                "UPDATE webhook_deliveries SET state = $3, attempts = attempts + 1, \
+             next_at_us = $4, lease_until_us = NULL, lease_token = NULL, \
+             last_status = $5, last_error = $6, finished_us = $7 \
+             WHERE id = $1 AND lease_token = $2",
+            )
+            .bind(done.delivery_id)
+            .bind(&done.lease_token)
+            .bind(done.state.code())
+            .bind(to_micros(done.next_at))
+            .bind(done.attempt.status)
+            .bind(&done.attempt.error_kind)
+            .bind(finished)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                recorded.push(Recorded::Stale);
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, at_us, \
+             status, duration_us, error_kind, response_start) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(done.delivery_id)
+            .bind(&done.subscription_id)
+            .bind(done.attempt.attempt)
+            .bind(to_micros(done.attempt.at))
+            .bind(done.attempt.status)
+            .bind(done.attempt.duration_us)
+            .bind(&done.attempt.error_kind)
+            .bind(&done.attempt.response_start)
+            .execute(&mut *$tx)
+            .await?;
+            let failing: Option<(Option<i64>,)> = if done.attempt.error_kind.is_none() {
+                sqlx::query_as(
+                    "UPDATE webhook_subscriptions SET failing_since_us = NULL \
+                 WHERE id = $1 AND failing_since_us IS NOT NULL RETURNING failing_since_us",
+                )
+                .bind(&done.subscription_id)
+                .fetch_optional(&mut *$tx)
+                .await?
+            } else {
+                let discarded = i64::from(done.state == DeliveryState::Discarded);
+                sqlx::query_as(
+                    "UPDATE webhook_subscriptions \
+                 SET failing_since_us = COALESCE(failing_since_us, $2), \
+                     discarded_total = discarded_total + $3 \
+                 WHERE id = $1 RETURNING failing_since_us",
+                )
+                .bind(&done.subscription_id)
+                .bind(to_micros(done.attempt.at))
+                .bind(discarded)
+                .fetch_optional(&mut *$tx)
+                .await?
+            };
+            let since = failing.and_then(|(s,)| s).map(from_micros).transpose()?;
+            recorded.push(Recorded::Applied(since));
+        }
+        recorded
+    }};
+}
+
 impl Store {
     /// Queues `events` for their subscribers in one transaction (for changes that are not
     /// themselves stored, such as portal items).
@@ -540,12 +621,10 @@ impl Store {
     /// Deletes a subscription with its deliveries and attempts. `false` if there was none.
     pub async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
         Ok(in_tx!(self, |tx| {
-            sqlx::query(
-                "DELETE FROM webhook_attempts WHERE subscription_id = $1",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM webhook_attempts WHERE subscription_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM webhook_deliveries WHERE subscription_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -651,14 +730,18 @@ impl Store {
                      WHERE id IN ({PICK} FOR UPDATE SKIP LOCKED) RETURNING {}",
                     delivery_columns!()
                 );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                let mut tx = store.pool().begin().await?;
+                relaxed_commit(&mut tx).await?;
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(to_micros(lease_until))
                     .bind(token)
                     .bind(subscription)
                     .bind(to_micros(now))
                     .bind(limit)
-                    .fetch_all(store.pool())
-                    .await?
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
             }
         };
         let mut rows = rows
@@ -676,87 +759,40 @@ impl Store {
         &self,
         results: &[Finished],
     ) -> Result<Vec<Recorded>, StoreError> {
-        Ok(in_tx!(self, |tx| {
-            let mut recorded = Vec::with_capacity(results.len());
-            for done in results {
-                let finished = (done.state != DeliveryState::Pending)
-                    .then(|| to_micros(done.attempt.at) + done.attempt.duration_us);
-                let changed = sqlx::query(
-                    "UPDATE webhook_deliveries SET state = $3, attempts = attempts + 1, \
-                     next_at_us = $4, lease_until_us = NULL, lease_token = NULL, \
-                     last_status = $5, last_error = $6, finished_us = $7 \
-                     WHERE id = $1 AND lease_token = $2",
-                )
-                .bind(done.delivery_id)
-                .bind(&done.lease_token)
-                .bind(done.state.code())
-                .bind(to_micros(done.next_at))
-                .bind(done.attempt.status)
-                .bind(&done.attempt.error_kind)
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
-                    recorded.push(Recorded::Stale);
-                    continue;
-                }
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, at_us, \
-                     status, duration_us, error_kind, response_start) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(done.delivery_id)
-                .bind(&done.subscription_id)
-                .bind(done.attempt.attempt)
-                .bind(to_micros(done.attempt.at))
-                .bind(done.attempt.status)
-                .bind(done.attempt.duration_us)
-                .bind(&done.attempt.error_kind)
-                .bind(&done.attempt.response_start)
-                .execute(&mut *tx)
-                .await?;
-                let failing: Option<(Option<i64>,)> = if done.attempt.error_kind.is_none() {
-                    sqlx::query_as(
-                        "UPDATE webhook_subscriptions SET failing_since_us = NULL \
-                         WHERE id = $1 RETURNING failing_since_us",
-                    )
-                    .bind(&done.subscription_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                } else {
-                    let discarded = i64::from(done.state == DeliveryState::Discarded);
-                    sqlx::query_as(
-                        "UPDATE webhook_subscriptions \
-                         SET failing_since_us = COALESCE(failing_since_us, $2), \
-                             discarded_total = discarded_total + $3 \
-                         WHERE id = $1 RETURNING failing_since_us",
-                    )
-                    .bind(&done.subscription_id)
-                    .bind(to_micros(done.attempt.at))
-                    .bind(discarded)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                };
-                let since = failing.and_then(|(s,)| s).map(from_micros).transpose()?;
-                recorded.push(Recorded::Applied(since));
+        match self {
+            Store::Sqlite(store) => {
+                let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let recorded = finish_in!(tx, results);
+                tx.commit().await?;
+                Ok(recorded)
             }
-            recorded
-        }))
+            Store::Postgres(store) => {
+                let mut tx = store.pool().begin().await?;
+                relaxed_commit(&mut tx).await?;
+                let recorded = finish_in!(tx, results);
+                tx.commit().await?;
+                Ok(recorded)
+            }
+        }
     }
 
-    /// When the earliest pending delivery of an enabled subscription can be claimed: when it
-    /// is due, or when its claim expires if it is claimed.
+    /// When the earliest pending delivery can be claimed: the earliest due time of those not
+    /// claimed, or the earliest expiry of a claim. Both read an index.
     pub async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let (due,): (Option<i64>,) = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT MIN(CASE WHEN d.lease_until_us > d.next_at_us THEN d.lease_until_us \
-                        ELSE d.next_at_us END) FROM webhook_deliveries d \
-             JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.enabled \
-             WHERE d.state = 0"
+        let (due, lease): (Option<i64>, Option<i64>) = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT \
+             (SELECT MIN(next_at_us) FROM webhook_deliveries \
+              WHERE state = 0 AND lease_until_us IS NULL), \
+             (SELECT MIN(lease_until_us) FROM webhook_deliveries \
+              WHERE lease_until_us IS NOT NULL)"
         )
         .fetch_one(pool)
         .await?);
-        due.map(from_micros).transpose()
+        let earliest = match (due, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        earliest.map(from_micros).transpose()
     }
 
     /// Pending deliveries, per subscription.

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
@@ -90,7 +91,6 @@ pub fn start(
         subs: HashMap::new(),
         in_flight: HashMap::new(),
         total_in_flight: 0,
-        results: Vec::new(),
     };
     Ok(tokio::spawn(dispatcher.run(shutdown)))
 }
@@ -101,33 +101,38 @@ struct Dispatcher {
     subs: HashMap<String, Arc<Sub>>,
     in_flight: HashMap<String, usize>,
     total_in_flight: usize,
-    results: Vec<Attempted>,
 }
 
 impl Dispatcher {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.webhooks.settings.poll_ms);
-        let (done, mut finished) = mpsc::unbounded_channel::<Attempted>();
+        let (done, finished) = mpsc::unbounded_channel::<Attempted>();
+        let (freed_tx, mut freed) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(
+            Recorder {
+                webhooks: self.webhooks.clone(),
+            }
+            .run(finished, freed_tx),
+        );
         let mut reload_at = Instant::now();
         let mut prune_at = Instant::now();
         loop {
-            let stopping = *shutdown.borrow();
-            while let Ok(attempted) = finished.try_recv() {
-                self.results.push(attempted);
+            while let Ok(subscription) = freed.try_recv() {
+                self.free(&subscription);
             }
-            if !self.results.is_empty() {
-                self.record().await;
-            }
-            if stopping {
+            if *shutdown.borrow() {
+                // Claim nothing more; let the attempts in flight end and be recorded.
                 if self.total_in_flight == 0 {
                     return;
                 }
-                if let Some(attempted) = finished.recv().await {
-                    self.results.push(attempted);
+                match freed.recv().await {
+                    Some(subscription) => self.free(&subscription),
+                    None => return,
                 }
                 continue;
             }
-            if Instant::now() >= reload_at {
+            let stale = self.webhooks.stale.swap(false, AtomicOrdering::AcqRel);
+            if stale || Instant::now() >= reload_at {
                 self.reload().await;
                 reload_at = Instant::now() + poll;
             }
@@ -135,18 +140,30 @@ impl Dispatcher {
                 self.prune().await;
                 prune_at = Instant::now() + Duration::from_secs(600);
             }
-            let claimed = self.claim(&done).await;
+            let (claimed, room) = self.claim(&done).await;
             if claimed > 0 {
                 continue;
             }
-            let wait = self.wait(poll).await;
+            // With no room anywhere, a recorded attempt is what frees some.
+            let wait = match room {
+                true => self.wait(poll).await,
+                false => poll,
+            };
             tokio::select! {
                 _ = self.webhooks.kick.notified() => {}
-                Some(attempted) = finished.recv() => self.results.push(attempted),
+                Some(subscription) = freed.recv() => self.free(&subscription),
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// An attempt of `subscription` was recorded: its slot is free.
+    fn free(&mut self, subscription: &str) {
+        if let Some(busy) = self.in_flight.get_mut(subscription) {
+            *busy = busy.saturating_sub(1);
+        }
+        self.total_in_flight = self.total_in_flight.saturating_sub(1);
     }
 
     /// Re-reads the subscriptions (and which topics have any) and the queue depth.
@@ -192,21 +209,33 @@ impl Dispatcher {
     }
 
     /// Claims what each enabled subscription has due and room for; starts the attempts.
-    async fn claim(&mut self, done: &mpsc::UnboundedSender<Attempted>) -> usize {
+    /// Answers how many, and whether any subscription had room.
+    async fn claim(&mut self, done: &mpsc::UnboundedSender<Attempted>) -> (usize, bool) {
         let settings = &self.webhooks.settings;
         let now = self.webhooks.clock.now();
         let lease_until = now + Duration::from_secs(settings.lease_seconds);
         let mut claimed = 0;
-        let subs: Vec<Arc<Sub>> = self.subs.values().filter(|s| s.row.enabled).cloned().collect();
+        let mut any_room = false;
+        let subs: Vec<Arc<Sub>> = self
+            .subs
+            .values()
+            .filter(|s| s.row.enabled)
+            .cloned()
+            .collect();
         for sub in subs {
             let busy = self.in_flight.get(&sub.row.id).copied().unwrap_or(0);
             let room = settings
                 .concurrency_per_subscription
                 .saturating_sub(busy)
-                .min(settings.concurrency_total.saturating_sub(self.total_in_flight));
+                .min(
+                    settings
+                        .concurrency_total
+                        .saturating_sub(self.total_in_flight),
+                );
             if room == 0 {
                 continue;
             }
+            any_room = true;
             let token = crate::secrets::uuid();
             let rows = match self
                 .webhooks
@@ -244,7 +273,7 @@ impl Dispatcher {
                 });
             }
         }
-        claimed
+        (claimed, any_room)
     }
 
     /// How long to sleep: until the next delivery is due, at most `poll`; `poll` when one is
@@ -256,15 +285,45 @@ impl Dispatcher {
             _ => poll,
         }
     }
+}
+
+/// Records attempts' results: everything that arrived while the previous batch was being
+/// committed goes into the next transaction (group commit), then frees the attempts' slots.
+struct Recorder {
+    webhooks: Arc<Webhooks>,
+}
+
+impl Recorder {
+    async fn run(
+        self,
+        mut results: mpsc::UnboundedReceiver<Attempted>,
+        freed: mpsc::UnboundedSender<String>,
+    ) {
+        let poll = Duration::from_millis(self.webhooks.settings.poll_ms);
+        let mut batch = Vec::new();
+        while let Some(first) = results.recv().await {
+            batch.push(first);
+            while let Ok(more) = results.try_recv() {
+                batch.push(more);
+            }
+            // Until recorded, the slots stay taken, so a store outage stops new claims too.
+            while let Err(error) = self.record(&batch).await {
+                tracing::warn!(%error, results = batch.len(), "recording webhook attempts failed; retrying");
+                tokio::time::sleep(poll).await;
+            }
+            for attempted in batch.drain(..) {
+                let _ = freed.send(attempted.sub.row.id.clone());
+            }
+        }
+    }
 
     /// Records the results gathered so far in one transaction, then acts on them (metrics,
     /// disabling). On a store failure they are kept and tried again.
-    async fn record(&mut self) {
-        let webhooks = self.webhooks.clone();
+    async fn record(&self, results: &[Attempted]) -> Result<(), crate::store::StoreError> {
+        let webhooks = &self.webhooks;
         let settings = &webhooks.settings;
         let now = webhooks.clock.now();
-        let finished: Vec<Finished> = self
-            .results
+        let finished: Vec<Finished> = results
             .iter()
             .map(|a| {
                 let made = a.delivery.attempts + 1;
@@ -301,23 +360,15 @@ impl Dispatcher {
                 }
             })
             .collect();
-        let recorded = match webhooks.store.finish_deliveries(&finished).await {
-            Ok(recorded) => recorded,
-            Err(error) => {
-                tracing::warn!(%error, results = finished.len(), "recording webhook attempts failed; retrying");
-                return;
-            }
-        };
-        let results = std::mem::take(&mut self.results);
+        let recorded = webhooks.store.finish_deliveries(&finished).await?;
         let mut disable: Vec<(Arc<Sub>, String, String)> = Vec::new();
-        for ((a, done), recorded) in results.into_iter().zip(&finished).zip(recorded) {
-            if let Some(busy) = self.in_flight.get_mut(&a.sub.row.id) {
-                *busy = busy.saturating_sub(1);
-            }
-            self.total_in_flight = self.total_in_flight.saturating_sub(1);
+        for ((a, done), recorded) in results.iter().zip(&finished).zip(recorded) {
             let Recorded::Applied(failing_since) = recorded else {
                 webhooks.metrics.record_webhook_attempt("stale");
-                tracing::warn!(delivery = a.delivery.id, "a webhook claim expired before its result was recorded");
+                tracing::warn!(
+                    delivery = a.delivery.id,
+                    "a webhook claim expired before its result was recorded"
+                );
                 continue;
             };
             let outcome = match done.state {
@@ -337,17 +388,18 @@ impl Dispatcher {
                 None => a.outcome.error_kind.unwrap_or("error").to_owned(),
             };
             let window = Duration::from_secs(settings.disable_after_failing_seconds);
-            let reason = if a.outcome.status == Some(410) {
-                Some("The endpoint answered 410 Gone.".to_owned())
-            } else {
-                failing_since.filter(|since| now - *since >= window).map(|since| {
+            let reason =
+                if a.outcome.status == Some(410) {
+                    Some("The endpoint answered 410 Gone.".to_owned())
+                } else {
+                    failing_since.filter(|since| now - *since >= window).map(|since| {
                     format!(
                         "Every delivery failed since {} (longer than {} s); the last: {last}.",
                         crate::datapoint::rfc3339(since),
                         window.as_secs()
                     )
                 })
-            };
+                };
             if let Some(reason) = reason
                 && !disable.iter().any(|(s, _, _)| s.row.id == a.sub.row.id)
             {
@@ -363,12 +415,15 @@ impl Dispatcher {
             {
                 Ok(true) => {
                     tracing::warn!(subscription = %sub.row.id, %reason, "disabled a webhook subscription");
-                    self.reload().await;
+                    if let Err(error) = webhooks.changed().await {
+                        tracing::warn!(%error, "reloading webhook subscriptions failed");
+                    }
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "disabling a webhook subscription failed"),
             }
         }
+        Ok(())
     }
 }
 
@@ -426,8 +481,8 @@ async fn attempt(
     let status = response.status();
     let retry_after = retry_after(response.headers(), now);
     let (text, read_error) = read_start(response, webhooks.settings.response_log_bytes).await;
-    let delivered = status == reqwest::StatusCode::OK
-        || (sub.row.accept_any_2xx && status.is_success());
+    let delivered =
+        status == reqwest::StatusCode::OK || (sub.row.accept_any_2xx && status.is_success());
     Outcome {
         status: Some(status.as_u16()),
         error_kind: match (delivered, read_error) {
@@ -533,7 +588,10 @@ mod tests {
         headers.insert(RETRY_AFTER, "120".parse().unwrap());
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
         // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT.
-        headers.insert(RETRY_AFTER, "Tue, 14 Nov 2023 22:14:20 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Tue, 14 Nov 2023 22:14:20 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(60)));
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);

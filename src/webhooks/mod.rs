@@ -12,7 +12,7 @@ pub mod sign;
 pub mod target;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ impl Default for WebhookSettings {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 15_000,
             lease_seconds: 60,
-            concurrency_per_subscription: 8,
+            concurrency_per_subscription: 16,
             concurrency_total: 128,
             poll_ms: 1_000,
             disable_after_failing_seconds: 5 * 24 * 3600,
@@ -394,6 +394,8 @@ pub struct Webhooks {
     targets: Arc<Targets>,
     interest: Interest,
     kick: Notify,
+    /// Set when subscriptions changed here; the dispatcher reloads them at once.
+    stale: AtomicBool,
     metrics: Metrics,
 }
 
@@ -415,6 +417,7 @@ impl Webhooks {
             targets: Arc::new(Targets::new(allowed)),
             interest: Interest::default(),
             kick: Notify::new(),
+            stale: AtomicBool::new(false),
             metrics,
         })
     }
@@ -439,6 +442,15 @@ impl Webhooks {
     /// Wakes the dispatcher (new events, a redelivery).
     pub fn wake(&self) {
         self.kick.notify_one();
+    }
+
+    /// Subscriptions changed here: the dispatcher reloads them (URL, secrets) before its next
+    /// claim, and the interest is re-read.
+    async fn changed(&self) -> Result<(), StoreError> {
+        self.refresh_interest().await?;
+        self.stale.store(true, Ordering::Release);
+        self.wake();
+        Ok(())
     }
 
     /// Re-reads which topics have subscribers.
@@ -522,7 +534,7 @@ impl Webhooks {
             topics: spec.topics,
         };
         self.store.create_subscription(&row).await?;
-        self.refresh_interest().await?;
+        self.changed().await?;
         Ok((row, secret))
     }
 
@@ -557,9 +569,10 @@ impl Webhooks {
         row.description = spec.description;
         row.accept_any_2xx = spec.accept_any_2xx;
         row.standard_webhooks = spec.standard_webhooks;
-        self.store.update_subscription(&row, self.clock.now()).await?;
-        self.refresh_interest().await?;
-        self.wake();
+        self.store
+            .update_subscription(&row, self.clock.now())
+            .await?;
+        self.changed().await?;
         self.get(id).await
     }
 
@@ -568,7 +581,7 @@ impl Webhooks {
         if !self.store.delete_subscription(id).await? {
             return Err(WebhookError::NotFound(format!("Subscription `{id}`")));
         }
-        self.refresh_interest().await?;
+        self.changed().await?;
         Ok(())
     }
 
@@ -589,6 +602,7 @@ impl Webhooks {
                 now,
             )
             .await?;
+        self.changed().await?;
         Ok((secret, until))
     }
 
@@ -620,7 +634,11 @@ impl Webhooks {
     /// is in flight.
     pub async fn redeliver(&self, id: &str, delivery: i64) -> Result<DeliveryRow, WebhookError> {
         let not_found = || WebhookError::NotFound(format!("Delivery {delivery} of `{id}`"));
-        let row = self.store.delivery(id, delivery).await?.ok_or_else(not_found)?;
+        let row = self
+            .store
+            .delivery(id, delivery)
+            .await?
+            .ok_or_else(not_found)?;
         let now = self.clock.now();
         let changed = self
             .store
@@ -640,7 +658,10 @@ impl Webhooks {
             )));
         }
         self.wake();
-        self.store.delivery(id, delivery).await?.ok_or_else(not_found)
+        self.store
+            .delivery(id, delivery)
+            .await?
+            .ok_or_else(not_found)
     }
 
     /// Delivers again every finished delivery of a subscription whose event happened in

@@ -147,7 +147,10 @@ mod tests {
 
     #[test]
     fn non_ascii_is_escaped_as_utf16() {
-        assert_eq!(ascii_json(r#"{"a":"é😀"}"#), r#"{"a":"\u00e9\ud83d\ude00"}"#);
+        assert_eq!(
+            ascii_json(r#"{"a":"é😀"}"#),
+            r#"{"a":"\u00e9\ud83d\ude00"}"#
+        );
         assert_eq!(ascii_json(r#"{"a":1}"#), r#"{"a":1}"#);
     }
 

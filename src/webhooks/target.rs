@@ -53,7 +53,9 @@ impl Targets {
             ));
         }
         if parsed.fragment().is_some() {
-            return Err(Refused("The URL has a fragment, which is never sent.".into()));
+            return Err(Refused(
+                "The URL has a fragment, which is never sent.".into(),
+            ));
         }
         match parsed.host() {
             None => return Err(Refused("The URL has no host.".into())),

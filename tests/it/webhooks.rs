@@ -3,6 +3,8 @@
 //! auto-disabling, `Retry-After`, no redirects, forgery protection, secret rotation, and
 //! delivery after `kill -9`.
 
+#![allow(clippy::unwrap_used)] // a test's helpers fail the test by panicking
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,9 +98,7 @@ impl Receiver {
                     let mut response: Response = "ok".into_response();
                     *response.status_mut() = answer.status.try_into().unwrap();
                     for (name, value) in answer.headers {
-                        response
-                            .headers_mut()
-                            .insert(name, value.parse().unwrap());
+                        response.headers_mut().insert(name, value.parse().unwrap());
                     }
                     response
                 },
@@ -158,7 +158,14 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Opti
 
 /// Creates a subscription; answers (id, secret).
 async fn subscribe(app: &TestApp, token: &str, body: Json) -> (String, String) {
-    let reply = call(app, Method::POST, "/api/v1/webhooks/subscriptions", token, Some(body)).await;
+    let reply = call(
+        app,
+        Method::POST,
+        "/api/v1/webhooks/subscriptions",
+        token,
+        Some(body),
+    )
+    .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     let json = reply.json();
     (
@@ -253,9 +260,14 @@ async fn deliveries_carry_the_seeds_headers_and_signature() {
                "options": {"standard_webhooks": true}}),
     )
     .await;
-    assert!(secret.starts_with("whsec_") && secret.len() == 50, "{secret}");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 50,
+        "{secret}"
+    );
 
-    let reply = app.put_json("/api/v1/t/string", r#"{"value":"Grüße"}"#).await;
+    let reply = app
+        .put_json("/api/v1/t/string", r#"{"value":"Grüße"}"#)
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let got = receiver.next().await;
 
@@ -285,12 +297,7 @@ async fn deliveries_carry_the_seeds_headers_and_signature() {
     // Standard Webhooks: id.timestamp.body under the base64-decoded secret.
     assert_eq!(got.header("webhook-id"), event_id);
     let key = base64_decode(&secret["whsec_".len()..]);
-    let signed = format!(
-        "{}.{}.{}",
-        event_id,
-        got.header("webhook-timestamp"),
-        text
-    );
+    let signed = format!("{}.{}.{}", event_id, got.header("webhook-timestamp"), text);
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), signed.as_bytes());
     assert_eq!(
         got.header("webhook-signature"),
@@ -307,7 +314,14 @@ async fn deliveries_carry_the_seeds_headers_and_signature() {
     )
     .await;
     assert!(!read.text.contains(&secret[6..]), "{}", read.text);
-    let list = call(&app, Method::GET, "/api/v1/webhooks/subscriptions", &token, None).await;
+    let list = call(
+        &app,
+        Method::GET,
+        "/api/v1/webhooks/subscriptions",
+        &token,
+        None,
+    )
+    .await;
     assert!(!list.text.contains(&secret[6..]), "{}", list.text);
     let delivered = recorded(&app, &token, &id, 1).await;
     assert_eq!(delivered["state"], "delivered");
@@ -350,7 +364,11 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
         vec![
             ("datapoint.written", "DatapointWrittenEvent", 2),
             ("portal.item.set", "PortalItemSetEvent", 1),
-            ("webhook.subscription.disabled", "SubscriptionDisabledEvent", 2),
+            (
+                "webhook.subscription.disabled",
+                "SubscriptionDisabledEvent",
+                2
+            ),
         ]
     );
 
@@ -382,10 +400,23 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
     assert_eq!(replaced.status, 200, "{}", replaced.text);
     let replaced = replaced.json();
     assert_eq!(replaced["url"], "http://127.0.0.1:9/b");
-    assert_eq!(replaced["topics"], json!(["datapoint.written", "portal.item.set"]));
+    assert_eq!(
+        replaced["topics"],
+        json!(["datapoint.written", "portal.item.set"])
+    );
     assert_eq!(replaced["enabled"], false);
-    assert_eq!(replaced["options"], json!({"accept_any_2xx": true, "standard_webhooks": false}));
-    let list = call(&app, Method::GET, "/api/v1/webhooks/subscriptions", &token, None).await;
+    assert_eq!(
+        replaced["options"],
+        json!({"accept_any_2xx": true, "standard_webhooks": false})
+    );
+    let list = call(
+        &app,
+        Method::GET,
+        "/api/v1/webhooks/subscriptions",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(list.json().as_array().unwrap().len(), 1);
     let deleted = call(&app, Method::DELETE, &path, &token, None).await;
     assert_eq!(deleted.status, 204);
@@ -395,17 +426,45 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
 
     // Bad input: 4xx with a stable code, nothing created.
     for (body, code) in [
-        (json!({"url": "http://127.0.0.1:9/", "topics": ["nope"]}), "invalid_value"),
-        (json!({"url": "http://127.0.0.1:9/", "topics": []}), "invalid_value"),
-        (json!({"url": "http://127.0.0.1:9/", "topics": ["*", "portal.item.set"]}), "invalid_value"),
-        (json!({"url": "ftp://127.0.0.1/", "topics": ["*"]}), "target_forbidden"),
-        (json!({"url": "http://127.0.0.1:9/", "topics": ["*"], "secret": "mine"}), "invalid_value"),
+        (
+            json!({"url": "http://127.0.0.1:9/", "topics": ["nope"]}),
+            "invalid_value",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "topics": []}),
+            "invalid_value",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "topics": ["*", "portal.item.set"]}),
+            "invalid_value",
+        ),
+        (
+            json!({"url": "ftp://127.0.0.1/", "topics": ["*"]}),
+            "target_forbidden",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/", "topics": ["*"], "secret": "mine"}),
+            "invalid_value",
+        ),
     ] {
-        call(&app, Method::POST, "/api/v1/webhooks/subscriptions", &token, Some(body))
-            .await
-            .assert_problem(422, code);
+        call(
+            &app,
+            Method::POST,
+            "/api/v1/webhooks/subscriptions",
+            &token,
+            Some(body),
+        )
+        .await
+        .assert_problem(422, code);
     }
-    let list = call(&app, Method::GET, "/api/v1/webhooks/subscriptions", &token, None).await;
+    let list = call(
+        &app,
+        Method::GET,
+        "/api/v1/webhooks/subscriptions",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(list.json(), json!([]));
 }
 
@@ -433,7 +492,10 @@ async fn non_global_targets_are_refused_unless_allowed() {
         .await;
         let problem = reply.assert_problem(422, "target_forbidden");
         assert!(
-            problem["detail"].as_str().unwrap().contains("allow_targets"),
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("allow_targets"),
             "{url}: {problem}"
         );
     }
@@ -474,8 +536,12 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
     let token = manager(&app).await;
     let mut receiver = Receiver::start().await;
     let mut elsewhere = Receiver::start().await;
-    let (id, secret) =
-        subscribe(&app, &token, json!({"url": receiver.url, "topics": ["datapoint.written"]})).await;
+    let (id, secret) = subscribe(
+        &app,
+        &token,
+        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
+    )
+    .await;
     receiver.answer([
         Answer::status(500),
         Answer::status(302).with("location", &elsewhere.url),
@@ -490,7 +556,10 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
     // (attempts + 0.7)^4 s + the minimum retry interval (1 s here), from the attempt's end.
     let expected = clock.now() + Duration::from_secs_f64(1.7f64.powi(4) + 1.0);
     let next = parse_rfc3339(pending["next_attempt"].as_str().unwrap());
-    assert!((next - expected).abs() < time::Duration::milliseconds(1), "{next} vs {expected}");
+    assert!(
+        (next - expected).abs() < time::Duration::milliseconds(1),
+        "{next} vs {expected}"
+    );
     assert!(receiver.nothing_pending());
 
     clock.advance(time::Duration::seconds_f64(1.7f64.powi(4) + 1.0));
@@ -508,7 +577,11 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
         second.header("x-tributech-signature"),
         format!(
             "sha256={}",
-            hash_hmac(&secret, &second.body, second.header("x-tributech-signaturetimestamp"))
+            hash_hmac(
+                &secret,
+                &second.body,
+                second.header("x-tributech-signaturetimestamp")
+            )
         )
     );
     let pending = recorded(&app, &token, &id, 2).await;
@@ -520,7 +593,10 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
     clock.advance(time::Duration::seconds_f64(2.7f64.powi(4) + 1.0));
     receiver.next().await;
     let failed = recorded(&app, &token, &id, 3).await;
-    assert_eq!(failed["state"], "pending", "only 200 counts by default: {failed}");
+    assert_eq!(
+        failed["state"], "pending",
+        "only 200 counts by default: {failed}"
+    );
     assert_eq!(failed["last_status"], 204);
     assert!(elsewhere.nothing_pending(), "the redirect was not followed");
 
@@ -533,7 +609,12 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
     )
     .await
     .json();
-    let statuses: Vec<&Json> = log.as_array().unwrap().iter().map(|a| &a["status"]).collect();
+    let statuses: Vec<&Json> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
     assert_eq!(statuses, [&json!(204), &json!(302), &json!(500)]);
     assert_eq!(log[2]["response"], "ok");
     assert_eq!(log[2]["error"], "status");
@@ -551,8 +632,12 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
     let mut token = manager(&app).await;
     let mut receiver = Receiver::start().await;
     receiver.otherwise(Answer::status(500));
-    let (id, _) =
-        subscribe(&app, &token, json!({"url": receiver.url, "topics": ["datapoint.written"]})).await;
+    let (id, _) = subscribe(
+        &app,
+        &token,
+        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
+    )
+    .await;
     let from = clock.now();
     write_int(&app, 1).await;
     for attempt in 1..=11 {
@@ -615,8 +700,12 @@ async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
     let mut token = manager(&app).await;
     let mut receiver = Receiver::start().await;
     receiver.otherwise(Answer::status(503));
-    let (id, _) =
-        subscribe(&app, &token, json!({"url": receiver.url, "topics": ["portal.item.set"]})).await;
+    let (id, _) = subscribe(
+        &app,
+        &token,
+        json!({"url": receiver.url, "topics": ["portal.item.set"]}),
+    )
+    .await;
     let mut client = crate::xrtc::logged_in(&app, "hooks@example.com").await;
     let set = client.set("p1", "aGVsbG8=").await;
     assert_eq!(set.status, 200, "{}", set.text);
@@ -667,8 +756,12 @@ async fn retry_after_is_honoured_on_429_and_503() {
     let app = TestApp::spawn_clocked(&config(""), clock.clone()).await;
     let token = manager(&app).await;
     let mut receiver = Receiver::start().await;
-    let (id, _) =
-        subscribe(&app, &token, json!({"url": receiver.url, "topics": ["datapoint.written"]})).await;
+    let (id, _) = subscribe(
+        &app,
+        &token,
+        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
+    )
+    .await;
     receiver.answer([
         Answer::status(429).with("retry-after", "120"),
         Answer::status(503).with("retry-after", "2"),
@@ -688,14 +781,20 @@ async fn retry_after_is_honoured_on_429_and_503() {
     let pending = recorded(&app, &token, &id, 2).await;
     let wait = parse_rfc3339(pending["next_attempt"].as_str().unwrap()) - clock.now();
     let backoff = time::Duration::seconds_f64(2.7f64.powi(4) + 1.0);
-    assert!((wait - backoff).abs() < time::Duration::milliseconds(1), "the back-off wins over 2 s");
+    assert!(
+        (wait - backoff).abs() < time::Duration::milliseconds(1),
+        "the back-off wins over 2 s"
+    );
 
     clock.advance(backoff);
     receiver.next().await;
     let pending = recorded(&app, &token, &id, 3).await;
     let wait = parse_rfc3339(pending["next_attempt"].as_str().unwrap()) - clock.now();
     let backoff = time::Duration::seconds_f64(3.7f64.powi(4) + 1.0);
-    assert!((wait - backoff).abs() < time::Duration::milliseconds(1), "only 429 and 503 count");
+    assert!(
+        (wait - backoff).abs() < time::Duration::milliseconds(1),
+        "only 429 and 503 count"
+    );
 }
 
 #[tokio::test]
@@ -712,10 +811,18 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     let mut watcher = Receiver::start().await;
     failing.otherwise(Answer::status(500));
     gone.otherwise(Answer::status(410));
-    let (failing_id, _) =
-        subscribe(&app, &token, json!({"url": failing.url, "topics": ["datapoint.written"]})).await;
-    let (gone_id, _) =
-        subscribe(&app, &token, json!({"url": gone.url, "topics": ["datapoint.written"]})).await;
+    let (failing_id, _) = subscribe(
+        &app,
+        &token,
+        json!({"url": failing.url, "topics": ["datapoint.written"]}),
+    )
+    .await;
+    let (gone_id, _) = subscribe(
+        &app,
+        &token,
+        json!({"url": gone.url, "topics": ["datapoint.written"]}),
+    )
+    .await;
     subscribe(
         &app,
         &token,
@@ -727,7 +834,10 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     // 410 Gone: disabled at once.
     gone.next().await;
     let first = watcher.next().await;
-    assert_eq!(first.header("x-tributech-event"), "SubscriptionDisabledEvent");
+    assert_eq!(
+        first.header("x-tributech-event"),
+        "SubscriptionDisabledEvent"
+    );
     assert_eq!(first.json()["SubscriptionId"], gone_id.as_str());
     assert_eq!(first.json()["Reason"], "The endpoint answered 410 Gone.");
 
@@ -739,7 +849,10 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     recorded(&app, &token, &failing_id, 2).await;
     let path = format!("/api/v1/webhooks/subscriptions/{failing_id}");
     let still = call(&app, Method::GET, &path, &token, None).await.json();
-    assert_eq!(still["enabled"], true, "9.35 s of failures is within the window");
+    assert_eq!(
+        still["enabled"], true,
+        "9.35 s of failures is within the window"
+    );
     assert!(still["failing_since"].is_string());
     clock.advance(time::Duration::seconds_f64(2.7f64.powi(4) + 1.0));
     failing.next().await;
@@ -773,13 +886,17 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     clock.advance(time::Duration::seconds_f64(3.7f64.powi(4) + 1.0));
     failing.next().await;
     let token = manager(&app).await;
-    assert_eq!(recorded(&app, &token, &failing_id, 4).await["state"], "delivered");
+    assert_eq!(
+        recorded(&app, &token, &failing_id, 4).await["state"],
+        "delivered"
+    );
 }
 
 #[tokio::test]
 async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_clocked(&config("secret_overlap_seconds = 600\n"), clock.clone()).await;
+    let app =
+        TestApp::spawn_clocked(&config("secret_overlap_seconds = 600\n"), clock.clone()).await;
     let token = manager(&app).await;
     let mut receiver = Receiver::start().await;
     let (id, old) = subscribe(
@@ -846,11 +963,12 @@ async fn no_acknowledged_event_is_lost_to_sigkill() {
     // The subscription is made through the library on the process's own store and key.
     std::fs::create_dir_all(&data_dir).expect("data dir");
     {
-        let store = portico::store::Store::open(&database.location()).await.expect("store");
+        let store = portico::store::Store::open(&database.location())
+            .await
+            .expect("store");
         let sealer = portico::secrets::Sealer::load_or_create(&data_dir.join("secrets.key"))
             .expect("sealing key");
-        let settings: portico::config::Config =
-            toml::from_str(&toml).expect("settings");
+        let settings: portico::config::Config = toml::from_str(&toml).expect("settings");
         let webhooks = portico::webhooks::Webhooks::new(
             settings.webhooks,
             store.clone(),
@@ -894,12 +1012,22 @@ async fn no_acknowledged_event_is_lost_to_sigkill() {
     ledger.wait_for(10).await;
     server.kill_9();
     let before = ledger.count();
-    assert!(before < acknowledged.len(), "the kill came before all were delivered");
+    assert!(
+        before < acknowledged.len(),
+        "the kill came before all were delivered"
+    );
 
     let server = Process::start(&config, &data_dir, &database);
     let delivered = ledger.wait_for_times(&acknowledged).await;
-    assert!(delivered, "every acknowledged write was delivered after the restart");
-    assert_eq!(ledger.overlaps(), 0, "no delivery was in flight twice at once");
+    assert!(
+        delivered,
+        "every acknowledged write was delivered after the restart"
+    );
+    assert_eq!(
+        ledger.overlaps(),
+        0,
+        "no delivery was in flight twice at once"
+    );
     server.kill_9();
 }
 
@@ -935,44 +1063,43 @@ impl Ledger {
     async fn start() -> Self {
         let state: Arc<Mutex<LedgerState>> = Arc::default();
         let changed = Arc::new(tokio::sync::Notify::new());
-        let app = axum::Router::new()
-            .fallback({
+        let app = axum::Router::new().fallback({
+            let state = state.clone();
+            let changed = changed.clone();
+            move |headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
                 let changed = changed.clone();
-                move |headers: HeaderMap, body: Bytes| {
-                    let state = state.clone();
-                    let changed = changed.clone();
-                    async move {
-                        let id = headers
-                            .get("x-tributech-eventid")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        {
-                            let mut s = state.lock().unwrap();
-                            let open = s.open.entry(id.clone()).or_default();
-                            *open += 1;
-                            if *open > 1 {
-                                s.overlaps += 1;
-                            }
+                async move {
+                    let id = headers
+                        .get("x-tributech-eventid")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    {
+                        let mut s = state.lock().unwrap();
+                        let open = s.open.entry(id.clone()).or_default();
+                        *open += 1;
+                        if *open > 1 {
+                            s.overlaps += 1;
                         }
-                        // Closed when the request ends, also when the sender's connection
-                        // drops (the killed process) and this future is cancelled.
-                        let _open = Open(state.clone(), id.clone());
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        let json: Json = serde_json::from_slice(&body).unwrap_or_default();
-                        {
-                            let mut s = state.lock().unwrap();
-                            s.requests += 1;
-                            if let Some(time) = json["Timestamp"].as_str() {
-                                s.times.insert(time.to_owned());
-                            }
-                        }
-                        changed.notify_waiters();
-                        "ok"
                     }
+                    // Closed when the request ends, also when the sender's connection
+                    // drops (the killed process) and this future is cancelled.
+                    let _open = Open(state.clone(), id.clone());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let json: Json = serde_json::from_slice(&body).unwrap_or_default();
+                    {
+                        let mut s = state.lock().unwrap();
+                        s.requests += 1;
+                        if let Some(time) = json["Timestamp"].as_str() {
+                            s.times.insert(time.to_owned());
+                        }
+                    }
+                    changed.notify_waiters();
+                    "ok"
                 }
-            });
+            }
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ledger", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
