@@ -1,5 +1,5 @@
 //! The PostgreSQL backend. Migrations run under an advisory lock, so concurrent starts are
-//! safe, and every write batch is a single statement. One Portico node per database for now:
+//! safe, and every write batch is one transaction (values and their webhook outbox rows). One Portico node per database for now:
 //! each node keeps its own in-memory values and sequence numbers (multi-node is roadmap item 9).
 
 use std::time::Duration;
