@@ -445,6 +445,21 @@ macro_rules! finish_in {
     }};
 }
 
+/// Stores `$row`'s topics in transaction `$tx`.
+macro_rules! insert_topics {
+    ($tx:ident, $row:ident) => {
+        for topic in &$row.topics {
+            sqlx::query(
+                "INSERT INTO webhook_subscription_topics (subscription_id, topic) VALUES ($1, $2)",
+            )
+            .bind(&$row.id)
+            .bind(topic)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 impl Store {
     /// Queues `events` for their subscribers in one transaction (for changes that are not
     /// themselves stored, such as portal items).
@@ -485,16 +500,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict(e, || format!("subscription {}", row.id)))?;
-            for topic in &row.topics {
-                sqlx::query(
-                    "INSERT INTO webhook_subscription_topics (subscription_id, topic) \
-                     VALUES ($1, $2)",
-                )
-                .bind(&row.id)
-                .bind(topic)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_topics!(tx, row);
         });
         Ok(())
     }
@@ -532,16 +538,7 @@ impl Store {
                 .bind(&row.id)
                 .execute(&mut *tx)
                 .await?;
-            for topic in &row.topics {
-                sqlx::query(
-                    "INSERT INTO webhook_subscription_topics (subscription_id, topic) \
-                     VALUES ($1, $2)",
-                )
-                .bind(&row.id)
-                .bind(topic)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_topics!(tx, row);
         });
         Ok(())
     }

@@ -214,6 +214,37 @@ async fn recorded(app: &TestApp, token: &str, id: &str, attempts: i64) -> Json {
     }
 }
 
+/// A server on a manual clock with one subscription to a new receiver.
+struct Clocked {
+    app: TestApp,
+    clock: Arc<ManualClock>,
+    token: String,
+    receiver: Receiver,
+    id: String,
+    secret: String,
+}
+
+async fn clocked(extra: &str, topic: &str) -> Clocked {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_clocked(&config(extra), clock.clone()).await;
+    let token = manager(&app).await;
+    let receiver = Receiver::start().await;
+    let (id, secret) = subscribe(
+        &app,
+        &token,
+        json!({"url": receiver.url, "topics": [topic]}),
+    )
+    .await;
+    Clocked {
+        app,
+        clock,
+        token,
+        receiver,
+        id,
+        secret,
+    }
+}
+
 /// The seed's `HashHMAC`, written here from the seed's C# text.
 fn hash_hmac(secret: &str, payload: &[u8], timestamp: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
@@ -531,17 +562,15 @@ async fn targets_are_checked_again_at_delivery() {
 
 #[tokio::test]
 async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_clocked(&config(""), clock.clone()).await;
-    let token = manager(&app).await;
-    let mut receiver = Receiver::start().await;
+    let Clocked {
+        app,
+        clock,
+        token,
+        mut receiver,
+        id,
+        secret,
+    } = clocked("", "datapoint.written").await;
     let mut elsewhere = Receiver::start().await;
-    let (id, secret) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
-    )
-    .await;
     receiver.answer([
         Answer::status(500),
         Answer::status(302).with("location", &elsewhere.url),
@@ -623,21 +652,19 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
 
 #[tokio::test]
 async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_clocked(
-        &config("disable_after_failing_seconds = 31536000\n"),
-        clock.clone(),
+    let Clocked {
+        app,
+        clock,
+        mut token,
+        mut receiver,
+        id,
+        ..
+    } = clocked(
+        "disable_after_failing_seconds = 31536000\n",
+        "datapoint.written",
     )
     .await;
-    let mut token = manager(&app).await;
-    let mut receiver = Receiver::start().await;
     receiver.otherwise(Answer::status(500));
-    let (id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
-    )
-    .await;
     let from = clock.now();
     write_int(&app, 1).await;
     for attempt in 1..=11 {
@@ -691,21 +718,19 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
 
 #[tokio::test]
 async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_clocked(
-        &config("disable_after_failing_seconds = 31536000\n"),
-        clock.clone(),
+    let Clocked {
+        app,
+        clock,
+        mut token,
+        mut receiver,
+        id,
+        ..
+    } = clocked(
+        "disable_after_failing_seconds = 31536000\n",
+        "portal.item.set",
     )
     .await;
-    let mut token = manager(&app).await;
-    let mut receiver = Receiver::start().await;
     receiver.otherwise(Answer::status(503));
-    let (id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["portal.item.set"]}),
-    )
-    .await;
     let mut client = crate::xrtc::logged_in(&app, "hooks@example.com").await;
     let set = client.set("p1", "aGVsbG8=").await;
     assert_eq!(set.status, 200, "{}", set.text);
@@ -752,16 +777,14 @@ async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
 
 #[tokio::test]
 async fn retry_after_is_honoured_on_429_and_503() {
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_clocked(&config(""), clock.clone()).await;
-    let token = manager(&app).await;
-    let mut receiver = Receiver::start().await;
-    let (id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["datapoint.written"]}),
-    )
-    .await;
+    let Clocked {
+        app,
+        clock,
+        token,
+        mut receiver,
+        id,
+        ..
+    } = clocked("", "datapoint.written").await;
     receiver.answer([
         Answer::status(429).with("retry-after", "120"),
         Answer::status(503).with("retry-after", "2"),
