@@ -1,6 +1,7 @@
 //! The `portico` command line.
 
 mod admin;
+mod hash;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Keys(KeysCommand),
     /// Manage the built-in identity provider: realms, clients, users, keys.
     Admin(admin::AdminArgs),
+    /// Print the hash of a signed (OpenEndpoints-style) endpoint call, then a ready link.
+    Hash(hash::HashArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         }
         Command::Keys(KeysCommand::Generate { alg, out, bits }) => generate(&alg, &out, bits),
         Command::Admin(args) => admin::run(args),
+        Command::Hash(args) => hash::run(args),
     }
 }
 
@@ -304,10 +308,11 @@ fn check(file: &std::path::Path) -> ExitCode {
     match config.validate() {
         Ok(catalog) => {
             println!(
-                "{}: ok ({} datapoints, {} endpoints)",
+                "{}: ok ({} datapoints, {} endpoints, {} signed endpoints)",
                 file.display(),
                 catalog.datapoints.len(),
-                catalog.endpoints.len()
+                catalog.endpoints.len(),
+                catalog.signed.endpoints.len()
             );
             ExitCode::SUCCESS
         }

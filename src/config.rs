@@ -84,6 +84,11 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Signed webhooks: delivery, redelivery and the targets they may reach.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Signed (OpenEndpoints-style) endpoints: mount point and request bounds.
+    pub openendpoints: crate::openendpoints::OpenEndpointsSettings,
+    /// OpenEndpoints-style applications with their secrets and endpoints (`[[application]]`).
+    #[serde(rename = "application")]
+    pub applications: Vec<crate::openendpoints::ApplicationConfig>,
 }
 
 /// `[proxy]`: which peers are trusted reverse proxies. A request from one of them is taken to
@@ -384,6 +389,8 @@ impl Default for Config {
             mail: Default::default(),
             proxy: ProxyConfig::default(),
             webhooks: Default::default(),
+            openendpoints: Default::default(),
+            applications: Vec::new(),
         }
     }
 }
@@ -543,6 +550,8 @@ pub struct Catalog {
     pub issuers: Vec<Arc<Issuer>>,
     /// The native datapoint API's read policy.
     pub api_read: Policy,
+    /// Signed (OpenEndpoints-style) endpoints.
+    pub signed: Arc<crate::openendpoints::SignedEndpoints>,
 }
 
 /// Paths (and everything below them) that belong to Portico itself and its compatibility
@@ -736,12 +745,28 @@ impl Config {
             );
         }
         problems.extend(self.idp.problems());
+        let endpoint_paths: Vec<String> = endpoints.iter().map(|e| e.path.clone()).collect();
+        let signed = crate::openendpoints::SignedEndpoints::check(
+            &self.openendpoints,
+            &self.applications,
+            &crate::openendpoints::Context {
+                datapoints: &datapoints,
+                endpoint_paths: &endpoint_paths,
+                xrtc: self.xrtc.enabled,
+                reserved: RESERVED_PATHS,
+            },
+        )
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            Default::default()
+        });
         if problems.is_empty() {
             Ok(Catalog {
                 datapoints,
                 endpoints,
                 issuers,
                 api_read,
+                signed: Arc::new(signed),
             })
         } else {
             Err(ConfigError { problems })

@@ -69,6 +69,21 @@ pub enum ErrorCode {
     /// A webhook target is not allowed: its address is not global (loopback, private,
     /// link-local, ...) and not in `webhooks.allow_targets`.
     TargetForbidden,
+    /// A signed endpoint was called without a `hash`.
+    HashMissing,
+    /// A signed endpoint's `hash` is not right for the request (never says what would be).
+    HashMismatch,
+    /// A signed endpoint was sent a parameter it does not declare.
+    UnknownParameter,
+    /// A signed endpoint's required parameter (one without a default) was not sent.
+    MissingParameter,
+    /// A parameter value is not acceptable (too long, sent twice, a file instead of text, ...).
+    InvalidParameter,
+    /// `environment` is not `live` or `preview`, or the application takes no preview calls.
+    InvalidEnvironment,
+    /// A signed endpoint's outbound action (an HTTP call, an e-mail, a portal item) failed;
+    /// the request may be repeated.
+    ActionFailed,
 }
 
 impl ErrorCode {
@@ -102,6 +117,13 @@ impl ErrorCode {
         Self::InvalidValue,
         Self::TooManyRequests,
         Self::TargetForbidden,
+        Self::HashMissing,
+        Self::HashMismatch,
+        Self::UnknownParameter,
+        Self::MissingParameter,
+        Self::InvalidParameter,
+        Self::InvalidEnvironment,
+        Self::ActionFailed,
     ];
 
     /// The HTTP status that goes with the code.
@@ -113,7 +135,10 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            MalformedJson | IncompleteBody | InvalidAuthorization => StatusCode::BAD_REQUEST,
+            MalformedJson | IncompleteBody | InvalidAuthorization | UnknownParameter
+            | MissingParameter | InvalidParameter | InvalidEnvironment => StatusCode::BAD_REQUEST,
+            HashMissing | HashMismatch => StatusCode::FORBIDDEN,
+            ActionFailed => StatusCode::FAILED_DEPENDENCY,
             Unauthenticated | InvalidToken => StatusCode::UNAUTHORIZED,
             Forbidden | InsufficientScope => StatusCode::FORBIDDEN,
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
@@ -158,6 +183,13 @@ impl ErrorCode {
             InvalidValue => "Invalid value",
             TooManyRequests => "Too many requests",
             TargetForbidden => "Target forbidden",
+            HashMissing => "Hash missing",
+            HashMismatch => "Hash mismatch",
+            UnknownParameter => "Unknown parameter",
+            MissingParameter => "Missing parameter",
+            InvalidParameter => "Invalid parameter",
+            InvalidEnvironment => "Invalid environment",
+            ActionFailed => "Action failed",
         }
     }
 
@@ -193,6 +225,13 @@ impl ErrorCode {
             InvalidValue => "invalid_value",
             TooManyRequests => "too_many_requests",
             TargetForbidden => "target_forbidden",
+            HashMissing => "hash_missing",
+            HashMismatch => "hash_mismatch",
+            UnknownParameter => "unknown_parameter",
+            MissingParameter => "missing_parameter",
+            InvalidParameter => "invalid_parameter",
+            InvalidEnvironment => "invalid_environment",
+            ActionFailed => "action_failed",
         }
     }
 }

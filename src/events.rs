@@ -39,6 +39,17 @@ pub enum EventPayload {
         /// The item, with its portal.
         item: Arc<crate::portal::Item>,
     },
+    /// A signed endpoint was called with a valid hash (topic `endpoint.called`).
+    EndpointCalled {
+        /// The application.
+        application: Arc<str>,
+        /// The endpoint.
+        endpoint: Arc<str>,
+        /// `live` or `preview`.
+        environment: &'static str,
+        /// The text parameters (after defaults and transformations), as a JSON object.
+        parameters: Arc<str>,
+    },
 }
 
 impl Event {
@@ -47,6 +58,7 @@ impl Event {
         match self.payload {
             EventPayload::DatapointWritten { .. } => "datapoint.written",
             EventPayload::PortalItemSet { .. } => "portal.item.set",
+            EventPayload::EndpointCalled { .. } => "endpoint.called",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod idp;
 pub mod jose;
 pub mod mail;
 pub mod metrics;
+pub mod openendpoints;
 pub mod portal;
 pub mod secrets;
 pub mod server;

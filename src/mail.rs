@@ -76,15 +76,38 @@ impl Default for MailConfig {
     }
 }
 
-/// A message to send: plain ASCII text.
-#[derive(Debug, Clone)]
+/// A message to send: text (ASCII as 7-bit, anything else as UTF-8 in base64), with files.
+#[derive(Debug, Clone, Default)]
 pub struct Message {
     /// The recipient's address.
     pub to: String,
-    /// The subject line.
+    /// The subject line (line breaks become spaces).
     pub subject: String,
     /// The text, lines separated by `\n`.
     pub body: String,
+    /// Files attached (`multipart/mixed` when there are any).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a [`Message`].
+#[derive(Clone)]
+pub struct Attachment {
+    /// Its name (characters unsafe in a header are replaced).
+    pub file_name: String,
+    /// Its media type (`application/octet-stream` unless it is a plain `type/subtype`).
+    pub content_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("file_name", &self.file_name)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// Why a message was not sent.
@@ -231,7 +254,8 @@ fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String>
     }
 }
 
-/// The message as sent: RFC 5322 headers, CRLF line ends.
+/// The message as sent: RFC 5322 headers, CRLF line ends; MIME (RFC 2045-2047) for
+/// non-ASCII text and attachments.
 fn render(from: &str, message: &Message, now: OffsetDateTime) -> String {
     let date = now
         .format(&time::format_description::well_known::Rfc2822)
@@ -241,17 +265,112 @@ fn render(from: &str, message: &Message, now: OffsetDateTime) -> String {
         .map_or("localhost", |(_, d)| d.trim_end_matches('>'));
     let mut text = format!(
         "From: {from}\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
-         Message-ID: <{id}@{domain}>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+         Message-ID: <{id}@{domain}>\r\nMIME-Version: 1.0\r\n",
         to = message.to,
-        subject = message.subject,
+        subject = header_text(&message.subject),
         id = crate::secrets::uuid(),
     );
-    for line in message.body.lines() {
-        text.push_str(line);
-        text.push_str("\r\n");
+    if message.attachments.is_empty() {
+        text_part(&mut text, &message.body);
+        return text;
     }
+    let boundary = format!("=_portico_{}", crate::secrets::uuid());
+    text.push_str(&format!(
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    text.push_str(&format!("--{boundary}\r\n"));
+    text_part(&mut text, &message.body);
+    for file in &message.attachments {
+        let safe = |c: char| c.is_ascii_graphic() && !"\"\\".contains(c) || c == ' ';
+        let name: String = file
+            .file_name
+            .chars()
+            .map(|c| if safe(c) { c } else { '_' })
+            .collect();
+        let media = match file.content_type.split_once('/') {
+            Some((kind, sub))
+                if !kind.is_empty()
+                    && !sub.is_empty()
+                    && file
+                        .content_type
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/.+-_".contains(c)) =>
+            {
+                file.content_type.as_str()
+            }
+            _ => "application/octet-stream",
+        };
+        text.push_str(&format!(
+            "--{boundary}\r\nContent-Type: {media}; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n"
+        ));
+        base64_lines(&mut text, &file.bytes);
+    }
+    text.push_str(&format!("--{boundary}--\r\n"));
     text
+}
+
+/// A text part's headers and body: 7-bit ASCII as it is, anything else as UTF-8 in base64.
+fn text_part(out: &mut String, body: &str) {
+    if body.is_ascii() {
+        out.push_str(
+            "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+        );
+        for line in body.lines() {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    } else {
+        out.push_str(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        );
+        base64_lines(
+            out,
+            body.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes(),
+        );
+    }
+}
+
+/// Base64 in lines of 76 characters (RFC 2045).
+fn base64_lines(out: &mut String, bytes: &[u8]) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    for chunk in encoded.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+}
+
+/// A header's text: line breaks and other controls become spaces (no header injection), and
+/// non-ASCII text is written as RFC 2047 encoded words of at most 75 characters.
+fn header_text(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.is_ascii() {
+        return text;
+    }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        // 45 bytes of UTF-8 are 60 characters of base64, inside the 75 a word may have.
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<()> {
@@ -499,6 +618,7 @@ mod tests {
             to: "a@example.com".into(),
             subject: "Your code".into(),
             body: "Code:\n.123456\n".into(),
+            ..Message::default()
         };
         let text = render(
             "Portico <portico@example.org>",
@@ -514,5 +634,39 @@ mod tests {
             "portico@example.org"
         );
         assert_eq!(address("x@y.z"), "x@y.z");
+    }
+
+    #[test]
+    fn utf8_text_subjects_and_attachments_are_mime_encoded() {
+        let message = Message {
+            to: "a@example.com".into(),
+            subject: "Grüße\r\nBcc: x@evil.example".into(),
+            body: "Müller\nZeile 2\n".into(),
+            attachments: vec![Attachment {
+                file_name: "a\"b\r\n.txt".into(),
+                content_type: "text/plain\r\nX: y".into(),
+                bytes: b"hello".to_vec(),
+            }],
+        };
+        let text = render("p@example.org", &message, OffsetDateTime::UNIX_EPOCH);
+        let subject = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+        assert!(subject.starts_with("Subject: =?UTF-8?B?"), "{subject}");
+        assert!(!text.contains("\r\nBcc:"), "no header injection");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let words: String = subject["Subject: ".len()..]
+            .split("?=")
+            .filter_map(|w| w.trim().strip_prefix("=?UTF-8?B?"))
+            .map(|w| String::from_utf8(b64.decode(w).unwrap()).unwrap())
+            .collect();
+        assert_eq!(words, "Grüße  Bcc: x@evil.example");
+        assert!(text.contains("Content-Type: multipart/mixed; boundary="));
+        assert!(text.contains("charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"));
+        assert!(text.contains(&b64.encode("Müller\r\nZeile 2\r\n")));
+        assert!(text.contains(
+            "Content-Type: application/octet-stream; name=\"a_b__.txt\"\r\n\
+             Content-Disposition: attachment; filename=\"a_b__.txt\"\r\n"
+        ));
+        assert!(text.contains(&format!("\r\n\r\n{}\r\n--=_portico_", b64.encode("hello"))));
+        assert!(text.trim_end().ends_with("--"));
     }
 }

@@ -273,6 +273,22 @@ impl Server {
             }
             false => None,
         };
+        let openendpoints = match catalog.signed.endpoints.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                crate::openendpoints::run::Runner::new(crate::openendpoints::run::Parts {
+                    endpoints: catalog.signed.clone(),
+                    datapoints: datapoints.clone(),
+                    xrtc: xrtc.clone(),
+                    mailer: crate::mail::Mailer::new(&config.mail, &config.data_dir)
+                        .map_err(|e| ConfigError { problems: vec![e] })?,
+                    webhooks: webhooks.clone(),
+                    events: events.clone(),
+                    clock: clock.clone(),
+                })
+                .map_err(StartError::Io)?,
+            )),
+        };
         let proxies = Arc::new(
             crate::config::TrustedProxies::parse(&config.proxy)
                 .map_err(|problems| ConfigError { problems })?,
@@ -287,6 +303,7 @@ impl Server {
             idp,
             xrtc,
             webhooks,
+            openendpoints,
             tls: tls.is_some(),
             datapoints,
             store,

@@ -149,7 +149,7 @@ async fn handle(
     }
 }
 
-fn rejected(error: &ValueError) -> ApiError {
+pub(crate) fn rejected(error: &ValueError) -> ApiError {
     let code = match error {
         ValueError::TypeMismatch { .. } => ErrorCode::TypeMismatch,
         ValueError::IntegerOutOfRange(_) => ErrorCode::IntegerOutOfRange,
@@ -228,7 +228,15 @@ async fn read_value(
 }
 
 pub(crate) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.limits.max_body_bytes;
+    read_body_within(state, body, state.limits.max_body_bytes).await
+}
+
+/// The whole body, at most `limit` bytes, within `limits.body_read_timeout_seconds`.
+pub(crate) async fn read_body_within(
+    state: &AppState,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(state.body_timeout(), axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::new(
             ErrorCode::RequestTimeout,

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod endpoints;
 pub mod oidc;
 pub mod openapi;
+pub mod openendpoints;
 pub mod ops;
 pub mod webhooks;
 pub mod xrtc;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub xrtc: Option<Arc<crate::xrtc::Xrtc>>,
     /// Webhook subscriptions and delivery, unless turned off.
     pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// Signed (OpenEndpoints-style) endpoints' actions, when any are configured.
+    pub openendpoints: Option<Arc<crate::openendpoints::run::Runner>>,
     /// Whether the server speaks HTTPS (cookies get `Secure`).
     pub tls: bool,
     /// Becomes `true` when the server starts shutting down; long-lived responses end then.
@@ -103,6 +106,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     if state.webhooks.is_some() {
         router = router.merge(webhooks::router());
     }
+    router = router.merge(openendpoints::router(&catalog.signed));
     for endpoint in &catalog.endpoints {
         router = router.route(
             &endpoint.path,

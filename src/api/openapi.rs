@@ -84,6 +84,11 @@ use crate::datapoint::{Datapoint, ValueType};
             its QoS."),
         (name = "App authentication", description = "Access tokens for apps: by app id and \
             secret, by revalidating a token, or by a token the app signed itself (ES256)."),
+        (name = "Signed endpoints", description = "OpenEndpoints-style endpoints of the configured \
+            applications, authenticated by `hash` = hex SHA-256 of the endpoint name, the \
+            include-in-hash values in order, the environment (`live`, or `preview` with \
+            `environment=preview`) and a secret key. Parameters come in the query or, for POST, \
+            in a form, multipart or JSON body."),
     )
 )]
 struct NativeApi;
@@ -153,7 +158,148 @@ pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
                 .add_path_operation(&endpoint.path, vec![method], operation);
         }
     }
+    for endpoint in &catalog.signed.endpoints {
+        for method in [HttpMethod::Get, HttpMethod::Post] {
+            let operation = signed_operation(endpoint, method == HttpMethod::Post);
+            document
+                .paths
+                .add_path_operation(&endpoint.path, vec![method], operation);
+        }
+    }
     document
+}
+
+/// A signed endpoint's GET or POST: its declared parameters, `hash` and `environment`.
+fn signed_operation(
+    endpoint: &crate::openendpoints::SignedEndpoint,
+    post: bool,
+) -> utoipa::openapi::path::Operation {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let string = |about: String| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(about))
+    };
+    let hashed = |name: &str| {
+        endpoint
+            .include_in_hash
+            .iter()
+            .any(|&i| endpoint.parameters[i].name == name)
+    };
+    let about = |parameter: &crate::openendpoints::Parameter| match (
+        hashed(&parameter.name),
+        &parameter.default,
+    ) {
+        (true, _) => "Included in the hash.".to_owned(),
+        (false, Some(default)) => format!("Default `{default}`."),
+        (false, None) => String::new(),
+    };
+    let mut operation = OperationBuilder::new()
+        .tag("Signed endpoints")
+        .operation_id(Some(format!(
+            "{}_{}_{}",
+            if post { "post" } else { "get" },
+            endpoint.application,
+            endpoint.name
+        )))
+        .summary(Some(format!(
+            "Call `{}` of application `{}`",
+            endpoint.name, endpoint.application
+        )))
+        .description(endpoint.description.clone())
+        .parameter(
+            ParameterBuilder::new()
+                .name("hash")
+                .parameter_in(ParameterIn::Query)
+                .required(if post {
+                    Required::False
+                } else {
+                    Required::True
+                })
+                .schema(Some(string(
+                    "64 hex digits, either case (or in the body).".into(),
+                ))),
+        )
+        .parameter(
+            ParameterBuilder::new()
+                .name("environment")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .schema(Some(string("`live` (the default) or `preview`.".into()))),
+        );
+    let mut body = ObjectBuilder::new();
+    for parameter in &endpoint.parameters {
+        if parameter.file {
+            body = body.property(
+                &parameter.name,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .description(Some("A file (multipart/form-data only).")),
+            );
+            continue;
+        }
+        if post {
+            body = body.property(&parameter.name, string(about(parameter)));
+        } else {
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name(&parameter.name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(match parameter.default {
+                        Some(_) => Required::False,
+                        None => Required::True,
+                    })
+                    .schema(Some(string(about(parameter)))),
+            );
+        }
+    }
+    if post {
+        let body: Schema = body.property("hash", string("The hash.".into())).into();
+        let mut request = RequestBodyBuilder::new();
+        for media in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "application/json",
+        ] {
+            request = request.content(
+                media,
+                ContentBuilder::new()
+                    .schema(Some(RefOr::T(body.clone())))
+                    .build(),
+            );
+        }
+        operation = operation.request_body(Some(request.build()));
+    }
+    let success = match &endpoint.answer {
+        crate::openendpoints::Answer::Called => (
+            "200",
+            "The call was carried out: its application, endpoint and environment.",
+        ),
+        crate::openendpoints::Answer::StaticFile(_) => ("200", "The configured file."),
+        crate::openendpoints::Answer::Redirect(_) => ("303", "To the configured URL."),
+    };
+    operation
+        .response(
+            success.0,
+            ResponseBuilder::new().description(success.1).build(),
+        )
+        .response(
+            "400",
+            problem("A parameter is unknown, missing or not acceptable, or the environment is."),
+        )
+        .response("403", problem("The hash is missing or does not match."))
+        .response(
+            "415",
+            problem("A body that is not a form, multipart or JSON."),
+        )
+        .response("422", problem("A datapoint refused the value."))
+        .response(
+            "424",
+            problem("An action (an HTTP call, an e-mail, a portal item) failed; retry."),
+        )
+        .response("503", problem("The store could not commit; retry."))
+        .build()
 }
 
 fn value_schema(datapoint: &Datapoint) -> ObjectBuilder {

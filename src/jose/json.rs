@@ -34,6 +34,11 @@ impl<'a> Members<'a> {
         self.0.iter().find(|(n, _)| n == name).map(|&(_, raw)| raw)
     }
 
+    /// The members in the order sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> + '_ {
+        self.0.iter().map(|(name, raw)| (name.as_ref(), *raw))
+    }
+
     /// Whether a member named `name` exists.
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()

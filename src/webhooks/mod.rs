@@ -154,7 +154,7 @@ pub struct Topic {
 }
 
 /// Every topic, in a fixed order (a topic's index is its bit in [`Interest`]).
-pub const TOPICS: [Topic; 3] = [
+pub const TOPICS: [Topic; 4] = [
     Topic {
         name: "datapoint.written",
         event: "DatapointWrittenEvent",
@@ -172,6 +172,12 @@ pub const TOPICS: [Topic; 3] = [
         event: "SubscriptionDisabledEvent",
         qos: 2,
         description: "A webhook subscription was disabled after failing (or on 410 Gone).",
+    },
+    Topic {
+        name: "endpoint.called",
+        event: "EndpointCalledEvent",
+        qos: 2,
+        description: "A signed (OpenEndpoints-style) endpoint was called with a valid hash.",
     },
 ];
 
@@ -285,6 +291,61 @@ pub fn portal_item_set(
             payload,
             server_timestamp: (time.unix_timestamp_nanos() / 1_000_000) as i64,
             event_qos: TOPICS[1].qos,
+        },
+        time,
+    )
+}
+
+/// The body of an `EndpointCalledEvent`: the call's text parameters as a JSON object, and the
+/// files' names, types and sizes (never their contents).
+pub fn endpoint_called(
+    application: &str,
+    endpoint: &str,
+    environment: &str,
+    parameters_json: &str,
+    files: &[(String, String, String, usize)],
+    time: OffsetDateTime,
+) -> OutboxEvent {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct File<'a> {
+        parameter: &'a str,
+        file_name: &'a str,
+        content_type: &'a str,
+        size: usize,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Body<'a> {
+        application: &'a str,
+        endpoint: &'a str,
+        environment: &'a str,
+        parameters: &'a RawValue,
+        files: Vec<File<'a>>,
+        timestamp: String,
+        #[serde(rename = "EventQoS")]
+        event_qos: u8,
+    }
+    let empty = serde_json::from_str::<&RawValue>("{}").unwrap_or(RawValue::NULL);
+    let parameters = serde_json::from_str::<&RawValue>(parameters_json).unwrap_or(empty);
+    outbox_event(
+        &TOPICS[3],
+        Body {
+            application,
+            endpoint,
+            environment,
+            parameters,
+            files: files
+                .iter()
+                .map(|(parameter, file_name, content_type, size)| File {
+                    parameter,
+                    file_name,
+                    content_type,
+                    size: *size,
+                })
+                .collect(),
+            timestamp: crate::datapoint::rfc3339(time),
+            event_qos: TOPICS[3].qos,
         },
         time,
     )

@@ -603,6 +603,7 @@ impl Xrtc {
                 "Your registration code is:\n\n{code}\n\nEnter it within {minutes} minutes to \
                  receive your API key. If you did not ask for it, ignore this message.\n"
             ),
+            ..Message::default()
         };
         match self.mailer.send(&message, now).await {
             Ok(()) => Ok(()),
@@ -805,11 +806,16 @@ impl Xrtc {
     /// subscribers for `portal.item.set`, the items' events are queued first, so a set that
     /// is answered has its deliveries, and one that fails to queue them sets nothing.
     pub async fn set(&self, session: &Session, items: Vec<NewItem>) -> Result<i64, XrtcError> {
+        self.publish(&session.account, items).await
+    }
+
+    /// [`Self::set`] for `account`, by whoever may act for it (a session, a signed endpoint).
+    pub async fn publish(&self, account: &Arc<str>, items: Vec<NewItem>) -> Result<i64, XrtcError> {
         let now_ms = self.now_ms();
         let time = self.clock.now();
         let room = self
             .portals
-            .reserve(&session.account, &items, now_ms)
+            .reserve(account, &items, now_ms)
             .map_err(too_many_portals)?;
         if let Some(webhooks) = &self.webhooks
             && webhooks.wants(crate::webhooks::TOPICS[1].name)
@@ -817,12 +823,7 @@ impl Xrtc {
             let outbox = items
                 .iter()
                 .map(|item| {
-                    crate::webhooks::portal_item_set(
-                        &session.account,
-                        &item.portal,
-                        &item.payload,
-                        time,
-                    )
+                    crate::webhooks::portal_item_set(account, &item.portal, &item.payload, time)
                 })
                 .collect::<Vec<_>>();
             webhooks
@@ -836,7 +837,7 @@ impl Xrtc {
                 seq: item.seq,
                 time,
                 payload: EventPayload::PortalItemSet {
-                    account: session.account.clone(),
+                    account: account.clone(),
                     item,
                 },
             });

@@ -40,7 +40,10 @@ fn help_explains_every_command() {
 fn config_check_accepts_the_example_and_names_bad_keys() {
     let (code, out, err) = portico(&["config", "check", "portico.example.toml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("ok (6 datapoints, 6 endpoints)"), "{out}");
+    assert!(
+        out.contains("ok (6 datapoints, 6 endpoints, 1 signed endpoints)"),
+        "{out}"
+    );
 
     let dir = tempfile::tempdir().expect("dir");
     let cases = [

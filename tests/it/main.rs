@@ -12,6 +12,7 @@ mod idp_flows;
 mod jose_tokens;
 mod jose_vectors;
 mod openapi;
+mod openendpoints;
 mod operations;
 mod shutdown;
 mod sse;

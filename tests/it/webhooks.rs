@@ -22,13 +22,13 @@ use crate::helpers::{DATAPOINTS, Reply, TestApp};
 
 /// What the receiver answers: a status and headers.
 #[derive(Debug, Clone)]
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     headers: Vec<(&'static str, String)>,
 }
 
 impl Answer {
-    fn status(status: u16) -> Self {
+    pub(crate) fn status(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -43,20 +43,20 @@ impl Answer {
 
 /// A request the receiver got.
 #[derive(Debug)]
-struct Got {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Got {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Got {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn json(&self) -> Json {
+    pub(crate) fn json(&self) -> Json {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 }
@@ -69,14 +69,14 @@ struct Script {
 }
 
 /// A real HTTP server on 127.0.0.1 that records each request and answers as scripted.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Script,
     got: mpsc::UnboundedReceiver<Got>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let (sender, got) = mpsc::unbounded_channel();
         let script = Script {
             answers: Arc::default(),
@@ -110,7 +110,7 @@ impl Receiver {
         Self { url, script, got }
     }
 
-    fn answer(&self, answers: impl IntoIterator<Item = Answer>) {
+    pub(crate) fn answer(&self, answers: impl IntoIterator<Item = Answer>) {
         self.script.answers.lock().unwrap().extend(answers);
     }
 
@@ -119,7 +119,7 @@ impl Receiver {
     }
 
     /// The next request, within 10 s.
-    async fn next(&mut self) -> Got {
+    pub(crate) async fn next(&mut self) -> Got {
         tokio::time::timeout(Duration::from_secs(10), self.got.recv())
             .await
             .expect("a delivery within 10 s")
@@ -127,7 +127,7 @@ impl Receiver {
     }
 
     /// Nothing arrived so far (everything sent before was taken with `next`).
-    fn nothing_pending(&mut self) -> bool {
+    pub(crate) fn nothing_pending(&mut self) -> bool {
         self.got.try_recv().is_err()
     }
 }
@@ -144,7 +144,7 @@ fn config(extra: &str) -> String {
 }
 
 /// A manager's token (from a new client each time: tests on a moving clock need fresh ones).
-async fn manager(app: &TestApp) -> String {
+pub(crate) async fn manager(app: &TestApp) -> String {
     let id = format!("hooks-{:08x}", crate::helpers::rand_u64() as u32);
     crate::admin::token(app, "node", &id, &["portico:webhooks"]).await
 }
@@ -157,7 +157,7 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Opti
 }
 
 /// Creates a subscription; answers (id, secret).
-async fn subscribe(app: &TestApp, token: &str, body: Json) -> (String, String) {
+pub(crate) async fn subscribe(app: &TestApp, token: &str, body: Json) -> (String, String) {
     let reply = call(
         app,
         Method::POST,
@@ -400,6 +400,7 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
                 "SubscriptionDisabledEvent",
                 2
             ),
+            ("endpoint.called", "EndpointCalledEvent", 2),
         ]
     );
 

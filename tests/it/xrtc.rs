@@ -20,7 +20,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self::from(app, [127, 0, 0, 1])
     }
 
@@ -56,7 +56,7 @@ impl Client {
         reply
     }
 
-    async fn login(&mut self, account: &str, key: &str) -> Reply {
+    pub(crate) async fn login(&mut self, account: &str, key: &str) -> Reply {
         self.post(
             "/v1/auth/login",
             &format!(r#"{{"accountid":"{account}","apikey":"{key}"}}"#),
@@ -73,7 +73,7 @@ impl Client {
     }
 
     /// The payloads a get answered, in order.
-    async fn get(&mut self, body: &str) -> Vec<String> {
+    pub(crate) async fn get(&mut self, body: &str) -> Vec<String> {
         let reply = self.post("/v1/item/get", body).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         payloads(&reply.json())
@@ -151,7 +151,7 @@ async fn finish(client: &mut Client, token: &str, code: &str) -> Reply {
 }
 
 /// Registers `email`; returns (account id, API key).
-async fn register(app: &TestApp, email: &str) -> (String, String) {
+pub(crate) async fn register(app: &TestApp, email: &str) -> (String, String) {
     let mut client = Client::new(app);
     let token = start(&mut client, email).await;
     let reply = finish(&mut client, &token, &code_for(app, email)).await;

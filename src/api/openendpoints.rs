@@ -1,0 +1,199 @@
+//! Signed (OpenEndpoints-style) endpoints over HTTP: `GET` or `POST {prefix}/{application}/
+//! {endpoint}` with parameters in the query and (POST) a form, multipart or JSON body. Refusals
+//! are problem documents, or a `303` to the endpoint's `error_redirect` with `error=<code>`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::openendpoints::form::{self, FormError};
+use crate::openendpoints::run::{Answered, CallError};
+use crate::openendpoints::{Environment, ParamError, SignedEndpoint, SignedEndpoints};
+
+use super::AppState;
+
+/// A route per configured signed endpoint.
+pub fn router(signed: &SignedEndpoints) -> Router<AppState> {
+    let mut router = Router::new();
+    for endpoint in &signed.endpoints {
+        let bound = endpoint.clone();
+        router = router.route(
+            &endpoint.path,
+            on(
+                MethodFilter::GET.or(MethodFilter::POST),
+                move |State(state): State<AppState>, request: Request| {
+                    handle(state, bound.clone(), request)
+                },
+            ),
+        );
+    }
+    router
+}
+
+async fn handle(state: AppState, endpoint: Arc<SignedEndpoint>, request: Request) -> Response {
+    match call(&state, &endpoint, request).await {
+        Ok((answered, environment)) => answer(&endpoint, answered, environment),
+        Err(error) => match &endpoint.error_redirect {
+            Some(url) => see_other(&with_error(url, error.code().as_str())),
+            None => error.into_response(),
+        },
+    }
+}
+
+async fn call(
+    state: &AppState,
+    endpoint: &SignedEndpoint,
+    request: Request,
+) -> Result<(Answered, Environment), ApiError> {
+    let Some(runner) = &state.openendpoints else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "Signed endpoints are not served.",
+        ));
+    };
+    let settings = &runner.endpoints.settings;
+    let (parts, body) = request.into_parts();
+    // HEAD would run the actions of a GET without showing their answer.
+    if parts.method == Method::HEAD {
+        return Err(ApiError::method_not_allowed(&parts.method, "GET, POST"));
+    }
+    let mut submitted = form::from_query(parts.uri.query());
+    if parts.method == Method::POST {
+        let bytes =
+            super::endpoints::read_body_within(state, body, settings.max_body_bytes).await?;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        submitted.extend(form::from_body(content_type, &bytes).map_err(|e| match e {
+            FormError::UnsupportedMediaType(_) => ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("{}.", capital(&e.to_string())),
+            ),
+            FormError::Malformed(why) => {
+                ApiError::new(ErrorCode::InvalidParameter, format!("{}.", capital(&why)))
+            }
+        })?);
+    }
+    let resolved = endpoint.resolve(submitted, settings).map_err(|e| match e {
+        ParamError::HashMissing => ApiError::new(
+            ErrorCode::HashMissing,
+            "The request has no `hash` parameter; a signed endpoint needs one.",
+        ),
+        ParamError::Unknown(name) => ApiError::new(
+            ErrorCode::UnknownParameter,
+            format!("`{name}` is not a parameter of this endpoint."),
+        ),
+        ParamError::Missing(name) => ApiError::new(
+            ErrorCode::MissingParameter,
+            format!("The parameter `{name}` is required."),
+        ),
+        ParamError::Invalid(why) => {
+            ApiError::new(ErrorCode::InvalidParameter, format!("{}.", capital(&why)))
+        }
+        ParamError::Environment(why) => {
+            ApiError::new(ErrorCode::InvalidEnvironment, format!("{}.", capital(&why)))
+        }
+    })?;
+    let answered = runner
+        .call(endpoint, &resolved)
+        .await
+        .map_err(|e| match e {
+            CallError::HashMismatch => ApiError::new(ErrorCode::HashMismatch, e.to_string()),
+            CallError::Value(error) => super::endpoints::rejected(&error),
+            CallError::Invalid(why) => ApiError::new(ErrorCode::InvalidParameter, why),
+            CallError::NotFound(why) => ApiError::new(ErrorCode::NotFound, why),
+            CallError::Unavailable(why) => ApiError::new(ErrorCode::Unavailable, why),
+            CallError::ActionFailed(why) => ApiError::new(ErrorCode::ActionFailed, why),
+        })?;
+    Ok((answered, resolved.environment))
+}
+
+fn answer(endpoint: &SignedEndpoint, answered: Answered, environment: Environment) -> Response {
+    match answered {
+        Answered::Called => axum::Json(serde_json::json!({
+            "application": endpoint.application,
+            "endpoint": endpoint.name,
+            "environment": environment.as_str(),
+        }))
+        .into_response(),
+        Answered::File {
+            content_type,
+            bytes,
+        } => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
+            ],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Answered::Redirect(url) => see_other(&url),
+    }
+}
+
+/// `303 See Other`: the browser follows with a GET, whatever the form's method was.
+fn see_other(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+        Err(_) => ApiError::internal(&format!("the redirect URL `{url}` is not a header value"))
+            .into_response(),
+    }
+}
+
+/// `url` with `error=<code>` added to its query (before any fragment).
+fn with_error(url: &str, code: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{separator}error={code}");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn capital(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_redirects_keep_query_and_fragment() {
+        assert_eq!(
+            with_error("/sorry", "hash_mismatch"),
+            "/sorry?error=hash_mismatch"
+        );
+        assert_eq!(
+            with_error("https://a.example/x?y=1#top", "missing_parameter"),
+            "https://a.example/x?y=1&error=missing_parameter#top"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! Running an authentic call: the `endpoint.called` event (queued for webhooks before anything
+//! happens, so a call that is answered is never lost to its subscribers), then the endpoint's
+//! actions in order, then its answer.
+
+use std::path::{Component, Path};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::datapoint::ValueType;
+use crate::datapoint::registry::{Datapoints, WriteError};
+use crate::events::{Event, EventBus, EventPayload};
+use crate::mail::{Attachment, MailError, Mailer, Message};
+use crate::webhooks::Webhooks;
+use crate::webhooks::target::{Targets, VettingResolver};
+use crate::xrtc::Xrtc;
+
+use super::template::Escape;
+use super::{Action, Answer, Resolved, SignedEndpoint, SignedEndpoints};
+
+/// What an authentic call answers.
+#[derive(Debug)]
+pub enum Answered {
+    /// The call was carried out; nothing else to show.
+    Called,
+    /// A file's bytes and media type.
+    File {
+        /// The media type, from the file's extension.
+        content_type: &'static str,
+        /// The contents.
+        bytes: Vec<u8>,
+    },
+    /// A redirect to this URL.
+    Redirect(String),
+}
+
+/// Why a call was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The hash is not right for any secret.
+    #[error(
+        "The hash does not match this request: check the endpoint name, the include-in-hash \
+         values in order, the environment and the secret key."
+    )]
+    HashMismatch,
+    /// A datapoint refused the value.
+    #[error("{0}")]
+    Value(#[from] crate::datapoint::ValueError),
+    /// A value that cannot be used (an e-mail address, a file name, a payload too large).
+    #[error("{0}")]
+    Invalid(String),
+    /// The static file does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store could not commit, or the server is stopping.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An outbound action (HTTP call, e-mail) failed.
+    #[error("{0}")]
+    ActionFailed(String),
+}
+
+/// Everything the actions reach.
+#[derive(Debug)]
+pub struct Runner {
+    /// The signed endpoints.
+    pub endpoints: Arc<SignedEndpoints>,
+    datapoints: Datapoints,
+    xrtc: Option<Arc<Xrtc>>,
+    mailer: Mailer,
+    client: reqwest::Client,
+    targets: Arc<Targets>,
+    webhooks: Option<Arc<Webhooks>>,
+    events: EventBus,
+    clock: Arc<dyn Clock>,
+    seq: AtomicU64,
+}
+
+/// What [`Runner::new`] needs.
+#[derive(Debug)]
+pub struct Parts {
+    /// The signed endpoints.
+    pub endpoints: Arc<SignedEndpoints>,
+    /// Datapoints, for `write-datapoint`.
+    pub datapoints: Datapoints,
+    /// Portals, for `publish-portal`.
+    pub xrtc: Option<Arc<Xrtc>>,
+    /// E-mail, for `email`.
+    pub mailer: Mailer,
+    /// Webhooks, for `endpoint.called`.
+    pub webhooks: Option<Arc<Webhooks>>,
+    /// The event stream.
+    pub events: EventBus,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Runner {
+    /// A runner; its HTTP client reaches only vetted addresses and follows no redirect.
+    pub fn new(parts: Parts) -> Result<Self, String> {
+        let settings = &parts.endpoints.settings;
+        let allowed =
+            crate::config::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
+                .map_err(|problems| problems.join("; "))?;
+        let targets = Arc::new(Targets::new(allowed));
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(VettingResolver(targets.clone())))
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            .user_agent(concat!("Portico-Endpoints/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("signed endpoints' HTTP client: {e}"))?;
+        Ok(Self {
+            endpoints: parts.endpoints,
+            datapoints: parts.datapoints,
+            xrtc: parts.xrtc,
+            mailer: parts.mailer,
+            client,
+            targets,
+            webhooks: parts.webhooks,
+            events: parts.events,
+            clock: parts.clock,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Verifies the hash, records the call, runs the actions and makes the answer.
+    pub async fn call(
+        &self,
+        endpoint: &SignedEndpoint,
+        resolved: &Resolved,
+    ) -> Result<Answered, CallError> {
+        if !endpoint.verify(resolved) {
+            return Err(CallError::HashMismatch);
+        }
+        let values = &resolved.values;
+        let parameters = endpoint.parameters_json(values);
+        let time = self.clock.now();
+        if let Some(webhooks) = &self.webhooks
+            && webhooks.wants(crate::webhooks::TOPICS[3].name)
+        {
+            let files: Vec<_> = resolved
+                .uploads
+                .iter()
+                .map(|(name, upload)| {
+                    (
+                        name.clone(),
+                        upload.file_name.clone(),
+                        upload.content_type.clone(),
+                        upload.bytes.len(),
+                    )
+                })
+                .collect();
+            let event = crate::webhooks::endpoint_called(
+                &endpoint.application,
+                &endpoint.name,
+                resolved.environment.as_str(),
+                &parameters,
+                &files,
+                time,
+            );
+            webhooks.enqueue(&[event]).await.map_err(|e| {
+                tracing::error!(error = %e, "queueing endpoint.called failed");
+                CallError::Unavailable("The call could not be recorded; retry.".into())
+            })?;
+        }
+        self.events.publish(Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            time,
+            payload: EventPayload::EndpointCalled {
+                application: Arc::from(endpoint.application.as_str()),
+                endpoint: Arc::from(endpoint.name.as_str()),
+                environment: resolved.environment.as_str(),
+                parameters: Arc::from(parameters.as_str()),
+            },
+        });
+        for (n, action) in endpoint.actions.iter().enumerate() {
+            self.act(endpoint, action, resolved)
+                .await
+                .map_err(|error| {
+                    tracing::info!(
+                        application = %endpoint.application, endpoint = %endpoint.name,
+                        action = n, kind = action.kind(), %error, "signed endpoint action failed"
+                    );
+                    error
+                })?;
+        }
+        match &endpoint.answer {
+            Answer::Called => Ok(Answered::Called),
+            Answer::Redirect(url) => Ok(Answered::Redirect(url.render(values, Escape::Url))),
+            Answer::StaticFile(name) => {
+                let name = name.render(values, Escape::None);
+                self.static_file(endpoint, &name).await
+            }
+        }
+    }
+
+    async fn act(
+        &self,
+        endpoint: &SignedEndpoint,
+        action: &Action,
+        resolved: &Resolved,
+    ) -> Result<(), CallError> {
+        let values = &resolved.values;
+        match action {
+            Action::WriteDatapoint { datapoint, value } => {
+                let text = value.render(values, Escape::None);
+                let id = self.datapoints.id(datapoint.as_str()).ok_or_else(|| {
+                    CallError::Unavailable(format!("The datapoint `{datapoint}` is gone."))
+                })?;
+                let declared = self.datapoints.datapoint(id);
+                // A number or boolean as typed in a form is its JSON literal; a string is quoted.
+                let literal = match declared.value_type {
+                    ValueType::String => serde_json::to_string(&text).unwrap_or_default(),
+                    other => {
+                        let literal = text.trim();
+                        let scalar = serde_json::from_str::<&serde_json::value::RawValue>(literal)
+                            .is_ok()
+                            && !literal.starts_with(['"', '{', '[', 'n']);
+                        if !scalar {
+                            return Err(CallError::Value(
+                                crate::datapoint::ValueError::TypeMismatch {
+                                    expected: other.json_name(),
+                                    found: "text that is not a number or boolean",
+                                },
+                            ));
+                        }
+                        literal.to_owned()
+                    }
+                };
+                let accepted = declared.accept(&literal)?;
+                self.datapoints
+                    .write(id, accepted)
+                    .await
+                    .map_err(|e| match e {
+                        WriteError::Stopped => {
+                            CallError::Unavailable("The server is shutting down; retry.".into())
+                        }
+                        WriteError::Store(error) => {
+                            tracing::error!(%error, %datapoint, "write failed");
+                            CallError::Unavailable(
+                                "The store could not commit the write; retry.".into(),
+                            )
+                        }
+                    })?;
+                Ok(())
+            }
+            Action::PublishPortal {
+                account,
+                portal,
+                payload,
+            } => {
+                let Some(xrtc) = &self.xrtc else {
+                    return Err(CallError::Unavailable("XRTC is turned off.".into()));
+                };
+                let text = match payload {
+                    Some(template) => template.render(values, Escape::None),
+                    None => endpoint.parameters_json(values),
+                };
+                let literal = serde_json::to_string(&text).unwrap_or_default();
+                let max = xrtc.settings().payload_size_max;
+                if literal.len() > max {
+                    return Err(CallError::Invalid(format!(
+                        "The portal item would have {} bytes; portals take at most {max}.",
+                        literal.len()
+                    )));
+                }
+                let item = crate::portal::NewItem {
+                    portal: portal.clone(),
+                    payload: literal.into_boxed_str(),
+                };
+                xrtc.publish(account, vec![item])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e.status() {
+                        503 => CallError::Unavailable(e.message),
+                        _ => CallError::ActionFailed(format!(
+                            "The portal item was not set: {}",
+                            e.message
+                        )),
+                    })
+            }
+            Action::HttpRequest {
+                url,
+                method,
+                content_type,
+                body,
+                headers,
+            } => {
+                let url = url.render(values, Escape::Url);
+                let target = self
+                    .targets
+                    .check_url(&url)
+                    .map_err(|refused| CallError::ActionFailed(refused.0))?;
+                let host = target.host_str().unwrap_or_default().to_owned();
+                let escape = body_escape(content_type);
+                let body = match body {
+                    Some(template) => Some(template.render(values, escape)),
+                    None if matches!(
+                        *method,
+                        reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+                    ) =>
+                    {
+                        Some(default_body(endpoint, values, escape))
+                    }
+                    None => None,
+                };
+                let mut request = self.client.request(method.clone(), target);
+                for (name, value) in headers {
+                    request = request.header(name, value.expose());
+                }
+                if let Some(body) = body {
+                    request = request
+                        .header(reqwest::header::CONTENT_TYPE, content_type)
+                        .body(body);
+                }
+                match request.send().await {
+                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) => Err(CallError::ActionFailed(format!(
+                        "The call to {host} answered {}.",
+                        answer.status()
+                    ))),
+                    Err(error) => Err(CallError::ActionFailed(format!(
+                        "The call to {host} failed: {}.",
+                        if error.is_timeout() {
+                            "it timed out".to_owned()
+                        } else if error.is_connect() {
+                            "no connection".to_owned()
+                        } else {
+                            error.to_string()
+                        }
+                    ))),
+                }
+            }
+            Action::Email {
+                to,
+                subject,
+                body,
+                attach_uploads,
+            } => {
+                let rendered = to.render(values, Escape::None);
+                let to = crate::xrtc::normalize_email(&rendered).ok_or_else(|| {
+                    CallError::Invalid(format!("`{rendered}` is not an e-mail address."))
+                })?;
+                let attachments = match attach_uploads {
+                    true => resolved
+                        .uploads
+                        .iter()
+                        .map(|(_, upload)| Attachment {
+                            file_name: upload.file_name.clone(),
+                            content_type: upload.content_type.clone(),
+                            bytes: upload.bytes.clone(),
+                        })
+                        .collect(),
+                    false => Vec::new(),
+                };
+                let message = Message {
+                    to,
+                    subject: subject.render(values, Escape::None),
+                    body: body.render(values, Escape::None),
+                    attachments,
+                };
+                self.mailer
+                    .send(&message, self.clock.now())
+                    .await
+                    .map_err(|e| match e {
+                        MailError::RecipientRefused(why) => CallError::ActionFailed(format!(
+                            "The mail server refused the recipient: {why}"
+                        )),
+                        MailError::Failed(why) => {
+                            CallError::ActionFailed(format!("The e-mail was not sent: {why}"))
+                        }
+                    })
+            }
+        }
+    }
+
+    /// `name` from the application's static folder: a relative path of plain segments that
+    /// stays inside the folder (symbolic links included), within `max_file_bytes`.
+    async fn static_file(
+        &self,
+        endpoint: &SignedEndpoint,
+        name: &str,
+    ) -> Result<Answered, CallError> {
+        let not_found = || CallError::NotFound(format!("There is no file `{name}` to answer."));
+        let Some(dir) = &endpoint.static_dir else {
+            return Err(not_found());
+        };
+        let relative = Path::new(name);
+        let plain = !name.is_empty()
+            && relative.components().all(|c| match c {
+                Component::Normal(segment) => !segment.to_string_lossy().starts_with('.'),
+                _ => false,
+            });
+        if !plain {
+            return Err(CallError::Invalid(format!(
+                "`{name}` is not a file name inside the application's folder."
+            )));
+        }
+        let root = tokio::fs::canonicalize(dir)
+            .await
+            .map_err(|_| not_found())?;
+        let path = tokio::fs::canonicalize(root.join(relative))
+            .await
+            .map_err(|_| not_found())?;
+        if !path.starts_with(&root) {
+            return Err(not_found());
+        }
+        let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
+        let max = self.endpoints.settings.max_file_bytes;
+        if !metadata.is_file() {
+            return Err(not_found());
+        }
+        if metadata.len() > max {
+            return Err(CallError::Invalid(format!(
+                "`{name}` is larger than openendpoints.max_file_bytes ({max})."
+            )));
+        }
+        let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+        Ok(Answered::File {
+            content_type: media_type(&path),
+            bytes,
+        })
+    }
+}
+
+/// How values are escaped into a body of `content_type`.
+fn body_escape(content_type: &str) -> Escape {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Escape::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        Escape::Form
+    } else {
+        Escape::None
+    }
+}
+
+/// The parameters as a JSON object, or as a form for a form body.
+fn default_body(endpoint: &SignedEndpoint, values: &[String], escape: Escape) -> String {
+    match escape {
+        Escape::Form => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (parameter, value) in endpoint.parameters.iter().zip(values) {
+                if !parameter.file {
+                    form.append_pair(&parameter.name, value);
+                }
+            }
+            form.finish()
+        }
+        _ => endpoint.parameters_json(values),
+    }
+}
+
+/// A media type by file extension; unknown ones are `application/octet-stream`.
+fn media_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "pdf" => "application/pdf",
+        "woff2" => "font/woff2",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
