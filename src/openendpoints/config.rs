@@ -1,0 +1,638 @@
+//! The `[openendpoints]` settings and `[[application]]` declarations, and their check into
+//! [`SignedEndpoints`]: names, mount paths that stay clear of Portico's own, secrets (inline or
+//! from files), parameters, templates that name declared parameters only, actions, and answers
+//! whose URLs have fixed hosts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::Secret;
+use crate::datapoint::Datapoint;
+
+use super::template::Template;
+use super::{
+    Action, Answer, ENVIRONMENT_PARAMETER, HASH_PARAMETER, Parameter, Secrets, SignedEndpoint,
+    SignedEndpoints, Transform,
+};
+
+/// `[openendpoints]`: where signed endpoints are mounted and what bounds their requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenEndpointsSettings {
+    /// The mount point: `""` serves `/{application}/{endpoint}` at the root, as OpenEndpoints
+    /// does; `/forms` serves `/forms/{application}/{endpoint}`.
+    pub prefix: String,
+    /// Largest request body (form, multipart with files, JSON), in bytes.
+    pub max_body_bytes: usize,
+    /// Most parameters (name/value pairs) in one request.
+    pub max_parameters: usize,
+    /// Most bytes in one text value.
+    pub max_value_bytes: usize,
+    /// Joins the values of a name sent several times (checkboxes, multiple selects).
+    pub multiple_value_separator: String,
+    /// Largest static file answered, in bytes.
+    pub max_file_bytes: u64,
+    /// How long an `http-request` action may take to connect.
+    pub connect_timeout_ms: u64,
+    /// How long an `http-request` action may take in all.
+    pub request_timeout_ms: u64,
+    /// Addresses `http-request` actions may reach although they are not global (loopback,
+    /// private, ...): IP addresses or CIDR blocks, as `webhooks.allow_targets`.
+    pub allow_targets: Vec<String>,
+}
+
+impl Default for OpenEndpointsSettings {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            max_body_bytes: 1024 * 1024,
+            max_parameters: 64,
+            max_value_bytes: 16 * 1024,
+            multiple_value_separator: "||".into(),
+            max_file_bytes: 16 * 1024 * 1024,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            allow_targets: Vec::new(),
+        }
+    }
+}
+
+/// `[[application]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfig {
+    /// The application's name: the first path segment after the prefix.
+    pub name: String,
+    /// Secret keys, any one valid (rotate: add the new one, move clients, remove the old one).
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Files each holding one secret key (surrounding whitespace ignored), with `secrets`.
+    #[serde(default)]
+    pub secret_files: Vec<PathBuf>,
+    /// The folder `static_file` answers come from.
+    pub static_dir: Option<PathBuf>,
+    /// Whether `environment=preview` is accepted (default true).
+    #[serde(default = "yes")]
+    pub preview: bool,
+    /// The endpoints (`[[application.endpoint]]`).
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<SignedEndpointConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[application.endpoint]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedEndpointConfig {
+    /// The endpoint's name: hashed first, and the last path segment.
+    pub name: String,
+    /// Description, for the OpenAPI document.
+    pub description: Option<String>,
+    /// The parameters a request may send; any other is refused.
+    #[serde(default)]
+    pub parameters: Vec<ParameterConfig>,
+    /// Parameters whose values are hashed, in this order.
+    #[serde(default)]
+    pub include_in_hash: Vec<String>,
+    /// What an authentic call does, in order; the first failure stops it.
+    #[serde(default)]
+    pub actions: Vec<ActionConfig>,
+    /// Answer with this file from the application's `static_dir` (`${parameter}` allowed).
+    pub static_file: Option<String>,
+    /// Answer with a redirect (303) to this URL (`${parameter}` values are percent-encoded):
+    /// a web form's success page.
+    pub redirect: Option<String>,
+    /// On any refusal or failure, redirect (303) here with `error=<code>` added to the query:
+    /// a web form's error page.
+    pub error_redirect: Option<String>,
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterConfig {
+    /// The name (case-sensitive).
+    pub name: String,
+    /// The value when none is sent; without it, the parameter is required.
+    pub default: Option<String>,
+    /// Applied in order before the value is hashed or used.
+    #[serde(default)]
+    pub transform: Vec<Transform>,
+    /// Most characters after transformation.
+    pub max_length: Option<usize>,
+    /// A file upload (multipart only), optional; never hashed.
+    #[serde(default)]
+    pub file: bool,
+}
+
+/// An action as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ActionConfig {
+    /// Writes a datapoint (its type decides how the text is read).
+    WriteDatapoint {
+        /// The datapoint's key.
+        datapoint: String,
+        /// The value, usually `${parameter}`.
+        value: String,
+    },
+    /// Sets an item in an XRTC portal of an account.
+    PublishPortal {
+        /// The account (`AC…`) whose portal it is.
+        account: String,
+        /// The portal.
+        portal: String,
+        /// The item's payload; default: the parameters as a JSON object.
+        payload: Option<String>,
+    },
+    /// Calls a URL (with the webhooks' protection against request forgery).
+    HttpRequest {
+        /// The URL; `${parameter}` values are percent-encoded.
+        url: String,
+        /// `GET`, `POST` (default), `PUT`, `PATCH` or `DELETE`.
+        #[serde(default = "post")]
+        method: String,
+        /// The body's type (default `application/json`); decides how values are escaped.
+        content_type: Option<String>,
+        /// The body; default for methods with a body: the parameters as a JSON object.
+        body: Option<String>,
+        /// Extra request headers (such as an API key; never logged).
+        #[serde(default)]
+        headers: BTreeMap<String, Secret>,
+    },
+    /// Sends an e-mail through `[mail]`.
+    Email {
+        /// The recipient (`${parameter}` allowed; one address).
+        to: String,
+        /// The subject.
+        subject: String,
+        /// The text.
+        body: String,
+        /// Attach the request's uploaded files.
+        #[serde(default)]
+        attach_uploads: bool,
+    },
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// A name for an application or endpoint: one path segment of letters, digits and `-._~`.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        && name != "."
+        && name != "..";
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "`{name}` must be 1 to 100 ASCII letters, digits and - . _ ~ (one path segment)"
+        )),
+    }
+}
+
+/// What the rest of the configuration tells the check.
+#[derive(Debug)]
+pub struct Context<'a> {
+    /// Declared datapoints.
+    pub datapoints: &'a [Datapoint],
+    /// Paths of configured `[[endpoint]]`s.
+    pub endpoint_paths: &'a [String],
+    /// Whether XRTC (portals) is on.
+    pub xrtc: bool,
+    /// Paths that belong to Portico.
+    pub reserved: &'a [&'a str],
+}
+
+impl SignedEndpoints {
+    /// Checks `[openendpoints]` and `[[application]]`, reading secret files; every problem
+    /// names its key.
+    pub fn check(
+        settings: &OpenEndpointsSettings,
+        applications: &[ApplicationConfig],
+        context: &Context<'_>,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut prefix = settings.prefix.as_str();
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/')
+                || prefix.ends_with('/')
+                || prefix[1..].split('/').any(|s| check_name(s).is_err()))
+        {
+            problems.push(format!(
+                "key `openendpoints.prefix`: `{prefix}` must be empty or like /forms (segments \
+                 of letters, digits and - . _ ~, no trailing /)"
+            ));
+            prefix = "";
+        }
+        if let Err(more) =
+            crate::config::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
+        {
+            problems.extend(more);
+        }
+        let bounds = [
+            ("max_body_bytes", settings.max_body_bytes as u64, 64 << 20),
+            ("max_parameters", settings.max_parameters as u64, 10_000),
+            ("max_value_bytes", settings.max_value_bytes as u64, 1 << 20),
+            ("max_file_bytes", settings.max_file_bytes, 1 << 30),
+            ("connect_timeout_ms", settings.connect_timeout_ms, 60_000),
+            ("request_timeout_ms", settings.request_timeout_ms, 300_000),
+        ];
+        for (key, value, ceiling) in bounds {
+            if value == 0 || value > ceiling {
+                problems.push(format!(
+                    "key `openendpoints.{key}` must be between 1 and {ceiling}"
+                ));
+            }
+        }
+        if settings.multiple_value_separator.is_empty() {
+            problems.push("key `openendpoints.multiple_value_separator` must not be empty".into());
+        }
+        let mut endpoints = Vec::new();
+        let mut names = HashSet::new();
+        for (a, app) in applications.iter().enumerate() {
+            let at = format!("application[{a}]");
+            if let Err(e) = check_name(&app.name) {
+                problems.push(format!("key `{at}.name`: {e}"));
+                continue;
+            }
+            if !names.insert(app.name.as_str()) {
+                problems.push(format!(
+                    "key `{at}.name`: `{}` names two applications",
+                    app.name
+                ));
+            }
+            let mount = format!("{prefix}/{}", app.name);
+            if let Some(taken) = context.reserved.iter().find(|r| {
+                mount == **r
+                    || mount.starts_with(&format!("{r}/"))
+                    || r.starts_with(&format!("{mount}/"))
+            }) {
+                problems.push(format!(
+                    "key `{at}.name`: `{mount}` would share `{taken}` with Portico; rename the \
+                     application or set `openendpoints.prefix`"
+                ));
+            }
+            let secrets = read_secrets(app, &at, &mut problems);
+            if let Some(dir) = &app.static_dir
+                && !dir.is_dir()
+            {
+                problems.push(format!(
+                    "key `{at}.static_dir`: {} is not a folder",
+                    dir.display()
+                ));
+            }
+            let secrets = Arc::new(secrets);
+            let mut endpoint_names = HashSet::new();
+            for (e, raw) in app.endpoints.iter().enumerate() {
+                let at = format!("{at}.endpoint[{e}]");
+                if let Err(problem) = check_name(&raw.name) {
+                    problems.push(format!("key `{at}.name`: {problem}"));
+                    continue;
+                }
+                if !endpoint_names.insert(raw.name.as_str()) {
+                    problems.push(format!(
+                        "key `{at}.name`: `{}` names two endpoints of `{}`",
+                        raw.name, app.name
+                    ));
+                }
+                let path = format!("{mount}/{}", raw.name);
+                if context.endpoint_paths.contains(&path) {
+                    problems.push(format!(
+                        "key `{at}.name`: `{path}` is also a configured [[endpoint]] path"
+                    ));
+                }
+                if let Some(endpoint) = check_endpoint(raw, app, &at, context, &mut problems) {
+                    endpoints.push(Arc::new(SignedEndpoint {
+                        application: app.name.clone(),
+                        path,
+                        secrets: secrets.clone(),
+                        static_dir: app.static_dir.clone(),
+                        preview: app.preview,
+                        ..endpoint
+                    }));
+                }
+            }
+        }
+        match problems.is_empty() {
+            true => Ok(Self {
+                settings: settings.clone(),
+                endpoints,
+            }),
+            false => Err(problems),
+        }
+    }
+}
+
+fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -> Secrets {
+    let mut secrets: Vec<Vec<u8>> = app
+        .secrets
+        .iter()
+        .map(|s| s.expose().as_bytes().to_vec())
+        .collect();
+    for (n, path) in app.secret_files.iter().enumerate() {
+        match std::fs::read_to_string(path) {
+            Ok(text) => secrets.push(text.trim().as_bytes().to_vec()),
+            Err(e) => problems.push(format!(
+                "key `{at}.secret_files[{n}]`: {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    if secrets.is_empty() {
+        problems.push(format!(
+            "key `{at}.secrets`: an application needs at least one secret key (or secret_files)"
+        ));
+    }
+    if secrets.iter().any(Vec::is_empty) {
+        problems.push(format!("key `{at}.secrets`: a secret key is empty"));
+    }
+    Secrets(secrets)
+}
+
+fn check_endpoint(
+    raw: &SignedEndpointConfig,
+    app: &ApplicationConfig,
+    at: &str,
+    context: &Context<'_>,
+    problems: &mut Vec<String>,
+) -> Option<SignedEndpoint> {
+    let before = problems.len();
+    let mut parameters = Vec::new();
+    for (p, param) in raw.parameters.iter().enumerate() {
+        if check_name(&param.name).is_err()
+            || [HASH_PARAMETER, ENVIRONMENT_PARAMETER].contains(&param.name.as_str())
+        {
+            problems.push(format!(
+                "key `{at}.parameters[{p}].name`: `{}` is not a parameter name (letters, digits, \
+                 - . _ ~; not `hash` or `environment`)",
+                param.name
+            ));
+        }
+        if parameters.iter().any(|q: &Parameter| q.name == param.name) {
+            problems.push(format!(
+                "key `{at}.parameters[{p}].name`: `{}` is declared twice",
+                param.name
+            ));
+        }
+        if param.file && (param.default.is_some() || !param.transform.is_empty()) {
+            problems.push(format!(
+                "key `{at}.parameters[{p}]`: a file parameter has no default and no transform"
+            ));
+        }
+        parameters.push(Parameter {
+            name: param.name.clone(),
+            default: param.default.clone(),
+            transform: param.transform.clone(),
+            max_length: param.max_length,
+            file: param.file,
+        });
+    }
+    // Templates see text parameters only; a file parameter's name resolves to nothing.
+    let names: Vec<&str> = parameters
+        .iter()
+        .map(|p| if p.file { "" } else { p.name.as_str() })
+        .collect();
+    let mut include_in_hash = Vec::new();
+    for (n, name) in raw.include_in_hash.iter().enumerate() {
+        match names.iter().position(|p| !p.is_empty() && p == name) {
+            Some(index) => include_in_hash.push(index),
+            None => problems.push(format!(
+                "key `{at}.include_in_hash[{n}]`: `{name}` is not a declared text parameter"
+            )),
+        }
+    }
+    let template = |key: String, text: &str, problems: &mut Vec<String>| {
+        Template::parse(text, &names)
+            .map_err(|e| problems.push(format!("key `{key}`: {e}")))
+            .ok()
+    };
+    let mut actions = Vec::new();
+    for (n, action) in raw.actions.iter().enumerate() {
+        let at = format!("{at}.actions[{n}]");
+        match action {
+            ActionConfig::WriteDatapoint { datapoint, value } => {
+                let declared = context
+                    .datapoints
+                    .iter()
+                    .find(|d| d.key.as_str() == datapoint);
+                match declared {
+                    None => problems.push(format!(
+                        "key `{at}.datapoint`: no datapoint `{datapoint}` is declared"
+                    )),
+                    Some(d) if !d.access.writable() => {
+                        problems.push(format!("key `{at}.datapoint`: `{datapoint}` is read-only"))
+                    }
+                    Some(d) => {
+                        if let Some(value) = template(format!("{at}.value"), value, problems) {
+                            actions.push(Action::WriteDatapoint {
+                                datapoint: d.key.clone(),
+                                value,
+                            });
+                        }
+                    }
+                }
+            }
+            ActionConfig::PublishPortal {
+                account,
+                portal,
+                payload,
+            } => {
+                if !context.xrtc {
+                    problems.push(format!(
+                        "key `{at}`: publish-portal needs XRTC (`xrtc.enabled`)"
+                    ));
+                }
+                let account_ok = account.len() == 18
+                    && account.starts_with("AC")
+                    && account[2..].bytes().all(|b| b.is_ascii_digit());
+                if !account_ok {
+                    problems.push(format!(
+                        "key `{at}.account`: `{account}` is not an XRTC account id (AC and 16 \
+                         digits)"
+                    ));
+                }
+                if !crate::xrtc::valid_portal_id(portal) {
+                    problems.push(format!("key `{at}.portal`: `{portal}` is not a portal id"));
+                }
+                let payload = match payload {
+                    Some(text) => template(format!("{at}.payload"), text, problems).map(Some),
+                    None => Some(None),
+                };
+                if let Some(payload) = payload {
+                    actions.push(Action::PublishPortal {
+                        account: Arc::from(account.as_str()),
+                        portal: portal.clone(),
+                        payload,
+                    });
+                }
+            }
+            ActionConfig::HttpRequest {
+                url,
+                method,
+                content_type,
+                body,
+                headers,
+            } => {
+                let method = match method.to_ascii_uppercase().as_str() {
+                    "GET" => Some(reqwest::Method::GET),
+                    "POST" => Some(reqwest::Method::POST),
+                    "PUT" => Some(reqwest::Method::PUT),
+                    "PATCH" => Some(reqwest::Method::PATCH),
+                    "DELETE" => Some(reqwest::Method::DELETE),
+                    _ => {
+                        problems.push(format!(
+                            "key `{at}.method`: `{method}` is not GET, POST, PUT, PATCH or DELETE"
+                        ));
+                        None
+                    }
+                };
+                let url = template(format!("{at}.url"), url, problems);
+                if let Some(url) = &url {
+                    check_absolute_url(url, &format!("{at}.url"), problems);
+                }
+                let body = match body {
+                    Some(text) => template(format!("{at}.body"), text, problems).map(Some),
+                    None => Some(None),
+                };
+                let mut parsed_headers = Vec::new();
+                for (name, value) in headers {
+                    match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
+                        Ok(header)
+                            if reqwest::header::HeaderValue::from_str(value.expose()).is_ok() =>
+                        {
+                            parsed_headers.push((header, value.clone()));
+                        }
+                        _ => problems.push(format!(
+                            "key `{at}.headers`: `{name}` is not a header name with a valid value"
+                        )),
+                    }
+                }
+                if let (Some(method), Some(url), Some(body)) = (method, url, body) {
+                    actions.push(Action::HttpRequest {
+                        url,
+                        method,
+                        content_type: content_type
+                            .clone()
+                            .unwrap_or_else(|| "application/json".into()),
+                        body,
+                        headers: parsed_headers,
+                    });
+                }
+            }
+            ActionConfig::Email {
+                to,
+                subject,
+                body,
+                attach_uploads,
+            } => {
+                let to = template(format!("{at}.to"), to, problems);
+                let subject = template(format!("{at}.subject"), subject, problems);
+                let body = template(format!("{at}.body"), body, problems);
+                if let (Some(to), Some(subject), Some(body)) = (to, subject, body) {
+                    actions.push(Action::Email {
+                        to,
+                        subject,
+                        body,
+                        attach_uploads: *attach_uploads,
+                    });
+                }
+            }
+        }
+    }
+    let answer = match (&raw.static_file, &raw.redirect) {
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "key `{at}`: `static_file` and `redirect` are two answers; choose one"
+            ));
+            Answer::Called
+        }
+        (Some(file), None) => {
+            if app.static_dir.is_none() {
+                problems.push(format!(
+                    "key `{at}.static_file`: the application has no `static_dir`"
+                ));
+            }
+            template(format!("{at}.static_file"), file, problems)
+                .map_or(Answer::Called, Answer::StaticFile)
+        }
+        (None, Some(url)) => match template(format!("{at}.redirect"), url, problems) {
+            Some(url) => {
+                check_redirect(&url, &format!("{at}.redirect"), problems);
+                Answer::Redirect(url)
+            }
+            None => Answer::Called,
+        },
+        (None, None) => Answer::Called,
+    };
+    if let Some(url) = &raw.error_redirect {
+        match Template::parse(url, &[]) {
+            Ok(url) => check_redirect(&url, &format!("{at}.error_redirect"), problems),
+            Err(_) => problems.push(format!(
+                "key `{at}.error_redirect`: `{url}` is a fixed URL; it takes no ${{parameter}}"
+            )),
+        }
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(SignedEndpoint {
+        application: String::new(),
+        name: raw.name.clone(),
+        path: String::new(),
+        description: raw.description.clone(),
+        parameters,
+        include_in_hash,
+        actions,
+        answer,
+        error_redirect: raw.error_redirect.clone(),
+        secrets: Arc::new(Secrets(Vec::new())),
+        static_dir: None,
+        preview: true,
+    })
+}
+
+/// An absolute `http`/`https` URL whose scheme, host and port are fixed: placeholders only
+/// after the authority, so a value can never choose where a request or redirect goes.
+fn check_absolute_url(url: &Template, key: &str, problems: &mut Vec<String>) {
+    let fixed = url.fixed_prefix();
+    let authority_ends = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| fixed.strip_prefix(scheme))
+        .map(|rest| rest.contains(['/', '?', '#']) || !url.has_values());
+    match authority_ends {
+        Some(true) => {}
+        Some(false) => problems.push(format!(
+            "key `{key}`: a ${{parameter}} may not appear before the URL's path (its host \
+             must be fixed)"
+        )),
+        None => problems.push(format!(
+            "key `{key}`: `{fixed}…` must be an absolute http:// or https:// URL"
+        )),
+    }
+}
+
+/// A redirect goes to an absolute URL with a fixed host, or to a path on this server.
+fn check_redirect(url: &Template, key: &str, problems: &mut Vec<String>) {
+    if !url.is_visible_ascii() {
+        problems.push(format!(
+            "key `{key}`: a redirect URL is written in visible ASCII (percent-encode the rest)"
+        ));
+        return;
+    }
+    let fixed = url.fixed_prefix();
+    if fixed.starts_with('/') && !fixed.starts_with("//") && !fixed.starts_with("/\\") {
+        return;
+    }
+    check_absolute_url(url, key, problems);
+}
