@@ -294,7 +294,7 @@ pub struct Resolved {
 
 impl SignedEndpoint {
     /// The hash a request with the text `pairs` needs in `environment`, with the newest secret
-    /// (`portico hash`); file parameters are not needed for it.
+    /// (`portico hash`); only the hashed parameters must be among them.
     pub fn hash_for(
         &self,
         pairs: &[(String, String)],
@@ -305,6 +305,13 @@ impl SignedEndpoint {
             .iter()
             .map(|(name, value)| (name.clone(), Field::Text(value.clone())))
             .collect();
+        // Values that are not hashed (what a form's visitor types) need not be known yet.
+        for (index, parameter) in self.parameters.iter().enumerate() {
+            let hashed = self.include_in_hash.contains(&index);
+            if !hashed && !parameter.file && !pairs.iter().any(|(n, _)| *n == parameter.name) {
+                submitted.push((parameter.name.clone(), Field::Text(String::new())));
+            }
+        }
         submitted.push((HASH_PARAMETER.into(), Field::Text(String::new())));
         submitted.push((
             ENVIRONMENT_PARAMETER.into(),

@@ -670,3 +670,38 @@ error_redirect = "https://a.example/${p}"
     );
     assert!(unknown.unwrap_err().to_string().contains("cc"));
 }
+
+#[test]
+fn the_readmes_contact_form_configuration_is_valid_and_hashes_its_source_only() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme.find("A contact form that records a note").unwrap();
+    let start = readme[at..].find("```toml").unwrap() + at + "```toml".len();
+    let end = readme[start..].find("```").unwrap() + start;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop.key"), "a-key-for-the-test\n").unwrap();
+    let toml = readme[start..end]
+        .replace(
+            "/etc/portico/shop.key",
+            dir.path().join("shop.key").to_str().unwrap(),
+        )
+        .replace("/srv/shop/static", dir.path().to_str().unwrap());
+    let catalog = portico::config::Config::from_toml_str(&toml)
+        .unwrap()
+        .validate()
+        .unwrap_or_else(|e| panic!("README example: {e}"));
+    let contact = catalog.signed.find("shop", "contact").unwrap();
+    let pairs = [("source".to_owned(), "spring-flyer".to_owned())];
+    let digest = contact
+        .hash_for(&pairs, Environment::Live, &catalog.signed.settings)
+        .unwrap();
+    assert_eq!(
+        hex(&digest),
+        sign(
+            "contact",
+            &["spring-flyer"],
+            Environment::Live,
+            "a-key-for-the-test"
+        )
+    );
+}
