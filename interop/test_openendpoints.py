@@ -141,6 +141,8 @@ def config_text(static_dir: pathlib.Path, pages_url: str) -> str:
 [openendpoints]
 prefix = ""
 allow_targets = []
+# Every test here calls from 127.0.0.1; the per-address rate is tested in tests/it.
+calls_burst = 100000
 
 [[datapoint]]
 key = {toml_str(DATAPOINT)}

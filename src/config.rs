@@ -746,6 +746,14 @@ impl Config {
         }
         problems.extend(self.idp.problems());
         let endpoint_paths: Vec<String> = endpoints.iter().map(|e| e.path.clone()).collect();
+        let targets = crate::webhooks::target::Targets::new(
+            IpNets::parse(
+                "openendpoints.allow_targets",
+                &self.openendpoints.allow_targets,
+            )
+            .unwrap_or_default(),
+            "openendpoints.allow_targets",
+        );
         let signed = crate::openendpoints::SignedEndpoints::check(
             &self.openendpoints,
             &self.applications,
@@ -754,6 +762,7 @@ impl Config {
                 endpoint_paths: &endpoint_paths,
                 xrtc: self.xrtc.enabled,
                 reserved: RESERVED_PATHS,
+                targets: &targets,
             },
         )
         .unwrap_or_else(|found| {

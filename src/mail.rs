@@ -311,13 +311,29 @@ fn render(from: &str, message: &Message, now: OffsetDateTime) -> String {
     text
 }
 
-/// A text part's headers and body: 7-bit ASCII as it is, anything else as UTF-8 in base64.
+/// A text part's headers and body: short lines of printable ASCII as they are, anything else
+/// (non-ASCII, control characters, lines over 998 octets) as UTF-8 in base64. Every line break
+/// (CR, LF or CRLF) becomes CRLF, so no bare CR or LF reaches the SMTP conversation.
 fn text_part(out: &mut String, body: &str) {
-    if body.is_ascii() {
+    let lines: Vec<&str> = body
+        .split("\r\n")
+        .flat_map(|l| l.split(['\r', '\n']))
+        .collect();
+    let lines = match lines.last() {
+        Some(&"") => &lines[..lines.len() - 1],
+        _ => &lines[..],
+    };
+    let plain = lines.iter().all(|line| {
+        line.len() <= 998
+            && line
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    });
+    if plain {
         out.push_str(
             "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
         );
-        for line in body.lines() {
+        for line in lines {
             out.push_str(line);
             out.push_str("\r\n");
         }
@@ -325,10 +341,9 @@ fn text_part(out: &mut String, body: &str) {
         out.push_str(
             "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
         );
-        base64_lines(
-            out,
-            body.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes(),
-        );
+        let mut text = lines.join("\r\n");
+        text.push_str("\r\n");
+        base64_lines(out, text.as_bytes());
     }
 }
 
@@ -348,7 +363,7 @@ fn header_text(text: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if text.is_ascii() {
+    if text.is_ascii() && text.len() <= 900 {
         return text;
     }
     let mut words = Vec::new();
@@ -668,5 +683,29 @@ mod tests {
         ));
         assert!(text.contains(&format!("\r\n\r\n{}\r\n--=_portico_", b64.encode("hello"))));
         assert!(text.trim_end().ends_with("--"));
+    }
+
+    #[test]
+    fn bare_line_breaks_and_long_lines_never_reach_the_wire_as_they_are() {
+        let message = Message {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            body: "x\r.\r\nMAIL FROM:<e@x>\ny".into(),
+            ..Message::default()
+        };
+        let text = render("p@example.org", &message, OffsetDateTime::UNIX_EPOCH);
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(body, "x\r\n.\r\nMAIL FROM:<e@x>\r\ny\r\n");
+        let long = Message {
+            body: "a".repeat(2000),
+            subject: "b".repeat(2000),
+            ..message
+        };
+        let text = render("p@example.org", &long, OffsetDateTime::UNIX_EPOCH);
+        assert!(text.contains("Content-Transfer-Encoding: base64"));
+        assert!(
+            text.lines().all(|line| line.len() <= 998),
+            "no line over 998 octets"
+        );
     }
 }

@@ -159,7 +159,11 @@ pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
         }
     }
     for endpoint in &catalog.signed.endpoints {
-        for method in [HttpMethod::Get, HttpMethod::Post] {
+        let methods = [
+            (endpoint.get, HttpMethod::Get),
+            (endpoint.post, HttpMethod::Post),
+        ];
+        for (_, method) in methods.into_iter().filter(|(served, _)| *served) {
             let operation = signed_operation(endpoint, method == HttpMethod::Post);
             document
                 .paths
@@ -290,6 +294,10 @@ fn signed_operation(
         )
         .response("403", problem("The hash is missing or does not match."))
         .response(
+            "413",
+            problem("The body is larger than `openendpoints.max_body_bytes`."),
+        )
+        .response(
             "415",
             problem("A body that is not a form, multipart or JSON."),
         )
@@ -297,6 +305,10 @@ fn signed_operation(
         .response(
             "424",
             problem("An action (an HTTP call, an e-mail, a portal item) failed; retry."),
+        )
+        .response(
+            "429",
+            problem("Too many calls from this address, or in progress; see `Retry-After`."),
         )
         .response("503", problem("The store could not commit; retry."))
         .build()

@@ -13,7 +13,7 @@ use axum::routing::{MethodFilter, on};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::openendpoints::form::{self, FormError};
-use crate::openendpoints::run::{Answered, CallError};
+use crate::openendpoints::run::{Answered, CallError, shorten};
 use crate::openendpoints::{Environment, ParamError, SignedEndpoint, SignedEndpoints};
 
 use super::AppState;
@@ -23,10 +23,15 @@ pub fn router(signed: &SignedEndpoints) -> Router<AppState> {
     let mut router = Router::new();
     for endpoint in &signed.endpoints {
         let bound = endpoint.clone();
+        let methods = match (endpoint.get, endpoint.post) {
+            (true, true) => MethodFilter::GET.or(MethodFilter::POST),
+            (true, false) => MethodFilter::GET,
+            _ => MethodFilter::POST,
+        };
         router = router.route(
             &endpoint.path,
             on(
-                MethodFilter::GET.or(MethodFilter::POST),
+                methods,
                 move |State(state): State<AppState>, request: Request| {
                     handle(state, bound.clone(), request)
                 },
@@ -61,9 +66,28 @@ async fn call(
     let (parts, body) = request.into_parts();
     // HEAD would run the actions of a GET without showing their answer.
     if parts.method == Method::HEAD {
-        return Err(ApiError::method_not_allowed(&parts.method, "GET, POST"));
+        let allow = match (endpoint.get, endpoint.post) {
+            (true, true) => "GET, POST",
+            (true, false) => "GET",
+            _ => "POST",
+        };
+        return Err(ApiError::method_not_allowed(&parts.method, allow));
     }
-    let mut submitted = form::from_query(parts.uri.query());
+    if let Some(client) = parts.extensions.get::<super::oidc::ClientIp>() {
+        runner.admit(client.0).map_err(refused)?;
+    }
+    let form_error = |e: FormError| match e {
+        FormError::UnsupportedMediaType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("{}.", capital(&e.to_string())),
+        ),
+        FormError::Malformed(_) | FormError::TooMany(_) => ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{}.", capital(&e.to_string())),
+        ),
+    };
+    let max = settings.max_parameters;
+    let mut submitted = form::from_query(parts.uri.query(), max).map_err(form_error)?;
     if parts.method == Method::POST {
         let bytes =
             super::endpoints::read_body_within(state, body, settings.max_body_bytes).await?;
@@ -71,15 +95,13 @@ async fn call(
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        submitted.extend(form::from_body(content_type, &bytes).map_err(|e| match e {
-            FormError::UnsupportedMediaType(_) => ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!("{}.", capital(&e.to_string())),
-            ),
-            FormError::Malformed(why) => {
-                ApiError::new(ErrorCode::InvalidParameter, format!("{}.", capital(&why)))
-            }
-        })?);
+        let room = max.saturating_sub(submitted.len());
+        submitted.extend(
+            form::from_body(content_type, &bytes, room).map_err(|e| match e {
+                FormError::TooMany(_) => form_error(FormError::TooMany(max)),
+                e => form_error(e),
+            })?,
+        );
     }
     let resolved = endpoint.resolve(submitted, settings).map_err(|e| match e {
         ParamError::HashMissing => ApiError::new(
@@ -88,7 +110,7 @@ async fn call(
         ),
         ParamError::Unknown(name) => ApiError::new(
             ErrorCode::UnknownParameter,
-            format!("`{name}` is not a parameter of this endpoint."),
+            format!("`{}` is not a parameter of this endpoint.", shorten(&name)),
         ),
         ParamError::Missing(name) => ApiError::new(
             ErrorCode::MissingParameter,
@@ -101,18 +123,24 @@ async fn call(
             ApiError::new(ErrorCode::InvalidEnvironment, format!("{}.", capital(&why)))
         }
     })?;
-    let answered = runner
-        .call(endpoint, &resolved)
-        .await
-        .map_err(|e| match e {
-            CallError::HashMismatch => ApiError::new(ErrorCode::HashMismatch, e.to_string()),
-            CallError::Value(error) => super::endpoints::rejected(&error),
-            CallError::Invalid(why) => ApiError::new(ErrorCode::InvalidParameter, why),
-            CallError::NotFound(why) => ApiError::new(ErrorCode::NotFound, why),
-            CallError::Unavailable(why) => ApiError::new(ErrorCode::Unavailable, why),
-            CallError::ActionFailed(why) => ApiError::new(ErrorCode::ActionFailed, why),
-        })?;
+    let answered = runner.call(endpoint, &resolved).await.map_err(refused)?;
     Ok((answered, resolved.environment))
+}
+
+fn refused(error: CallError) -> ApiError {
+    match error {
+        CallError::HashMismatch => ApiError::new(ErrorCode::HashMismatch, error.to_string()),
+        CallError::Value(error) => super::endpoints::rejected(&error),
+        CallError::Invalid(why) => ApiError::new(ErrorCode::InvalidParameter, why),
+        CallError::NotFound(why) => ApiError::new(ErrorCode::NotFound, why),
+        CallError::TooMany(why, after) => ApiError::new(ErrorCode::TooManyRequests, why)
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs_f64().ceil().max(1.0) as u64),
+            ),
+        CallError::Unavailable(why) => ApiError::new(ErrorCode::Unavailable, why),
+        CallError::ActionFailed(why) => ApiError::new(ErrorCode::ActionFailed, why),
+    }
 }
 
 fn answer(endpoint: &SignedEndpoint, answered: Answered, environment: Environment) -> Response {

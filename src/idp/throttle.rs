@@ -173,6 +173,23 @@ impl Throttle {
         Ok(())
     }
 
+    /// Counts one attempt of `ip`, whatever its outcome (a rate limit per address, on the same
+    /// buckets): refused, and not counted, once the bucket holds `ip_burst`.
+    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Throttled> {
+        let ip = network(ip);
+        let refill = self.ip_refill();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let level = state.ips.get(&ip).map_or(0.0, |b| b.level_at(now, refill));
+        let excess = level - f64::from(self.settings.ip_burst) + 1.0;
+        if excess > 0.0 {
+            return Err(Throttled(Duration::from_secs_f64(
+                excess * refill.as_secs_f64(),
+            )));
+        }
+        add(&mut state.ips, ip, now, refill, self.settings.max_entries);
+        Ok(())
+    }
+
     /// Records a failed attempt of `ip` at `account`.
     pub fn failed(&self, ip: IpAddr, account: &str, now: Instant) {
         let (ip, account) = (network(ip), account_key(account));

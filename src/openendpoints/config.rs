@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::config::Secret;
 use crate::datapoint::Datapoint;
 
-use super::template::Template;
+use super::template::{Escape, Template};
 use super::{
     Action, Answer, ENVIRONMENT_PARAMETER, HASH_PARAMETER, Parameter, Secrets, SignedEndpoint,
     SignedEndpoints, Transform,
@@ -42,6 +42,15 @@ pub struct OpenEndpointsSettings {
     /// Addresses `http-request` actions may reach although they are not global (loopback,
     /// private, ...): IP addresses or CIDR blocks, as `webhooks.allow_targets`.
     pub allow_targets: Vec<String>,
+    /// Calls one client address (IPv6: its /64) may make at once to signed endpoints, before
+    /// it must wait (429 with `Retry-After`).
+    pub calls_burst: u32,
+    /// Seconds for one call of an address to be forgotten (the sustained rate).
+    pub calls_refill_seconds: u64,
+    /// Addresses tracked for `calls_burst`.
+    pub calls_max_addresses: usize,
+    /// Calls with actions in progress at once on this node; more are refused (429).
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for OpenEndpointsSettings {
@@ -56,6 +65,10 @@ impl Default for OpenEndpointsSettings {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             allow_targets: Vec::new(),
+            calls_burst: 60,
+            calls_refill_seconds: 1,
+            calls_max_addresses: 65_536,
+            max_concurrent_calls: 64,
         }
     }
 }
@@ -111,6 +124,14 @@ pub struct SignedEndpointConfig {
     /// On any refusal or failure, redirect (303) here with `error=<code>` added to the query:
     /// a web form's error page.
     pub error_redirect: Option<String>,
+    /// The methods accepted: `GET` and `POST` (default both). `["POST"]` keeps link checkers,
+    /// which follow links with GET, from calling an endpoint with actions.
+    #[serde(default = "get_and_post")]
+    pub methods: Vec<String>,
+}
+
+fn get_and_post() -> Vec<String> {
+    vec!["GET".into(), "POST".into()]
 }
 
 /// A declared parameter.
@@ -212,6 +233,8 @@ pub struct Context<'a> {
     pub xrtc: bool,
     /// Paths that belong to Portico.
     pub reserved: &'a [&'a str],
+    /// What `http-request` actions may reach (`openendpoints.allow_targets`).
+    pub targets: &'a crate::webhooks::target::Targets,
 }
 
 impl SignedEndpoints {
@@ -247,6 +270,22 @@ impl SignedEndpoints {
             ("max_file_bytes", settings.max_file_bytes, 1 << 30),
             ("connect_timeout_ms", settings.connect_timeout_ms, 60_000),
             ("request_timeout_ms", settings.request_timeout_ms, 300_000),
+            ("calls_burst", u64::from(settings.calls_burst), 1_000_000),
+            (
+                "calls_refill_seconds",
+                settings.calls_refill_seconds,
+                86_400,
+            ),
+            (
+                "calls_max_addresses",
+                settings.calls_max_addresses as u64,
+                10_000_000,
+            ),
+            (
+                "max_concurrent_calls",
+                settings.max_concurrent_calls as u64,
+                100_000,
+            ),
         ];
         for (key, value, ceiling) in bounds {
             if value == 0 || value > ceiling {
@@ -500,11 +539,40 @@ fn check_endpoint(
                 let url = template(format!("{at}.url"), url, problems);
                 if let Some(url) = &url {
                     check_absolute_url(url, &format!("{at}.url"), problems);
+                    // Its form and any IP literal, with sample values.
+                    let sample = url.render(&vec!["x".to_owned(); names.len()], Escape::Url);
+                    if let Err(refused) = context.targets.check_url(&sample) {
+                        problems.push(format!("key `{at}.url`: {refused}"));
+                    }
+                }
+                let content_type = content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/json".into());
+                if reqwest::header::HeaderValue::from_str(&content_type).is_err() {
+                    problems.push(format!(
+                        "key `{at}.content_type`: `{content_type}` is not a header value"
+                    ));
                 }
                 let body = match body {
                     Some(text) => template(format!("{at}.body"), text, problems).map(Some),
                     None => Some(None),
                 };
+                if let Some(Some(body)) = &body
+                    && body.has_values()
+                {
+                    let fits = match super::run::body_escape(&content_type) {
+                        Escape::Json => body.values_inside_json_strings(),
+                        Escape::Form | Escape::Url => true,
+                        Escape::None => content_type.to_ascii_lowercase().starts_with("text/plain"),
+                    };
+                    if !fits {
+                        problems.push(format!(
+                            "key `{at}.body`: a ${{parameter}} may only stand inside a JSON \
+                             string, in a form or in text/plain, where it is escaped (or kept) \
+                             safely"
+                        ));
+                    }
+                }
                 let mut parsed_headers = Vec::new();
                 for (name, value) in headers {
                     match reqwest::header::HeaderName::from_bytes(name.as_bytes()) {
@@ -522,9 +590,7 @@ fn check_endpoint(
                     actions.push(Action::HttpRequest {
                         url,
                         method,
-                        content_type: content_type
-                            .clone()
-                            .unwrap_or_else(|| "application/json".into()),
+                        content_type,
                         body,
                         headers: parsed_headers,
                     });
@@ -536,7 +602,31 @@ fn check_endpoint(
                 body,
                 attach_uploads,
             } => {
-                let to = template(format!("{at}.to"), to, problems);
+                let hashed: Vec<&str> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| match include_in_hash.contains(&i) {
+                        true => *name,
+                        false => "",
+                    })
+                    .collect();
+                // A recipient from an unhashed value would let anyone mail anyone.
+                let to = match Template::parse(to, &hashed) {
+                    Ok(t) if t.has_values() || crate::xrtc::normalize_email(to).is_some() => {
+                        Some(t)
+                    }
+                    Ok(_) => {
+                        problems.push(format!("key `{at}.to`: `{to}` is not an e-mail address"));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(format!(
+                            "key `{at}.to`: {e}; a recipient may only use parameters listed in \
+                             include_in_hash"
+                        ));
+                        None
+                    }
+                };
                 let subject = template(format!("{at}.subject"), subject, problems);
                 let body = template(format!("{at}.body"), body, problems);
                 if let (Some(to), Some(subject), Some(body)) = (to, subject, body) {
@@ -563,8 +653,14 @@ fn check_endpoint(
                     "key `{at}.static_file`: the application has no `static_dir`"
                 ));
             }
-            template(format!("{at}.static_file"), file, problems)
-                .map_or(Answer::Called, Answer::StaticFile)
+            let name = template(format!("{at}.static_file"), file, problems);
+            if name.as_ref().is_some_and(|n| !n.has_values()) && !super::plain_relative_path(file) {
+                problems.push(format!(
+                    "key `{at}.static_file`: `{file}` must be a relative path of plain names \
+                     inside static_dir"
+                ));
+            }
+            name.map_or(Answer::Called, Answer::StaticFile)
         }
         (None, Some(url)) => match template(format!("{at}.redirect"), url, problems) {
             Some(url) => {
@@ -583,10 +679,23 @@ fn check_endpoint(
             )),
         }
     }
+    let mut methods = (false, false);
+    for method in &raw.methods {
+        match method.to_ascii_uppercase().as_str() {
+            "GET" => methods.0 = true,
+            "POST" => methods.1 = true,
+            _ => problems.push(format!("key `{at}.methods`: `{method}` is not GET or POST")),
+        }
+    }
+    if methods == (false, false) {
+        problems.push(format!("key `{at}.methods`: name GET, POST or both"));
+    }
     if problems.len() > before {
         return None;
     }
     Some(SignedEndpoint {
+        get: methods.0,
+        post: methods.1,
         application: String::new(),
         name: raw.name.clone(),
         path: String::new(),

@@ -46,23 +46,49 @@ pub enum FormError {
     /// The body does not parse as its type says.
     #[error("{0}")]
     Malformed(String),
+    /// More pairs than allowed.
+    #[error("the request has more than {0} parameters")]
+    TooMany(usize),
 }
 
-/// The pairs of a query string (`None`: no query).
-pub fn from_query(query: Option<&str>) -> Vec<(String, Field)> {
-    query
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(name, value)| (name.into_owned(), Field::Text(value.into_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Collects pairs, refusing more than `max` (so a body of `a&a&a…` is never built in full).
+struct Pairs {
+    pairs: Vec<(String, Field)>,
+    max: usize,
 }
 
-/// The pairs of a POST body of `content_type`. An empty body has none, whatever its type.
+impl Pairs {
+    fn new(max: usize) -> Self {
+        Self {
+            pairs: Vec::new(),
+            max,
+        }
+    }
+
+    fn push(&mut self, name: String, field: Field) -> Result<(), FormError> {
+        if self.pairs.len() >= self.max {
+            return Err(FormError::TooMany(self.max));
+        }
+        self.pairs.push((name, field));
+        Ok(())
+    }
+}
+
+/// The pairs of a query string (`None`: no query), at most `max`.
+pub fn from_query(query: Option<&str>, max: usize) -> Result<Vec<(String, Field)>, FormError> {
+    let mut pairs = Pairs::new(max);
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        pairs.push(name.into_owned(), Field::Text(value.into_owned()))?;
+    }
+    Ok(pairs.pairs)
+}
+
+/// The pairs of a POST body of `content_type`, at most `max`. An empty body has none, whatever
+/// its type.
 pub fn from_body(
     content_type: Option<&str>,
     body: &[u8],
+    max: usize,
 ) -> Result<Vec<(String, Field)>, FormError> {
     if body.is_empty() {
         return Ok(Vec::new());
@@ -70,29 +96,34 @@ pub fn from_body(
     let content_type = content_type.unwrap_or("");
     let (essence, params) = content_type.split_once(';').unwrap_or((content_type, ""));
     let essence = essence.trim().to_ascii_lowercase();
+    let mut pairs = Pairs::new(max);
     match essence.as_str() {
-        "application/x-www-form-urlencoded" => Ok(form_urlencoded::parse(body)
-            .map(|(name, value)| (name.into_owned(), Field::Text(value.into_owned())))
-            .collect()),
+        "application/x-www-form-urlencoded" => {
+            for (name, value) in form_urlencoded::parse(body) {
+                pairs.push(name.into_owned(), Field::Text(value.into_owned()))?;
+            }
+        }
         "multipart/form-data" => {
             let boundary = media_parameter(params, "boundary").ok_or_else(|| {
                 FormError::Malformed("the multipart body's Content-Type names no boundary".into())
             })?;
-            multipart(body, &boundary)
+            multipart(body, &boundary, &mut pairs)?;
         }
-        "application/json" => json(body),
-        other if other.starts_with("application/") && other.ends_with("+json") => json(body),
-        "" => Err(FormError::UnsupportedMediaType("(none)".into())),
-        other => Err(FormError::UnsupportedMediaType(other.to_owned())),
+        "application/json" => json(body, &mut pairs)?,
+        other if other.starts_with("application/") && other.ends_with("+json") => {
+            json(body, &mut pairs)?
+        }
+        "" => return Err(FormError::UnsupportedMediaType("(none)".into())),
+        other => return Err(FormError::UnsupportedMediaType(other.to_owned())),
     }
+    Ok(pairs.pairs)
 }
 
 /// A JSON object: strings as they are, numbers and booleans as their literal text, arrays of
 /// those as repeated values. Anything else is refused.
-fn json(body: &[u8]) -> Result<Vec<(String, Field)>, FormError> {
+fn json(body: &[u8], pairs: &mut Pairs) -> Result<(), FormError> {
     let members = crate::jose::json::Members::parse(body)
         .map_err(|e| FormError::Malformed(format!("the JSON body is not an object: {e}")))?;
-    let mut pairs = Vec::new();
     for (name, raw) in members.iter() {
         let mut push = |raw: &RawValue| -> Result<(), FormError> {
             let text = raw.get();
@@ -106,8 +137,7 @@ fn json(body: &[u8]) -> Result<Vec<(String, Field)>, FormError> {
                     )));
                 }
             };
-            pairs.push((name.to_owned(), Field::Text(value)));
-            Ok(())
+            pairs.push(name.to_owned(), Field::Text(value))
         };
         if raw.get().starts_with('[') {
             let items = serde_json::from_str::<Vec<&RawValue>>(raw.get())
@@ -119,24 +149,61 @@ fn json(body: &[u8]) -> Result<Vec<(String, Field)>, FormError> {
             push(raw)?;
         }
     }
-    Ok(pairs)
+    Ok(())
 }
 
-/// The value of parameter `name` in a media type's parameters (`; boundary="x"`).
+/// The value of parameter `name` in a header's parameters (`; boundary="x"; name=y`): split
+/// at semicolons outside quoted strings, quoted strings unescaped (RFC 9110 section 5.6.4), and
+/// the `%22`, `%0D`, `%0A` that browsers write for `"`, CR and LF in form field and file names
+/// decoded (HTML, "multipart/form-data encoding algorithm").
 fn media_parameter(params: &str, name: &str) -> Option<String> {
-    params.split(';').find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        if !key.trim().eq_ignore_ascii_case(name) {
-            return None;
+    let mut found = None;
+    let mut rest = params;
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches([';', ' ', '\t']);
+        let (key, after) = rest.split_once('=').unwrap_or((rest, ""));
+        let key = key.trim();
+        let after = after.trim_start();
+        let (value, remainder) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, escaped)) = chars.next() {
+                                value.push(escaped);
+                            }
+                        }
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(';').unwrap_or(after.len());
+                (after[..end].trim().to_owned(), &after[end..])
+            }
+        };
+        if key.eq_ignore_ascii_case(name) && found.is_none() {
+            found = Some(
+                value
+                    .replace("%22", "\"")
+                    .replace("%0D", "\r")
+                    .replace("%0A", "\n"),
+            );
         }
-        let value = value.trim();
-        Some(
-            match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
-                None => value.to_owned(),
-            },
-        )
-    })
+        if remainder.len() == rest.len() {
+            break;
+        }
+        rest = remainder;
+    }
+    found
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -148,7 +215,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// An RFC 7578 body: parts separated by `--boundary`, each with headers naming the field
 /// (`Content-Disposition: form-data; name="…"`, and `filename` for files).
-fn multipart(body: &[u8], boundary: &str) -> Result<Vec<(String, Field)>, FormError> {
+fn multipart(body: &[u8], boundary: &str, pairs: &mut Pairs) -> Result<(), FormError> {
     let bad = |why: &str| FormError::Malformed(format!("the multipart body is malformed: {why}"));
     if boundary.is_empty() || boundary.len() > 70 {
         return Err(bad("the boundary must have 1 to 70 characters"));
@@ -162,10 +229,9 @@ fn multipart(body: &[u8], boundary: &str) -> Result<Vec<(String, Field)>, FormEr
         let at = find(body, delimiter.as_bytes()).ok_or_else(|| bad("no boundary found"))?;
         &body[at + delimiter.len()..]
     };
-    let mut pairs = Vec::new();
     loop {
         if rest.starts_with(b"--") {
-            return Ok(pairs);
+            return Ok(());
         }
         // Transport padding, then the line end that opens the part.
         let padding = rest
@@ -218,7 +284,7 @@ fn multipart(body: &[u8], boundary: &str) -> Result<Vec<(String, Field)>, FormEr
                     .map_err(|_| bad(&format!("the value of `{name}` is not UTF-8")))?,
             ),
         };
-        pairs.push((name, field));
+        pairs.push(name, field)?;
     }
 }
 
@@ -238,13 +304,19 @@ mod tests {
 
     #[test]
     fn query_form_and_json_bodies() {
-        let q = from_query(Some("foo=a%20b&long=d+e&foo=x"));
+        let q = from_query(Some("foo=a%20b&long=d+e&foo=x"), 64).unwrap();
         assert_eq!(text(&q), [("foo", "a b"), ("long", "d e"), ("foo", "x")]);
-        let f = from_body(Some("application/x-www-form-urlencoded"), b"a=1&b=%C3%A9").unwrap();
+        let f = from_body(
+            Some("application/x-www-form-urlencoded"),
+            b"a=1&b=%C3%A9",
+            64,
+        )
+        .unwrap();
         assert_eq!(text(&f), [("a", "1"), ("b", "é")]);
         let j = from_body(
             Some("application/json; charset=utf-8"),
             br#"{"a":"x\u00e9","n":1.50,"t":true,"l":["p",2]}"#,
+            64,
         )
         .unwrap();
         assert_eq!(
@@ -264,15 +336,20 @@ mod tests {
             br#"{"a":1,"a":2}"#,
         ] {
             assert!(matches!(
-                from_body(Some("application/json"), bad),
+                from_body(Some("application/json"), bad, 64),
                 Err(FormError::Malformed(_))
             ));
         }
         assert!(matches!(
-            from_body(Some("text/plain"), b"a=1"),
+            from_body(Some("text/plain"), b"a=1", 64),
             Err(FormError::UnsupportedMediaType(_))
         ));
-        assert_eq!(from_body(None, b"").unwrap(), []);
+        assert_eq!(from_body(None, b"", 64).unwrap(), []);
+        assert_eq!(from_query(Some("a&a&a"), 2), Err(FormError::TooMany(2)));
+        assert_eq!(
+            from_body(Some("application/json"), br#"{"a":[1,2,3]}"#, 2),
+            Err(FormError::TooMany(2))
+        );
     }
 
     #[test]
@@ -282,7 +359,7 @@ mod tests {
 --XyZ\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"a \\\"b\\\".txt\"\r\n\
 Content-Type: text/plain\r\n\r\nline1\r\n--Xy\r\nline2\r\n--XyZ\r\n\
 Content-Disposition: form-data; name=\"empty\"\r\n\r\n\r\n--XyZ--\r\nepilogue";
-        let pairs = from_body(Some("multipart/form-data; boundary=\"XyZ\""), body).unwrap();
+        let pairs = from_body(Some("multipart/form-data; boundary=\"XyZ\""), body, 64).unwrap();
         assert_eq!(text(&pairs), [("foo", "abc"), ("empty", "")]);
         let Field::File(upload) = &pairs[1].1 else {
             panic!("a file")
@@ -304,11 +381,30 @@ Content-Disposition: form-data; name=\"empty\"\r\n\r\n\r\n--XyZ--\r\nepilogue";
             b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n\xff\r\n--b--",
         ] {
             assert!(
-                matches!(from_body(ct, body), Err(FormError::Malformed(_))),
+                matches!(from_body(ct, body, 64), Err(FormError::Malformed(_))),
                 "{}",
                 String::from_utf8_lossy(body)
             );
         }
-        assert!(from_body(Some("multipart/form-data"), b"x").is_err());
+        assert!(from_body(Some("multipart/form-data"), b"x", 64).is_err());
+    }
+
+    #[test]
+    fn header_parameters_respect_quotes() {
+        let params = r#" x="a;name=hash;"; name="foo"; filename="a;b \"c\".pdf""#;
+        assert_eq!(media_parameter(params, "name").as_deref(), Some("foo"));
+        assert_eq!(
+            media_parameter(params, "filename").as_deref(),
+            Some("a;b \"c\".pdf")
+        );
+        assert_eq!(
+            media_parameter("; name=%22q%22", "name").as_deref(),
+            Some("\"q\"")
+        );
+        assert_eq!(
+            media_parameter("; boundary=abc", "boundary").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(media_parameter("; other=1", "name"), None);
     }
 }

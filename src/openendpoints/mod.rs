@@ -75,6 +75,18 @@ pub fn hash(endpoint: &str, values: &[&str], environment: Environment, secret: &
     out
 }
 
+/// Whether `name` is a relative path of plain names (no `..`, no root, no hidden names), as
+/// a static file's name must be.
+pub fn plain_relative_path(name: &str) -> bool {
+    use std::path::Component;
+    !name.is_empty()
+        && !name.contains('\\')
+        && std::path::Path::new(name).components().all(|c| match c {
+            Component::Normal(segment) => !segment.to_string_lossy().starts_with('.'),
+            _ => false,
+        })
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -243,6 +255,10 @@ pub struct SignedEndpoint {
     pub static_dir: Option<PathBuf>,
     /// Whether `preview` is accepted.
     pub preview: bool,
+    /// Whether GET calls it.
+    pub get: bool,
+    /// Whether POST calls it.
+    pub post: bool,
 }
 
 /// Every signed endpoint of the configuration, with the settings.

@@ -1,22 +1,29 @@
-//! Running an authentic call: the `endpoint.called` event (queued for webhooks before anything
-//! happens, so a call that is answered is never lost to its subscribers), then the endpoint's
-//! actions in order, then its answer.
+//! Running an authentic call in two phases. First everything is prepared and checked: each
+//! action's values rendered and accepted (datapoint values, e-mail addresses, portal payload
+//! sizes, URLs), the answer made (a static file read). Only then is the `endpoint.called` event
+//! queued for webhooks and are the actions carried out in order, so input that cannot be used
+//! changes nothing.
 
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+
 use crate::clock::Clock;
-use crate::datapoint::ValueType;
-use crate::datapoint::registry::{Datapoints, WriteError};
+use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
+use crate::datapoint::{Value, ValueType};
 use crate::events::{Event, EventBus, EventPayload};
+use crate::idp::throttle::{Throttle, ThrottleSettings, Throttled};
 use crate::mail::{Attachment, MailError, Mailer, Message};
+use crate::portal::NewItem;
 use crate::webhooks::Webhooks;
 use crate::webhooks::target::{Targets, VettingResolver};
 use crate::xrtc::Xrtc;
 
-use super::template::Escape;
+use super::template::{Escape, Template};
 use super::{Action, Answer, Resolved, SignedEndpoint, SignedEndpoints};
 
 /// What an authentic call answers.
@@ -53,12 +60,23 @@ pub enum CallError {
     /// The static file does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Too many calls from this address, or in progress on this node.
+    #[error("{0}")]
+    TooMany(String, Duration),
     /// The store could not commit, or the server is stopping.
     #[error("{0}")]
     Unavailable(String),
     /// An outbound action (HTTP call, e-mail) failed.
     #[error("{0}")]
     ActionFailed(String),
+}
+
+/// An action, prepared: everything rendered and checked, ready to be carried out.
+enum Step {
+    Write(DatapointId, Value),
+    Publish(Arc<str>, NewItem),
+    Http(reqwest::RequestBuilder, String),
+    Email(Message),
 }
 
 /// Everything the actions reach.
@@ -75,6 +93,8 @@ pub struct Runner {
     events: EventBus,
     clock: Arc<dyn Clock>,
     seq: AtomicU64,
+    calls: Throttle,
+    in_progress: Arc<Semaphore>,
 }
 
 /// What [`Runner::new`] needs.
@@ -103,7 +123,7 @@ impl Runner {
         let allowed =
             crate::config::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
                 .map_err(|problems| problems.join("; "))?;
-        let targets = Arc::new(Targets::new(allowed));
+        let targets = Arc::new(Targets::new(allowed, "openendpoints.allow_targets"));
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(VettingResolver(targets.clone())))
             .no_proxy()
@@ -113,7 +133,17 @@ impl Runner {
             .user_agent(concat!("Portico-Endpoints/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("signed endpoints' HTTP client: {e}"))?;
+        warn_of_ambiguous_names(&parts.endpoints);
+        // Per-address call rate: the identity provider's address buckets, each call counted.
+        let calls = Throttle::new(ThrottleSettings {
+            ip_burst: settings.calls_burst,
+            ip_refill_seconds: settings.calls_refill_seconds,
+            max_entries: settings.calls_max_addresses,
+            ..ThrottleSettings::default()
+        });
         Ok(Self {
+            in_progress: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            calls,
             endpoints: parts.endpoints,
             datapoints: parts.datapoints,
             xrtc: parts.xrtc,
@@ -127,7 +157,20 @@ impl Runner {
         })
     }
 
-    /// Verifies the hash, records the call, runs the actions and makes the answer.
+    /// Counts a call from `client`; refused when its address has called too often.
+    pub fn admit(&self, client: std::net::IpAddr) -> Result<(), CallError> {
+        self.calls
+            .take(client, std::time::Instant::now())
+            .map_err(|Throttled(after)| {
+                CallError::TooMany(
+                    "Too many calls to signed endpoints from this address; retry later.".into(),
+                    after,
+                )
+            })
+    }
+
+    /// Verifies the hash, prepares the actions and the answer, records the call, then carries
+    /// the actions out.
     pub async fn call(
         &self,
         endpoint: &SignedEndpoint,
@@ -136,8 +179,41 @@ impl Runner {
         if !endpoint.verify(resolved) {
             return Err(CallError::HashMismatch);
         }
-        let values = &resolved.values;
-        let parameters = endpoint.parameters_json(values);
+        let _permit = match endpoint.actions.is_empty() {
+            true => None,
+            false => Some(self.in_progress.clone().try_acquire_owned().map_err(|_| {
+                CallError::TooMany(
+                    "Too many signed calls are in progress; retry shortly.".into(),
+                    Duration::from_secs(1),
+                )
+            })?),
+        };
+        let mut steps = Vec::with_capacity(endpoint.actions.len());
+        for action in &endpoint.actions {
+            steps.push(self.prepare(endpoint, action, resolved)?);
+        }
+        let answer = self.answer(endpoint, &resolved.values).await?;
+        self.record(endpoint, resolved).await?;
+        for (n, step) in steps.into_iter().enumerate() {
+            self.carry_out(step).await.map_err(|error| {
+                tracing::info!(
+                    application = %endpoint.application, endpoint = %endpoint.name,
+                    action = n, %error, "signed endpoint action failed"
+                );
+                error
+            })?;
+        }
+        Ok(answer)
+    }
+
+    /// The `endpoint.called` event: queued for webhooks (before anything happens, so an
+    /// answered call is never lost to its subscribers) and published.
+    async fn record(
+        &self,
+        endpoint: &SignedEndpoint,
+        resolved: &Resolved,
+    ) -> Result<(), CallError> {
+        let parameters = endpoint.parameters_json(&resolved.values);
         let time = self.clock.now();
         if let Some(webhooks) = &self.webhooks
             && webhooks.wants(crate::webhooks::TOPICS[3].name)
@@ -177,33 +253,16 @@ impl Runner {
                 parameters: Arc::from(parameters.as_str()),
             },
         });
-        for (n, action) in endpoint.actions.iter().enumerate() {
-            self.act(endpoint, action, resolved)
-                .await
-                .map_err(|error| {
-                    tracing::info!(
-                        application = %endpoint.application, endpoint = %endpoint.name,
-                        action = n, kind = action.kind(), %error, "signed endpoint action failed"
-                    );
-                    error
-                })?;
-        }
-        match &endpoint.answer {
-            Answer::Called => Ok(Answered::Called),
-            Answer::Redirect(url) => Ok(Answered::Redirect(url.render(values, Escape::Url))),
-            Answer::StaticFile(name) => {
-                let name = name.render(values, Escape::None);
-                self.static_file(endpoint, &name).await
-            }
-        }
+        Ok(())
     }
 
-    async fn act(
+    /// Renders and checks one action.
+    fn prepare(
         &self,
         endpoint: &SignedEndpoint,
         action: &Action,
         resolved: &Resolved,
-    ) -> Result<(), CallError> {
+    ) -> Result<Step, CallError> {
         let values = &resolved.values;
         match action {
             Action::WriteDatapoint { datapoint, value } => {
@@ -231,22 +290,7 @@ impl Runner {
                         literal.to_owned()
                     }
                 };
-                let accepted = declared.accept(&literal)?;
-                self.datapoints
-                    .write(id, accepted)
-                    .await
-                    .map_err(|e| match e {
-                        WriteError::Stopped => {
-                            CallError::Unavailable("The server is shutting down; retry.".into())
-                        }
-                        WriteError::Store(error) => {
-                            tracing::error!(%error, %datapoint, "write failed");
-                            CallError::Unavailable(
-                                "The store could not commit the write; retry.".into(),
-                            )
-                        }
-                    })?;
-                Ok(())
+                Ok(Step::Write(id, declared.accept(&literal)?))
             }
             Action::PublishPortal {
                 account,
@@ -268,20 +312,13 @@ impl Runner {
                         literal.len()
                     )));
                 }
-                let item = crate::portal::NewItem {
-                    portal: portal.clone(),
-                    payload: literal.into_boxed_str(),
-                };
-                xrtc.publish(account, vec![item])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| match e.status() {
-                        503 => CallError::Unavailable(e.message),
-                        _ => CallError::ActionFailed(format!(
-                            "The portal item was not set: {}",
-                            e.message
-                        )),
-                    })
+                Ok(Step::Publish(
+                    account.clone(),
+                    NewItem {
+                        portal: portal.clone(),
+                        payload: literal.into_boxed_str(),
+                    },
+                ))
             }
             Action::HttpRequest {
                 url,
@@ -290,10 +327,9 @@ impl Runner {
                 body,
                 headers,
             } => {
-                let url = url.render(values, Escape::Url);
                 let target = self
                     .targets
-                    .check_url(&url)
+                    .check_url(&url_of(url, values)?)
                     .map_err(|refused| CallError::ActionFailed(refused.0))?;
                 let host = target.host_str().unwrap_or_default().to_owned();
                 let escape = body_escape(content_type);
@@ -317,23 +353,7 @@ impl Runner {
                         .header(reqwest::header::CONTENT_TYPE, content_type)
                         .body(body);
                 }
-                match request.send().await {
-                    Ok(answer) if answer.status().is_success() => Ok(()),
-                    Ok(answer) => Err(CallError::ActionFailed(format!(
-                        "The call to {host} answered {}.",
-                        answer.status()
-                    ))),
-                    Err(error) => Err(CallError::ActionFailed(format!(
-                        "The call to {host} failed: {}.",
-                        if error.is_timeout() {
-                            "it timed out".to_owned()
-                        } else if error.is_connect() {
-                            "no connection".to_owned()
-                        } else {
-                            error.to_string()
-                        }
-                    ))),
-                }
+                Ok(Step::Http(request, host))
             }
             Action::Email {
                 to,
@@ -343,7 +363,10 @@ impl Runner {
             } => {
                 let rendered = to.render(values, Escape::None);
                 let to = crate::xrtc::normalize_email(&rendered).ok_or_else(|| {
-                    CallError::Invalid(format!("`{rendered}` is not an e-mail address."))
+                    CallError::Invalid(format!(
+                        "`{}` is not an e-mail address.",
+                        shorten(&rendered)
+                    ))
                 })?;
                 let attachments = match attach_uploads {
                     true => resolved
@@ -357,12 +380,71 @@ impl Runner {
                         .collect(),
                     false => Vec::new(),
                 };
-                let message = Message {
+                Ok(Step::Email(Message {
                     to,
                     subject: subject.render(values, Escape::None),
                     body: body.render(values, Escape::None),
                     attachments,
+                }))
+            }
+        }
+    }
+
+    /// Carries out one prepared action.
+    async fn carry_out(&self, step: Step) -> Result<(), CallError> {
+        match step {
+            Step::Write(id, value) => {
+                self.datapoints
+                    .write(id, value)
+                    .await
+                    .map_err(|e| match e {
+                        WriteError::Stopped => {
+                            CallError::Unavailable("The server is shutting down; retry.".into())
+                        }
+                        WriteError::Store(error) => {
+                            tracing::error!(%error, "a signed endpoint's write failed");
+                            CallError::Unavailable(
+                                "The store could not commit the write; retry.".into(),
+                            )
+                        }
+                    })?;
+                Ok(())
+            }
+            Step::Publish(account, item) => {
+                let Some(xrtc) = &self.xrtc else {
+                    return Err(CallError::Unavailable("XRTC is turned off.".into()));
                 };
+                xrtc.publish(&account, vec![item])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e.status() {
+                        503 => CallError::Unavailable(e.message),
+                        _ => CallError::ActionFailed(format!(
+                            "The portal item was not set: {}",
+                            e.message
+                        )),
+                    })
+            }
+            Step::Http(request, host) => match request.send().await {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(CallError::ActionFailed(format!(
+                    "The call to {host} answered {}.",
+                    answer.status()
+                ))),
+                Err(error) => Err(CallError::ActionFailed(format!(
+                    "The call to {host} failed: {}.",
+                    if let Some(refused) = crate::webhooks::target::refused_in(&error) {
+                        refused.0.clone()
+                    } else if error.is_timeout() {
+                        "it timed out".to_owned()
+                    } else if error.is_connect() {
+                        "no connection".to_owned()
+                    } else {
+                        error.without_url().to_string()
+                    }
+                ))),
+            },
+            Step::Email(message) => {
                 self.mailer
                     .send(&message, self.clock.now())
                     .await
@@ -378,6 +460,31 @@ impl Runner {
         }
     }
 
+    /// The answer, made before anything happens (a missing file changes nothing).
+    async fn answer(
+        &self,
+        endpoint: &SignedEndpoint,
+        values: &[String],
+    ) -> Result<Answered, CallError> {
+        match &endpoint.answer {
+            Answer::Called => Ok(Answered::Called),
+            Answer::Redirect(url) => {
+                let location = url_of(url, values)?;
+                // An empty value next to a slash must not make `//host` (another site).
+                if location.starts_with("//") || location.starts_with("/\\") {
+                    return Err(CallError::Invalid(
+                        "A value left the redirect without its path.".into(),
+                    ));
+                }
+                Ok(Answered::Redirect(location))
+            }
+            Answer::StaticFile(name) => {
+                let name = name.render(values, Escape::None);
+                self.static_file(endpoint, &name).await
+            }
+        }
+    }
+
     /// `name` from the application's static folder: a relative path of plain segments that
     /// stays inside the folder (symbolic links included), within `max_file_bytes`.
     async fn static_file(
@@ -385,41 +492,46 @@ impl Runner {
         endpoint: &SignedEndpoint,
         name: &str,
     ) -> Result<Answered, CallError> {
-        let not_found = || CallError::NotFound(format!("There is no file `{name}` to answer."));
+        let not_found =
+            || CallError::NotFound(format!("There is no file `{}` to answer.", shorten(name)));
         let Some(dir) = &endpoint.static_dir else {
             return Err(not_found());
         };
-        let relative = Path::new(name);
-        let plain = !name.is_empty()
-            && relative.components().all(|c| match c {
-                Component::Normal(segment) => !segment.to_string_lossy().starts_with('.'),
-                _ => false,
-            });
-        if !plain {
+        if !super::plain_relative_path(name) {
             return Err(CallError::Invalid(format!(
-                "`{name}` is not a file name inside the application's folder."
+                "`{}` is not a file name inside the application's folder.",
+                shorten(name)
             )));
         }
         let root = tokio::fs::canonicalize(dir)
             .await
             .map_err(|_| not_found())?;
-        let path = tokio::fs::canonicalize(root.join(relative))
+        let path = tokio::fs::canonicalize(root.join(name))
             .await
             .map_err(|_| not_found())?;
         if !path.starts_with(&root) {
             return Err(not_found());
         }
-        let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
-        let max = self.endpoints.settings.max_file_bytes;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| not_found())?;
+        let metadata = file.metadata().await.map_err(|_| not_found())?;
         if !metadata.is_file() {
             return Err(not_found());
         }
-        if metadata.len() > max {
+        let max = self.endpoints.settings.max_file_bytes;
+        // Read from the one open file, at most one byte more than allowed.
+        let mut bytes = Vec::with_capacity(metadata.len().min(max) as usize);
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|_| not_found())?;
+        if bytes.len() as u64 > max {
             return Err(CallError::Invalid(format!(
-                "`{name}` is larger than openendpoints.max_file_bytes ({max})."
+                "`{}` is larger than openendpoints.max_file_bytes ({max}).",
+                shorten(name)
             )));
         }
-        let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
         Ok(Answered::File {
             content_type: media_type(&path),
             bytes,
@@ -427,8 +539,51 @@ impl Runner {
     }
 }
 
+/// A URL template rendered; a value standing for a whole path segment may not be `.` or `..`,
+/// which would move the request to another path.
+fn url_of(url: &Template, values: &[String]) -> Result<String, CallError> {
+    for index in url.path_values() {
+        if matches!(values.get(index).map(String::as_str), Some("." | "..")) {
+            return Err(CallError::Invalid(
+                "`.` and `..` are not values for a URL's path.".into(),
+            ));
+        }
+    }
+    Ok(url.render(values, Escape::Url))
+}
+
+/// At most 64 characters of `text`, for messages.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Warns when one endpoint's name followed by hashed values could read as another endpoint's:
+/// the seed's hash has no separators, so `hello` + `worldabc` hashes as `helloworld` + `abc`.
+fn warn_of_ambiguous_names(signed: &SignedEndpoints) {
+    for a in &signed.endpoints {
+        for b in &signed.endpoints {
+            if a.application == b.application
+                && a.name != b.name
+                && b.name.starts_with(&a.name)
+                && !a.include_in_hash.is_empty()
+            {
+                tracing::warn!(
+                    application = %a.application,
+                    "signed endpoint `{}` is a prefix of `{}`: a hash for `{}` can also be one \
+                     for `{}` with other values; give one of them a distinct name or its own \
+                     application (secret)",
+                    a.name, b.name, b.name, a.name
+                );
+            }
+        }
+    }
+}
+
 /// How values are escaped into a body of `content_type`.
-fn body_escape(content_type: &str) -> Escape {
+pub(crate) fn body_escape(content_type: &str) -> Escape {
     let essence = content_type
         .split(';')
         .next()

@@ -73,6 +73,47 @@ impl Template {
         })
     }
 
+    /// The parameters whose placeholders stand in a URL's path (before any `?` or `#`): their
+    /// values may not be `.` or `..`, which a URL parser would resolve as dot segments.
+    pub fn path_values(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) if text.contains(['?', '#']) => break,
+                Piece::Text(_) => {}
+                Piece::Value(index) => out.push(*index),
+            }
+        }
+        out
+    }
+
+    /// Whether every placeholder stands inside a JSON string literal (so a value can only ever
+    /// be a string's contents, never change the document's structure).
+    pub fn values_inside_json_strings(&self) -> bool {
+        let mut in_string = false;
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => {
+                    let mut escaped = false;
+                    for c in text.chars() {
+                        match (in_string, escaped, c) {
+                            (true, false, '\\') => escaped = true,
+                            (true, true, _) => escaped = false,
+                            (_, _, '"') => in_string = !in_string,
+                            _ => {}
+                        }
+                    }
+                    if escaped {
+                        return false;
+                    }
+                }
+                Piece::Value(_) if !in_string => return false,
+                Piece::Value(_) => {}
+            }
+        }
+        !in_string
+    }
+
     /// Whether the template has placeholders.
     pub fn has_values(&self) -> bool {
         self.0.iter().any(|p| matches!(p, Piece::Value(_)))
@@ -142,6 +183,21 @@ mod tests {
         let t = Template::parse("${foo}${long}!", PARAMS).unwrap();
         assert_eq!(t.render(&values(), Escape::None), "a b/c?d&e\"x\"\n!");
         assert_eq!(t.fixed_prefix(), "");
+    }
+
+    #[test]
+    fn json_placeholders_must_be_inside_strings_and_path_values_are_found() {
+        let inside = |t: &str| {
+            Template::parse(t, PARAMS)
+                .unwrap()
+                .values_inside_json_strings()
+        };
+        assert!(inside(r#"{"a":"${foo}","b":"x\"${long}"}"#));
+        assert!(!inside(r#"{"a":${foo}}"#));
+        assert!(!inside(r#"{"a":"x\"}${foo}"#));
+        assert!(!inside(r#"{"a":"${foo}"#));
+        let t = Template::parse("https://h/${foo}/x?q=${long}", PARAMS).unwrap();
+        assert_eq!(t.path_values(), [0]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
-use super::target::{Refused, VettingResolver};
+use super::target::VettingResolver;
 use super::{Secrets, Webhooks, sign, topic};
 use crate::store::{AttemptRow, DeliveryRow, DeliveryState, Finished, Recorded, SubscriptionRow};
 
@@ -530,7 +530,7 @@ async fn read_start(
 }
 
 fn error_kind(error: &reqwest::Error) -> &'static str {
-    if refused(error).is_some() {
+    if super::target::refused_in(error).is_some() {
         "forbidden_target"
     } else if error.is_timeout() {
         "timeout"
@@ -542,7 +542,7 @@ fn error_kind(error: &reqwest::Error) -> &'static str {
 }
 
 fn error_text(error: &reqwest::Error) -> String {
-    if let Some(refused) = refused(error) {
+    if let Some(refused) = super::target::refused_in(error) {
         return refused.0.clone();
     }
     let mut text = error.to_string();
@@ -553,17 +553,6 @@ fn error_text(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn refused(error: &reqwest::Error) -> Option<&Refused> {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(refused) = cause.downcast_ref::<Refused>() {
-            return Some(refused);
-        }
-        source = cause.source();
-    }
-    None
 }
 
 /// `Retry-After` as seconds or an HTTP date, relative to `now`.

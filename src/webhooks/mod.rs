@@ -475,7 +475,7 @@ impl Webhooks {
             store,
             clock,
             sealer,
-            targets: Arc::new(Targets::new(allowed)),
+            targets: Arc::new(Targets::new(allowed, "webhooks.allow_targets")),
             interest: Interest::default(),
             kick: Notify::new(),
             stale: AtomicBool::new(false),

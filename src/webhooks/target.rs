@@ -18,6 +18,8 @@ use crate::config::IpNets;
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
     allowed: IpNets,
+    /// The configuration key that lists `allowed`, for messages.
+    setting: &'static str,
 }
 
 /// A target refused, with the reason in a sentence.
@@ -26,9 +28,10 @@ pub struct Targets {
 pub struct Refused(pub String);
 
 impl Targets {
-    /// Targets that may be reached: global addresses, and `allowed`.
-    pub fn new(allowed: IpNets) -> Self {
-        Self { allowed }
+    /// Targets that may be reached: global addresses, and `allowed` (listed in the
+    /// configuration key `setting`).
+    pub fn new(allowed: IpNets, setting: &'static str) -> Self {
+        Self { allowed, setting }
     }
 
     /// Whether a connection to `ip` is allowed.
@@ -83,7 +86,8 @@ impl Targets {
             true => Ok(()),
             false => Err(Refused(format!(
                 "{ip} is not a global address (loopback, private, link-local or reserved); \
-                 add it to `webhooks.allow_targets` to allow it."
+                 add it to `{}` to allow it.",
+                self.setting
             ))),
         }
     }
@@ -102,16 +106,29 @@ impl Targets {
         if allowed.is_empty() && !found.is_empty() {
             return Err(Refused(format!(
                 "`{name}` resolves only to addresses that are not global ({}); add them to \
-                 `webhooks.allow_targets` to allow them.",
+                 `{}` to allow them.",
                 found
                     .iter()
                     .map(|a| a.ip().to_string())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                self.setting
             )));
         }
         Ok(allowed)
     }
+}
+
+/// The refusal inside a failed request, when the vetting resolver refused its address.
+pub fn refused_in(error: &reqwest::Error) -> Option<&Refused> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The HTTP client's resolver: resolves once and returns only allowed addresses.
@@ -255,7 +272,7 @@ mod tests {
         ] {
             assert!(targets.check_url(refused).is_err(), "{refused}");
         }
-        let allowed = Targets::new(IpNets::parse("t", &["127.0.0.0/8".into()]).unwrap());
+        let allowed = Targets::new(IpNets::parse("t", &["127.0.0.0/8".into()]).unwrap(), "t");
         assert!(allowed.check_url("http://127.0.0.1:8080/").is_ok());
     }
 }

@@ -314,14 +314,62 @@ async fn refusals_answer_codes_and_change_nothing() {
             "type_mismatch",
         ),
     ];
+    // What would be right for the values sent, in either environment: never in an answer.
+    let expected = [
+        good.clone(),
+        sign("setpoint", &["b"], Environment::Live, "openendpoints"),
+        sign("setpoint", &["a"], Environment::Preview, "openendpoints"),
+    ];
     for (query, status, code) in &cases {
         let reply = get(&app, &format!("/helloapp/setpoint?{query}")).await;
         assert_problem(&reply, *status, code);
-        assert!(
-            !reply.text.contains(&good[..16]),
-            "the expected hash is never shown"
-        );
+        for hash in &expected {
+            assert!(
+                !reply.text.contains(&hash[..16]),
+                "{hash} shown: {}",
+                reply.text
+            );
+            assert!(!format!("{:?}", reply.headers).contains(&hash[..16]));
+        }
     }
+    // Too many parameters (query and body counted together), too large a body, HEAD.
+    let many = (0..70)
+        .map(|n| format!("p{n}=1"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let reply = get(&app, &format!("/helloapp/setpoint?{many}&hash={good}")).await;
+    assert_problem(&reply, 400, "invalid_parameter");
+    let half = (0..40)
+        .map(|n| format!("p{n}=1"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let reply = post(
+        &app,
+        &format!("/helloapp/setpoint?{half}"),
+        "application/x-www-form-urlencoded",
+        half.clone(),
+    )
+    .await;
+    assert_problem(&reply, 400, "invalid_parameter");
+    assert!(reply.text.contains("more than 64"), "{}", reply.text);
+    let big = format!("site=a&value=1&hash={good}&pad={}", "x".repeat(1 << 20));
+    let reply = post(
+        &app,
+        "/helloapp/setpoint",
+        "application/x-www-form-urlencoded",
+        big,
+    )
+    .await;
+    assert_problem(&reply, 413, "payload_too_large");
+    let reply = Reply::from(
+        no_redirects(&app)
+            .head(app.at(&format!("/helloapp/setpoint?site=a&value=1&hash={good}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 405, "HEAD would run the actions unseen");
     let ping = sign("ping", &[], Environment::Preview, "s3cret-quiet");
     let reply = get(
         &app,
@@ -414,6 +462,10 @@ poll_ms = 20
 key = "plant.note"
 type = "string"
 
+[[datapoint]]
+key = "plant.level"
+type = "float"
+
 [[application]]
 name = "plant"
 secrets = ["plant-secret"]
@@ -443,8 +495,18 @@ parameters = [{{ name = "who" }}]
 actions = [{{ type = "http-request", url = "{receiver}/relay", content_type = "application/x-www-form-urlencoded", body = "name=${{who}}&fixed=1" }}]
 
 [[application.endpoint]]
-name = "outside"
-actions = [{{ type = "http-request", url = "http://10.255.255.1:9/never" }}]
+name = "two"
+methods = ["POST"]
+parameters = [{{ name = "note" }}, {{ name = "level" }}]
+actions = [
+  {{ type = "write-datapoint", datapoint = "plant.note", value = "${{note}}" }},
+  {{ type = "write-datapoint", datapoint = "plant.level", value = "${{level}}" }},
+]
+
+[[application.endpoint]]
+name = "hop"
+parameters = [{{ name = "a" }}, {{ name = "b" }}]
+redirect = "/${{a}}/${{b}}"
 "#,
         static_dir = static_dir.display()
     )
@@ -467,7 +529,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     let (dir, database) = app.stop().await;
     let app = TestApp::spawn_in(dir, database, &actions_config(&base, &statics, &account)).await;
     let token = crate::webhooks::manager(&app).await;
-    crate::webhooks::subscribe(
+    let (hook, _) = crate::webhooks::subscribe(
         &app,
         &token,
         json!({"url": hooks.url, "topics": ["endpoint.called"]}),
@@ -493,10 +555,20 @@ async fn every_action_runs_and_the_call_is_an_event() {
     )
     .await;
     assert_problem(&reply, 404, "not_found");
-    for _ in 0..3 {
-        let event = hooks.next().await.json();
-        assert_eq!(event["Endpoint"], "page", "each authentic call is an event");
-    }
+    std::os::unix::fs::symlink(files.path().join("outside.txt"), statics.join("link.txt")).unwrap();
+    let reply = get(
+        &app,
+        &format!("/forms/plant/page?name=link.txt&hash={page}"),
+    )
+    .await;
+    assert_problem(&reply, 404, "not_found");
+    // Only the call that could be answered is an event; refused ones change nothing.
+    let event = hooks.next().await.json();
+    assert_eq!(event["Endpoint"], "page", "an authentic call is an event");
+    assert_eq!(
+        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
+        1
+    );
 
     // contact: datapoint, portal, HTTP call, e-mail with the upload; then the success redirect.
     let who = "Zoë & co";
@@ -548,6 +620,10 @@ async fn every_action_runs_and_the_call_is_an_event() {
     assert_eq!(event["Files"][0]["Size"], 13);
     let got = crm.next().await;
     assert_eq!(
+        got.path, "/crm/Zo%C3%AB%20%26%20co",
+        "the value is one path segment"
+    );
+    assert_eq!(
         got.json()["who"],
         who,
         "the default body is the parameters as JSON"
@@ -559,6 +635,69 @@ async fn every_action_runs_and_the_call_is_an_event() {
     assert!(
         mail.contains("Content-Disposition: attachment; filename=\"cv.pdf\""),
         "{mail}"
+    );
+    let parts: Vec<String> = mail
+        .split("Content-Transfer-Encoding: base64\r\n\r\n")
+        .skip(1)
+        .map(|part| part.split("\r\n--").next().unwrap().replace("\r\n", ""))
+        .collect();
+    assert_eq!(
+        base64_text(&parts[0]),
+        "Grüße aus dem Werk\r\n",
+        "the text, in UTF-8"
+    );
+    assert_eq!(
+        base64_text(&parts[1]),
+        "%PDF-1.4 fake",
+        "the upload, byte for byte"
+    );
+
+    // Input that cannot be used changes nothing: the first action's value is fine, the
+    // second's is not, so neither is written and no event is queued.
+    let two = sign("two", &[], Environment::Live, "plant-secret");
+    let reply = post(
+        &app,
+        &format!("/forms/plant/two?hash={two}"),
+        "application/x-www-form-urlencoded",
+        "note=changed&level=hot",
+    )
+    .await;
+    assert_problem(&reply, 422, "type_mismatch");
+    let note = app.get("/api/v1/datapoints/plant.note").await.json();
+    assert_eq!(note["current"]["value"], "Grüße aus dem Werk");
+    assert_eq!(
+        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
+        2
+    );
+    let reply = get(&app, &format!("/forms/plant/two?note=a&level=1&hash={two}")).await;
+    assert_eq!(reply.status, 405, "methods = [\"POST\"]");
+    // Values never move a request or a redirect: `..` as a path segment, `//` from an empty one.
+    let reply = post(
+        &app,
+        "/forms/plant/contact",
+        "application/x-www-form-urlencoded",
+        format!(
+            "who=..&note=n&hash={}",
+            sign("contact", &[".."], Environment::Live, "plant-secret")
+        ),
+    )
+    .await;
+    assert_eq!(
+        reply.header("location"),
+        "/forms/plant/page?name=sorry.html&error=invalid_parameter"
+    );
+    let hop = sign("hop", &[], Environment::Live, "plant-secret");
+    let reply = get(
+        &app,
+        &format!("/forms/plant/hop?a=&b=evil.example&hash={hop}"),
+    )
+    .await;
+    assert_problem(&reply, 400, "invalid_parameter");
+    let reply = get(&app, &format!("/forms/plant/hop?a=x&b=y&hash={hop}")).await;
+    assert_eq!(reply.header("location"), "/x/y");
+    assert_eq!(
+        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
+        3
     );
 
     // An HTTP call with a templated form body.
@@ -598,15 +737,14 @@ async fn every_action_runs_and_the_call_is_an_event() {
         reply.header("location"),
         "/forms/plant/page?name=sorry.html&error=hash_mismatch"
     );
-    // A target that is not global and not allowed is never reached.
-    let outside = sign("outside", &[], Environment::Live, "plant-secret");
-    let reply = get(&app, &format!("/forms/plant/outside?hash={outside}")).await;
-    assert_problem(&reply, 424, "action_failed");
-    assert!(
-        reply.text.contains("not a global address"),
-        "{}",
-        reply.text
-    );
+}
+
+fn base64_text(encoded: &str) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
 }
 
 /// The newest e-mail in the outbox.
@@ -645,6 +783,17 @@ name = "r"
 parameters = [{ name = "p" }]
 redirect = "//evil.example/${p}"
 error_redirect = "https://a.example/${p}"
+methods = ["PUT"]
+actions = [
+  { type = "email", to = "${p}", subject = "s", body = "b" },
+  { type = "http-request", url = "https://a.example/x", body = "{\"n\":${p}}" },
+  { type = "http-request", url = "https://a.example/x", content_type = "application/xml", body = "<n>${p}</n>" },
+  { type = "http-request", url = "http://10.1.2.3/x" },
+]
+
+[[application.endpoint]]
+name = "f"
+static_file = "../secret"
 "#;
     let error = portico::config::Config::from_toml_str(bad)
         .unwrap()
@@ -661,6 +810,13 @@ error_redirect = "https://a.example/${p}"
         "application[0].endpoint[0].actions[0].datapoint",
         "application[1].endpoint[0].redirect",
         "application[1].endpoint[0].error_redirect",
+        "application[1].endpoint[0].methods",
+        "application[1].endpoint[0].actions[0].to",
+        "application[1].endpoint[0].actions[1].body",
+        "application[1].endpoint[0].actions[2].body",
+        "application[1].endpoint[0].actions[3].url",
+        "openendpoints.allow_targets",
+        "application[1].endpoint[1].static_file",
     ] {
         assert!(error.contains(expected), "`{expected}` in:\n{error}");
     }
@@ -703,5 +859,46 @@ fn the_readmes_contact_form_configuration_is_valid_and_hashes_its_source_only() 
             Environment::Live,
             "a-key-for-the-test"
         )
+    );
+}
+
+#[tokio::test]
+async fn an_address_that_calls_too_often_waits() {
+    let app = TestApp::spawn_with(&format!(
+        "[openendpoints]\ncalls_burst = 2\ncalls_refill_seconds = 60\n{SEED}"
+    ))
+    .await;
+    let path = format!("/helloapp/helloworld?foo=abc&long=def&hash={LIVE}");
+    assert_eq!(get(&app, &path).await.status, 200);
+    let wrong = "/helloapp/helloworld?foo=abc&long=def&hash=00";
+    assert_problem(&get(&app, wrong).await, 403, "hash_mismatch");
+    let reply = get(&app, &path).await;
+    assert_problem(&reply, 429, "too_many_requests");
+    let after: u64 = reply.header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_to_a_private_address_is_never_called() {
+    let app = TestApp::spawn_with(
+        r#"
+[[application]]
+name = "a"
+secrets = ["s"]
+
+[[application.endpoint]]
+name = "call"
+actions = [{ type = "http-request", url = "http://localhost:9/never" }]
+"#,
+    )
+    .await;
+    let hash = sign("call", &[], Environment::Live, "s");
+    let reply = get(&app, &format!("/a/call?hash={hash}")).await;
+    assert_problem(&reply, 424, "action_failed");
+    assert!(reply.text.contains("not global"), "{}", reply.text);
+    assert!(
+        reply.text.contains("openendpoints.allow_targets"),
+        "{}",
+        reply.text
     );
 }

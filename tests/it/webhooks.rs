@@ -44,6 +44,7 @@ impl Answer {
 /// A request the receiver got.
 #[derive(Debug)]
 pub(crate) struct Got {
+    pub(crate) path: String,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
 }
@@ -86,6 +87,7 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(
                 |axum::extract::State(script): axum::extract::State<Script>,
+                 uri: axum::http::Uri,
                  headers: HeaderMap,
                  body: Bytes| async move {
                     let answer = script
@@ -94,7 +96,11 @@ impl Receiver {
                         .unwrap()
                         .pop_front()
                         .unwrap_or_else(|| script.otherwise.lock().unwrap().clone());
-                    let _ = script.got.send(Got { headers, body });
+                    let _ = script.got.send(Got {
+                        path: uri.to_string(),
+                        headers,
+                        body,
+                    });
                     let mut response: Response = "ok".into_response();
                     *response.status_mut() = answer.status.try_into().unwrap();
                     for (name, value) in answer.headers {
@@ -182,7 +188,7 @@ async fn write_int(app: &TestApp, value: i64) {
 }
 
 /// The subscription's deliveries, newest first.
-async fn deliveries(app: &TestApp, token: &str, id: &str) -> Vec<Json> {
+pub(crate) async fn deliveries(app: &TestApp, token: &str, id: &str) -> Vec<Json> {
     let reply = call(
         app,
         Method::GET,
