@@ -132,16 +132,9 @@ fn inspect(token: &str, file: Option<&std::path::Path>) -> ExitCode {
         println!("(no --config: not verified)");
         return ExitCode::SUCCESS;
     };
-    let config = match load(Some(file)) {
-        Ok(config) => config,
+    let (config, catalog) = match checked(file) {
+        Ok(checked) => checked,
         Err(code) => return code,
-    };
-    let catalog = match config.validate() {
-        Ok(catalog) => catalog,
-        Err(error) => {
-            eprintln!("{}: invalid:\n{error}", file.display());
-            return ExitCode::from(2);
-        }
     };
     let runtime = match runtime(false) {
         Ok(runtime) => runtime,
@@ -259,6 +252,18 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
         eprintln!("error: cannot start the async runtime: {error}");
         ExitCode::FAILURE
     })
+}
+
+/// The configuration in `file` (with the environment's overrides) and its checked catalog.
+fn checked(file: &std::path::Path) -> Result<(Config, crate::config::Catalog), ExitCode> {
+    let config = load(Some(file))?;
+    match config.validate() {
+        Ok(catalog) => Ok((config, catalog)),
+        Err(error) => {
+            eprintln!("{}: invalid:\n{error}", file.display());
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn load(file: Option<&std::path::Path>) -> Result<Config, ExitCode> {

@@ -55,16 +55,9 @@ pub fn run(args: HashArgs) -> ExitCode {
             return ExitCode::from(2);
         }
         Some(file) => {
-            let config = match super::load(Some(file)) {
-                Ok(config) => config,
+            let (config, catalog) = match super::checked(file) {
+                Ok(checked) => checked,
                 Err(code) => return code,
-            };
-            let catalog = match config.validate() {
-                Ok(catalog) => catalog,
-                Err(error) => {
-                    eprintln!("{}: invalid:\n{error}", file.display());
-                    return ExitCode::from(2);
-                }
             };
             let settings = &catalog.signed.settings;
             let Some(endpoint) = catalog.signed.find(&args.app, &args.endpoint) else {
