@@ -90,7 +90,7 @@ pub struct Message {
 }
 
 /// A file attached to a [`Message`].
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attachment {
     /// Its name (characters unsafe in a header are replaced).
     pub file_name: String,

@@ -4,26 +4,10 @@
 
 use serde_json::value::RawValue;
 
-/// A file from a multipart body.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Upload {
-    /// The file name the browser sent (may be empty).
-    pub file_name: String,
-    /// Its `Content-Type` (`application/octet-stream` when none was sent).
-    pub content_type: String,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("file_name", &self.file_name)
-            .field("content_type", &self.content_type)
-            .field("bytes", &self.bytes.len())
-            .finish()
-    }
-}
+/// A file from a multipart body: its name as the browser sent it (may be empty), its
+/// `Content-Type` (`application/octet-stream` when none was sent) and its bytes; the same type
+/// an e-mail attaches.
+pub use crate::mail::Attachment as Upload;
 
 /// One submitted value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Value, ValueType};
 use crate::events::{Event, EventBus, EventPayload};
 use crate::idp::throttle::{Throttle, ThrottleSettings, Throttled};
-use crate::mail::{Attachment, MailError, Mailer, Message};
+use crate::mail::{MailError, Mailer, Message};
 use crate::portal::NewItem;
 use crate::webhooks::Webhooks;
 use crate::webhooks::target::{Targets, VettingResolver};
@@ -372,11 +372,7 @@ impl Runner {
                     true => resolved
                         .uploads
                         .iter()
-                        .map(|(_, upload)| Attachment {
-                            file_name: upload.file_name.clone(),
-                            content_type: upload.content_type.clone(),
-                            bytes: upload.bytes.clone(),
-                        })
+                        .map(|(_, upload)| upload.clone())
                         .collect(),
                     false => Vec::new(),
                 };
