@@ -486,25 +486,10 @@ async fn concurrent_writes_are_all_acknowledged_and_ordered_by_update_time() {
 }
 
 /// A small deterministic generator (xorshift), so a failure reproduces.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
-
 #[tokio::test]
 async fn hostile_bodies_never_get_a_5xx() {
     let app = TestApp::spawn().await;
-    let mut noise = Noise(0x5eed_1234_abcd_0042);
+    let mut noise = crate::helpers::Noise(0x5eed_1234_abcd_0042);
     let pieces = [
         "{",
         "}",

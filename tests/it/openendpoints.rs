@@ -902,3 +902,79 @@ actions = [{ type = "http-request", url = "http://localhost:9/never" }]
         reply.text
     );
 }
+
+#[tokio::test]
+async fn hostile_requests_never_get_a_5xx() {
+    let app = TestApp::spawn_with(&format!("[openendpoints]\ncalls_burst = 100000\n{SEED}")).await;
+    let mut noise = crate::helpers::Noise(0x0e_5eed_0042_abcd);
+    let good = sign("setpoint", &["a"], Environment::Live, "openendpoints");
+    let names = [
+        "site",
+        "value",
+        "hash",
+        "environment",
+        "x",
+        "",
+        "site[]",
+        "%00",
+    ];
+    let values = [
+        "a",
+        "A ",
+        "1",
+        "1e999",
+        "-0",
+        "NaN",
+        "",
+        "%ZZ",
+        "%C3%A9",
+        "%00",
+        "true",
+        "[1]",
+        "{}",
+        "preview",
+        "live",
+        &good,
+        "..",
+        "/",
+        "%2F%2Fevil",
+        "\"",
+    ];
+    let bodies = [
+        "",
+        "site=a",
+        "{\"site\":\"a\"}",
+        "--b\r\n",
+        "value=2&value=3",
+        "%%%",
+        "{\"a\":",
+    ];
+    let content_types = [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=b",
+        "application/json",
+        "text/plain",
+        "multipart/form-data",
+    ];
+    for _ in 0..300 {
+        let query: Vec<String> = (0..noise.next() % 6)
+            .map(|_| format!("{}={}", noise.pick(&names), noise.pick(&values)))
+            .collect();
+        let path = format!("/helloapp/setpoint?{}", query.join("&"));
+        let reply = if noise.next().is_multiple_of(2) {
+            get(&app, &path).await
+        } else {
+            let body = noise.pick(&bodies).to_owned();
+            post(&app, &path, noise.pick(&content_types), body).await
+        };
+        assert!(
+            reply.status.as_u16() < 500,
+            "{path}: {} {}",
+            reply.status,
+            reply.text
+        );
+        if !reply.status.is_success() {
+            assert!(reply.json()["code"].is_string(), "{path}: {}", reply.text);
+        }
+    }
+}
