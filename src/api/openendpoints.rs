@@ -23,11 +23,14 @@ pub fn router(signed: &SignedEndpoints) -> Router<AppState> {
     let mut router = Router::new();
     for endpoint in &signed.endpoints {
         let bound = endpoint.clone();
-        let methods = match (endpoint.get, endpoint.post) {
+        let mut methods = match (endpoint.get, endpoint.post) {
             (true, true) => MethodFilter::GET.or(MethodFilter::POST),
             (true, false) => MethodFilter::GET,
             _ => MethodFilter::POST,
         };
+        if !endpoint.cors_origins.is_empty() {
+            methods = methods.or(MethodFilter::OPTIONS);
+        }
         router = router.route(
             &endpoint.path,
             on(
@@ -42,13 +45,58 @@ pub fn router(signed: &SignedEndpoints) -> Router<AppState> {
 }
 
 async fn handle(state: AppState, endpoint: Arc<SignedEndpoint>, request: Request) -> Response {
-    match call(&state, &endpoint, request).await {
-        Ok((answered, environment)) => answer(&endpoint, answered, environment),
-        Err(error) => match &endpoint.error_redirect {
-            Some(url) => see_other(&with_error(url, error.code().as_str())),
-            None => error.into_response(),
-        },
+    // A page of a listed origin may call from JavaScript and read the answer (CORS); the
+    // hash is what authenticates, so no credentials are ever allowed.
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|origin| {
+            endpoint
+                .cors_origins
+                .iter()
+                .any(|allowed| origin.as_bytes() == allowed.as_bytes())
+        })
+        .cloned();
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut preflight = StatusCode::NO_CONTENT.into_response();
+        if origin.is_some() {
+            let methods = match (endpoint.get, endpoint.post) {
+                (true, true) => "GET, POST",
+                (true, false) => "GET",
+                _ => "POST",
+            };
+            let headers = preflight.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(methods),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        preflight
+    } else {
+        match call(&state, &endpoint, request).await {
+            Ok((answered, environment)) => answer(&endpoint, answered, environment),
+            Err(error) => match &endpoint.error_redirect {
+                Some(url) => see_other(&with_error(url, error.code().as_str())),
+                None => error.into_response(),
+            },
+        }
+    };
+    if !endpoint.cors_origins.is_empty() {
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(origin) = origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
     }
+    response
 }
 
 async fn call(

@@ -90,6 +90,10 @@ pub struct ApplicationConfig {
     /// Whether `environment=preview` is accepted (default true).
     #[serde(default = "yes")]
     pub preview: bool,
+    /// Web origins (`https://shop.example`) whose pages may call the endpoints from JavaScript
+    /// and read the answers (CORS); none by default. Forms need no entry.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
     /// The endpoints (`[[application.endpoint]]`).
     #[serde(default, rename = "endpoint")]
     pub endpoints: Vec<SignedEndpointConfig>,
@@ -332,6 +336,15 @@ impl SignedEndpoints {
                 ));
             }
             let secrets = Arc::new(secrets);
+            for (n, origin) in app.cors_origins.iter().enumerate() {
+                if !is_origin(origin) {
+                    problems.push(format!(
+                        "key `{at}.cors_origins[{n}]`: `{origin}` is not an origin like \
+                         https://shop.example or http://localhost:8080 (no path, no *)"
+                    ));
+                }
+            }
+            let cors_origins: Arc<[String]> = app.cors_origins.iter().cloned().collect();
             let mut endpoint_names = HashSet::new();
             for (e, raw) in app.endpoints.iter().enumerate() {
                 let at = format!("{at}.endpoint[{e}]");
@@ -358,6 +371,7 @@ impl SignedEndpoints {
                         secrets: secrets.clone(),
                         static_dir: app.static_dir.clone(),
                         preview: app.preview,
+                        cors_origins: cors_origins.clone(),
                         ..endpoint
                     }));
                 }
@@ -708,6 +722,7 @@ fn check_endpoint(
         secrets: Arc::new(Secrets(Vec::new())),
         static_dir: None,
         preview: true,
+        cors_origins: Arc::from([]),
     })
 }
 
@@ -729,6 +744,20 @@ fn check_absolute_url(url: &Template, key: &str, problems: &mut Vec<String>) {
             "key `{key}`: `{fixed}…` must be an absolute http:// or https:// URL"
         )),
     }
+}
+
+/// A web origin as browsers send it: `scheme://host[:port]`, lowercase, nothing after.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:[]".contains(c))
 }
 
 /// A redirect goes to an absolute URL with a fixed host, or to a path on this server.

@@ -255,6 +255,8 @@ pub struct SignedEndpoint {
     pub static_dir: Option<PathBuf>,
     /// Whether `preview` is accepted.
     pub preview: bool,
+    /// Origins whose scripts may call it and read the answer (CORS).
+    pub cors_origins: Arc<[String]>,
     /// Whether GET calls it.
     pub get: bool,
     /// Whether POST calls it.

@@ -978,3 +978,79 @@ async fn hostile_requests_never_get_a_5xx() {
         }
     }
 }
+
+#[tokio::test]
+async fn listed_origins_may_call_from_javascript() {
+    let app = TestApp::spawn_with(
+        r#"
+[[application]]
+name = "shop"
+secrets = ["s"]
+cors_origins = ["https://shop.example"]
+
+[[application.endpoint]]
+name = "ping"
+methods = ["POST"]
+"#,
+    )
+    .await;
+    let hash = sign("ping", &[], Environment::Live, "s");
+    let client = no_redirects(&app);
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, app.at("/shop/ping"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let reply = Reply::from(preflight("https://shop.example").await.unwrap()).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        "https://shop.example"
+    );
+    assert_eq!(reply.header("access-control-allow-methods"), "POST");
+    assert_eq!(reply.header("access-control-allow-headers"), "content-type");
+    assert!(
+        reply
+            .headers
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let reply = Reply::from(preflight("https://evil.example").await.unwrap()).await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.headers.get("access-control-allow-origin").is_none());
+    for (origin, allowed) in [
+        ("https://shop.example", true),
+        ("https://evil.example", false),
+    ] {
+        let reply = Reply::from(
+            client
+                .post(app.at(&format!("/shop/ping?hash={hash}")))
+                .header("origin", origin)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.header("vary"), "origin");
+        assert_eq!(
+            reply.headers.get("access-control-allow-origin").is_some(),
+            allowed
+        );
+    }
+    let bad = portico::config::Config::from_toml_str(
+        "[[application]]\nname = \"a\"\nsecrets = [\"s\"]\ncors_origins = [\"*\", \"https://a.example/\"]\n",
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("cors_origins[0]") && bad.contains("cors_origins[1]"),
+        "{bad}"
+    );
+}
