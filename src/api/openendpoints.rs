@@ -60,15 +60,10 @@ async fn handle(state: AppState, endpoint: Arc<SignedEndpoint>, request: Request
     let mut response = if request.method() == Method::OPTIONS {
         let mut preflight = StatusCode::NO_CONTENT.into_response();
         if origin.is_some() {
-            let methods = match (endpoint.get, endpoint.post) {
-                (true, true) => "GET, POST",
-                (true, false) => "GET",
-                _ => "POST",
-            };
             let headers = preflight.headers_mut();
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(methods),
+                HeaderValue::from_static(endpoint.allow()),
             );
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -114,12 +109,10 @@ async fn call(
     let (parts, body) = request.into_parts();
     // HEAD would run the actions of a GET without showing their answer.
     if parts.method == Method::HEAD {
-        let allow = match (endpoint.get, endpoint.post) {
-            (true, true) => "GET, POST",
-            (true, false) => "GET",
-            _ => "POST",
-        };
-        return Err(ApiError::method_not_allowed(&parts.method, allow));
+        return Err(ApiError::method_not_allowed(
+            &parts.method,
+            endpoint.allow(),
+        ));
     }
     if let Some(client) = parts.extensions.get::<super::oidc::ClientIp>() {
         runner.admit(client.0).map_err(refused)?;

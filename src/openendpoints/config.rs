@@ -364,16 +364,14 @@ impl SignedEndpoints {
                         "key `{at}.name`: `{path}` is also a configured [[endpoint]] path"
                     ));
                 }
-                if let Some(endpoint) = check_endpoint(raw, app, &at, context, &mut problems) {
-                    endpoints.push(Arc::new(SignedEndpoint {
-                        application: app.name.clone(),
-                        path,
-                        secrets: secrets.clone(),
-                        static_dir: app.static_dir.clone(),
-                        preview: app.preview,
-                        cors_origins: cors_origins.clone(),
-                        ..endpoint
-                    }));
+                let shared = Shared {
+                    app,
+                    path,
+                    secrets: secrets.clone(),
+                    cors_origins: cors_origins.clone(),
+                };
+                if let Some(endpoint) = check_endpoint(raw, shared, &at, context, &mut problems) {
+                    endpoints.push(Arc::new(endpoint));
                 }
             }
         }
@@ -413,9 +411,17 @@ fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -
     Secrets(secrets)
 }
 
+/// What an endpoint takes from its application.
+struct Shared<'a> {
+    app: &'a ApplicationConfig,
+    path: String,
+    secrets: Arc<Secrets>,
+    cors_origins: Arc<[String]>,
+}
+
 fn check_endpoint(
     raw: &SignedEndpointConfig,
-    app: &ApplicationConfig,
+    shared: Shared<'_>,
     at: &str,
     context: &Context<'_>,
     problems: &mut Vec<String>,
@@ -662,7 +668,7 @@ fn check_endpoint(
             Answer::Called
         }
         (Some(file), None) => {
-            if app.static_dir.is_none() {
+            if shared.app.static_dir.is_none() {
                 problems.push(format!(
                     "key `{at}.static_file`: the application has no `static_dir`"
                 ));
@@ -710,19 +716,19 @@ fn check_endpoint(
     Some(SignedEndpoint {
         get: methods.0,
         post: methods.1,
-        application: String::new(),
+        application: shared.app.name.clone(),
         name: raw.name.clone(),
-        path: String::new(),
+        path: shared.path,
         description: raw.description.clone(),
         parameters,
         include_in_hash,
         actions,
         answer,
         error_redirect: raw.error_redirect.clone(),
-        secrets: Arc::new(Secrets(Vec::new())),
-        static_dir: None,
-        preview: true,
-        cors_origins: Arc::from([]),
+        secrets: shared.secrets,
+        static_dir: shared.app.static_dir.clone(),
+        preview: shared.app.preview,
+        cors_origins: shared.cors_origins,
     })
 }
 

@@ -78,8 +78,10 @@ pub fn from_body(
         return Ok(Vec::new());
     }
     let content_type = content_type.unwrap_or("");
-    let (essence, params) = content_type.split_once(';').unwrap_or((content_type, ""));
-    let essence = essence.trim().to_ascii_lowercase();
+    let params = content_type
+        .split_once(';')
+        .map_or("", |(_, params)| params);
+    let essence = media_essence(content_type);
     let mut pairs = Pairs::new(max);
     match essence.as_str() {
         "application/x-www-form-urlencoded" => {
@@ -101,6 +103,17 @@ pub fn from_body(
         other => return Err(FormError::UnsupportedMediaType(other.to_owned())),
     }
     Ok(pairs.pairs)
+}
+
+/// A media type without its parameters, lowercase: `multipart/form-data` of
+/// `Multipart/Form-Data; boundary=x`.
+pub fn media_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// A JSON object: strings as they are, numbers and booleans as their literal text, arrays of

@@ -472,6 +472,15 @@ impl SignedEndpoint {
         matched
     }
 
+    /// The methods it takes, as an `Allow` header lists them.
+    pub fn allow(&self) -> &'static str {
+        match (self.get, self.post) {
+            (true, true) => "GET, POST",
+            (true, false) => "GET",
+            _ => "POST",
+        }
+    }
+
     /// The parameters as a JSON object (text values by name), for default bodies and events.
     pub fn parameters_json(&self, values: &[String]) -> String {
         let object: serde_json::Map<String, serde_json::Value> = self

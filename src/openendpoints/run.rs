@@ -580,12 +580,7 @@ fn warn_of_ambiguous_names(signed: &SignedEndpoints) {
 
 /// How values are escaped into a body of `content_type`.
 pub(crate) fn body_escape(content_type: &str) -> Escape {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = super::form::media_essence(content_type);
     if essence == "application/json" || essence.ends_with("+json") {
         Escape::Json
     } else if essence == "application/x-www-form-urlencoded" {
