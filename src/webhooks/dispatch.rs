@@ -211,7 +211,8 @@ impl Dispatcher {
     /// Claims what each enabled subscription has due and room for; starts the attempts.
     /// Answers how many, and whether any subscription had room.
     async fn claim(&mut self, done: &mpsc::UnboundedSender<Attempted>) -> (usize, bool) {
-        let settings = &self.webhooks.settings;
+        let webhooks = self.webhooks.clone();
+        let settings = &webhooks.settings;
         let now = self.webhooks.clock.now();
         let lease_until = now + Duration::from_secs(settings.lease_seconds);
         let mut claimed = 0;
@@ -249,6 +250,21 @@ impl Dispatcher {
                     break;
                 }
             };
+            // A change committed before these deliveries were queued (a rotated secret, a new
+            // URL) has marked the subscriptions stale by now, even if a reload was already
+            // under way when it landed: read them again before signing with them.
+            let sub =
+                match !rows.is_empty() && self.webhooks.stale.swap(false, AtomicOrdering::AcqRel) {
+                    false => sub,
+                    true => {
+                        self.reload().await;
+                        match self.subs.get(&sub.row.id) {
+                            Some(fresh) => fresh.clone(),
+                            // Deleted meanwhile: its claims lapse with their lease.
+                            None => continue,
+                        }
+                    }
+                };
             for delivery in rows {
                 claimed += 1;
                 *self.in_flight.entry(sub.row.id.clone()).or_default() += 1;
