@@ -155,17 +155,21 @@ allow_targets = ["127.0.0.0/8"]
         Arc::new(SystemClock),
         Arc::new(portico::server::load_sealer(&config).expect("sealer")),
         portico::metrics::Metrics::default(),
+        Arc::new(portico::events::Visibility::default()),
     )
     .expect("webhooks");
     webhooks
-        .create(portico::webhooks::SubscriptionSpec {
-            url: target,
-            topics: vec!["datapoint.written".into()],
-            enabled: true,
-            description: "bench".into(),
-            accept_any_2xx: false,
-            standard_webhooks: false,
-        })
+        .create(
+            portico::webhooks::SubscriptionSpec {
+                url: target,
+                topics: vec!["datapoint.written".into()],
+                enabled: true,
+                description: "bench".into(),
+                accept_any_2xx: false,
+                standard_webhooks: false,
+            },
+            &portico::access::Actor::Internal("setup"),
+        )
         .await
         .expect("subscription");
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::auth::Policy;
+use crate::access::Policy;
 use crate::clock::{Clock, SystemClock};
 use crate::datapoint::{Access, Datapoint, DatapointKey, ValueType};
 use crate::jose::issuer::Issuer;
@@ -297,8 +297,12 @@ pub struct AuthConfig {
     pub default_read: PolicyConfig,
     /// Who may write an endpoint that sets no `write` policy.
     pub default_write: PolicyConfig,
-    /// Who may read the native datapoint API (`/api/v1/datapoints…`); default `default_read`.
+    /// Who may read the native datapoint API (`/api/v1/datapoints…`), on top of each
+    /// datapoint's own `read` policy; default open (the datapoints' policies decide).
     pub api_read: Option<PolicyConfig>,
+    /// How often a long-lived stream (SSE) checks that its token is still valid (not revoked,
+    /// its issuer still trusted); it also ends at the token's `exp` plus leeway.
+    pub revocation_check_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -310,6 +314,7 @@ impl Default for AuthConfig {
             default_read: PolicyConfig::Named("open".into()),
             default_write: PolicyConfig::Named("open".into()),
             api_read: None,
+            revocation_check_seconds: 30,
         }
     }
 }
@@ -502,6 +507,10 @@ pub struct DatapointConfig {
     pub max: Option<f64>,
     /// Most characters in a string (default 4096).
     pub max_length: Option<usize>,
+    /// Who may read its value, by any surface; default `auth.default_read`.
+    pub read: Option<PolicyConfig>,
+    /// Who may write it, by any surface; default `auth.default_write`.
+    pub write: Option<PolicyConfig>,
 }
 
 fn read_write() -> Access {
@@ -518,9 +527,10 @@ pub struct EndpointConfig {
     pub datapoint: String,
     /// Description, for the OpenAPI document.
     pub description: Option<String>,
-    /// Who may read (`GET`); default `auth.default_read`.
+    /// Who may read (`GET`), on top of the datapoint's own `read` policy. A datapoint takes
+    /// the read policies of all its endpoints, so this protects it on every surface.
     pub read: Option<PolicyConfig>,
-    /// Who may write (`PUT`/`POST`); default `auth.default_write`.
+    /// Who may write (`PUT`/`POST`), on top of the datapoint's own `write` policy.
     pub write: Option<PolicyConfig>,
 }
 
@@ -727,14 +737,14 @@ impl Config {
                 problems.push(format!("key `limits.{name}` must be at most {ceiling}"));
             }
         }
-        let datapoints = self.check_datapoints(&mut problems);
         let (default_read, default_write, api_read) = self.check_auth(&mut problems);
-        let endpoints =
-            self.check_endpoints(&datapoints, (&default_read, &default_write), &mut problems);
+        let mut datapoints = self.check_datapoints((&default_read, &default_write), &mut problems);
+        let endpoints = self.check_endpoints(&mut datapoints, &mut problems);
         let issuers = self.check_issuers(clock, &mut problems);
         let protected = endpoints
             .iter()
             .flat_map(|e| [&e.read_policy, &e.write_policy])
+            .chain(datapoints.iter().flat_map(|d| [&d.read, &d.write]))
             .chain([&api_read])
             .any(|policy| !policy.is_open());
         if protected && issuers.is_empty() && !self.idp.enabled {
@@ -782,7 +792,11 @@ impl Config {
         }
     }
 
-    fn check_datapoints(&self, problems: &mut Vec<String>) -> Vec<Datapoint> {
+    fn check_datapoints(
+        &self,
+        defaults: (&Policy, &Policy),
+        problems: &mut Vec<String>,
+    ) -> Vec<Datapoint> {
         let mut seen = HashSet::new();
         let mut checked = Vec::new();
         for (n, raw) in self.datapoints.iter().enumerate() {
@@ -834,6 +848,8 @@ impl Config {
                 min: raw.min,
                 max: raw.max,
                 max_length: raw.max_length.unwrap_or(Datapoint::DEFAULT_MAX_LENGTH),
+                read: policy_or(&raw.read, defaults.0, &format!("{at}.read"), problems),
+                write: policy_or(&raw.write, defaults.1, &format!("{at}.write"), problems),
             });
         }
         checked
@@ -867,8 +883,11 @@ impl Config {
         let write = policy("default_write", &auth.default_write);
         let api_read = match &auth.api_read {
             Some(config) => policy("api_read", config),
-            None => read.clone(),
+            None => Policy::Open,
         };
+        if !(1..=3600).contains(&auth.revocation_check_seconds) {
+            problems.push("key `auth.revocation_check_seconds` must be between 1 and 3600".into());
+        }
         (read, write, api_read)
     }
 
@@ -891,13 +910,13 @@ impl Config {
         issuers
     }
 
+    /// Checks the endpoints, and gives each datapoint the read policies of the endpoints that
+    /// serve it (a configuration that protects only the endpoint protects the datapoint).
     fn check_endpoints(
         &self,
-        datapoints: &[Datapoint],
-        defaults: (&Policy, &Policy),
+        datapoints: &mut [Datapoint],
         problems: &mut Vec<String>,
     ) -> Vec<Endpoint> {
-        let keys: HashSet<&str> = datapoints.iter().map(|d| d.key.as_str()).collect();
         let mut paths = BTreeSet::new();
         let mut checked = Vec::new();
         for (n, raw) in self.endpoints.iter().enumerate() {
@@ -912,39 +931,51 @@ impl Config {
                     raw.path
                 ));
             }
-            if !keys.contains(raw.datapoint.as_str()) {
+            let Some(datapoint) = datapoints
+                .iter_mut()
+                .find(|d| d.key.as_str() == raw.datapoint)
+            else {
                 problems.push(format!(
                     "key `{at}.datapoint`: no datapoint `{}` is declared",
                     raw.datapoint
                 ));
                 continue;
-            }
-            let Ok(datapoint) = DatapointKey::parse(&raw.datapoint) else {
-                continue;
             };
-            let mut policy =
-                |name: &str, config: &Option<PolicyConfig>, default: &Policy| match config
-                    .as_ref()
-                    .map(PolicyConfig::check)
-                {
-                    None => default.clone(),
-                    Some(Ok(policy)) => policy,
-                    Some(Err(e)) => {
-                        problems.push(format!("key `{at}.{name}`: {e}"));
-                        Policy::Open
-                    }
-                };
-            let read_policy = policy("read", &raw.read, defaults.0);
-            let write_policy = policy("write", &raw.write, defaults.1);
+            let read = policy_or(&raw.read, &Policy::Open, &format!("{at}.read"), problems);
+            let write = policy_or(&raw.write, &Policy::Open, &format!("{at}.write"), problems);
+            datapoint.read = datapoint.read.and(&read);
             checked.push(Endpoint {
                 path: raw.path.clone(),
-                datapoint,
+                datapoint: datapoint.key.clone(),
                 description: raw.description.clone(),
-                read_policy,
-                write_policy,
+                read_policy: read,
+                write_policy: datapoint.write.and(&write),
             });
         }
+        // Every endpoint reads with its datapoint's final policy, which includes its own.
+        for endpoint in &mut checked {
+            if let Some(datapoint) = datapoints.iter().find(|d| d.key == endpoint.datapoint) {
+                endpoint.read_policy = datapoint.read.clone();
+            }
+        }
         checked
+    }
+}
+
+/// The policy `config` names, `default` when it names none; a bad one is a problem at `at`.
+fn policy_or(
+    config: &Option<PolicyConfig>,
+    default: &Policy,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Policy {
+    match config.as_ref().map(PolicyConfig::check) {
+        None => default.clone(),
+        Some(Ok(policy)) => policy,
+        Some(Err(e)) => {
+            problems.push(format!("key `{at}`: {e}"));
+            Policy::Open
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! See `ARCHITECTURE.md` for the map. The entry point for embedding and tests is
 //! [`server::Server`]; the binary's is [`cli::main`].
 
+pub mod access;
 pub mod api;
-pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -127,7 +127,14 @@ struct Inner {
 
 /// How a webhook attempt can end: `delivered`; `failed` (retried later); `discarded` (QoS 1)
 /// or `dead` (QoS 2) after the last retry; `stale` (its claim expired first).
-const WEBHOOK_OUTCOMES: [&str; 5] = ["delivered", "failed", "discarded", "dead", "stale"];
+const WEBHOOK_OUTCOMES: [&str; 6] = [
+    "delivered",
+    "failed",
+    "discarded",
+    "dead",
+    "stale",
+    "withheld",
+];
 
 impl Metrics {
     fn route(&self, route: &str) -> Arc<RouteSeries> {

@@ -194,6 +194,14 @@ impl Server {
         let store = Store::open(&location).await?;
         let events = EventBus::default();
         let metrics = Metrics::default();
+        let visibility = Arc::new(crate::events::Visibility::new(
+            catalog
+                .datapoints
+                .iter()
+                .map(|d| (d.key.clone(), d.read.clone(), d.access.readable())),
+            crate::idp::admin_policy(&config.idp.admin_realm),
+            crate::idp::webhook_managers_policy(&config.idp.admin_realm),
+        ));
         let (shutdown, shutdown_seen) = watch::channel(false);
         let webhooks = match config.webhooks.enabled {
             true => {
@@ -204,6 +212,7 @@ impl Server {
                         clock.clone(),
                         Arc::new(load_sealer(&config)?),
                         metrics.clone(),
+                        visibility.clone(),
                     )
                     .map_err(|problems| ConfigError { problems })?,
                 );
@@ -219,6 +228,7 @@ impl Server {
             clock.clone(),
             events.clone(),
             webhooks.clone(),
+            metrics.clone(),
         )
         .await?;
         let openapi_json = serde_json::to_vec(&api::openapi::document(&catalog))
@@ -293,10 +303,13 @@ impl Server {
             crate::config::TrustedProxies::parse(&config.proxy)
                 .map_err(|problems| ConfigError { problems })?,
         );
-        let auth = crate::auth::Auth {
+        let auth = crate::api::auth::Auth {
             realm: config.auth.realm.clone(),
             verifier,
             api_read: catalog.api_read.clone(),
+            revocation_check: Duration::from_secs(config.auth.revocation_check_seconds),
+            admin: crate::idp::admin_policy(&config.idp.admin_realm),
+            webhook_managers: crate::idp::webhook_managers_policy(&config.idp.admin_realm),
         };
         let state = AppState::from(Shared {
             auth,

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::auth::{Caller, Refused};
+use crate::access::Actor;
+use crate::api::auth::authorize;
 use crate::error::{ApiError, ErrorCode};
-use crate::idp::{ADMIN_ROLE, AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::idp::{AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
 use crate::store::{AppRow, ClientRow, UserRow};
 
 /// The routes of this module.
@@ -71,28 +72,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/apps/{app_id}/secret", post(reset_app_secret))
 }
 
-/// The identity provider, for a caller with the admin role in the admin realm.
-fn admin(state: &AppState, caller: &Caller) -> Result<Arc<Idp>, ApiError> {
-    let challenge = state.auth.realm.as_str();
-    let Caller::Bearer(verified) = caller else {
-        return Err(Refused::NoCredentials.into_error(challenge));
-    };
-    let idp = state.idp.clone().ok_or_else(|| {
+/// The identity provider, for an actor the admin policy (`auth.admin`) lets in.
+fn admin(state: &AppState, actor: &Actor) -> Result<Arc<Idp>, ApiError> {
+    authorize(state, &state.auth.admin, actor)?;
+    state.idp.clone().ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
             "The built-in identity provider is turned off (`idp.enabled = false`).",
         )
-    })?;
-    let admin_realm = idp.admin_realm();
-    if verified.realm.as_deref() != Some(admin_realm) || !verified.has(ADMIN_ROLE) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "The admin API needs a token of realm `{admin_realm}` with the `{ADMIN_ROLE}` role."
-            ),
-        ));
-    }
-    Ok(idp)
+    })
 }
 
 /// Parses a JSON body (`application/json`).
@@ -180,9 +168,9 @@ fn realm_out(idp: &Idp, name: &str) -> Result<RealmOut, ApiError> {
     responses((status = 200, description = "The realms.", body = [RealmOut])))]
 pub async fn list_realms(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
 ) -> Result<Json<Vec<RealmOut>>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let realms = idp
         .realm_names()
         .iter()
@@ -198,11 +186,11 @@ pub async fn list_realms(
         (status = 409, description = "The name is taken.", body = crate::error::ProblemOut)))]
 pub async fn create_realm(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let input: RealmIn = json_body(&state, &headers, body).await?;
     idp.create_realm(&input.name, input.settings).await?;
     Ok(created(realm_out(&idp, &input.name)?))
@@ -214,10 +202,10 @@ pub async fn create_realm(
     responses((status = 200, description = "The realm.", body = RealmOut)))]
 pub async fn get_realm(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<RealmOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     Ok(Json(realm_out(&idp, &realm)?))
 }
 
@@ -228,12 +216,12 @@ pub async fn get_realm(
     responses((status = 200, description = "The realm.", body = RealmOut)))]
 pub async fn update_realm(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<RealmOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let settings: RealmSettings = json_body(&state, &headers, body).await?;
     idp.update_realm(&realm, settings).await?;
     Ok(Json(realm_out(&idp, &realm)?))
@@ -245,10 +233,10 @@ pub async fn update_realm(
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_realm(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     if realm == idp.admin_realm() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -280,10 +268,10 @@ pub struct KeyOut {
     responses((status = 200, description = "The keys.", body = [KeyOut])))]
 pub async fn list_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<KeyOut>>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
     let keys = idp.store().realm_keys().await?;
     Ok(Json(
@@ -310,11 +298,11 @@ pub async fn list_keys(
     responses((status = 200, description = "The keys after the rotation.", body = [KeyOut])))]
 pub async fn rotate_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<KeyOut>>, ApiError> {
-    admin(&state, &caller)?.rotate_keys(&realm).await?;
-    list_keys(State(state), caller, Path(realm)).await
+    admin(&state, &actor)?.rotate_keys(&realm).await?;
+    list_keys(State(state), actor, Path(realm)).await
 }
 
 // --- Clients ---
@@ -374,10 +362,10 @@ impl ClientOut {
     responses((status = 200, description = "The clients.", body = [ClientOut])))]
 pub async fn list_clients(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<ClientOut>>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
     let rows = idp.store().clients(&realm).await?;
     let out = rows.into_iter().map(ClientOut::from_row);
@@ -391,12 +379,12 @@ pub async fn list_clients(
     responses((status = 201, description = "Created, with the secret.", body = ClientOut)))]
 pub async fn create_client(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let input: ClientIn = json_body(&state, &headers, body).await?;
     let secret = idp
         .create_client(&realm, &input.client_id, input.settings, !input.public)
@@ -414,10 +402,10 @@ pub async fn create_client(
     responses((status = 200, description = "The client.", body = ClientOut)))]
 pub async fn get_client(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<Json<ClientOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     Ok(Json(client_out(&idp, &realm, &client_id).await?))
 }
 
@@ -430,12 +418,12 @@ pub async fn get_client(
     responses((status = 200, description = "The client.", body = ClientOut)))]
 pub async fn update_client(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ClientOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let settings: ClientSettings = json_body(&state, &headers, body).await?;
     idp.update_client(&realm, &client_id, settings).await?;
     Ok(Json(client_out(&idp, &realm, &client_id).await?))
@@ -449,10 +437,10 @@ pub async fn update_client(
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_client(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     idp.store().delete_client(&realm, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -465,10 +453,10 @@ pub async fn delete_client(
     responses((status = 200, description = "The client with its new secret.", body = ClientOut)))]
 pub async fn reset_client_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let secret = idp.reset_client_secret(&realm, &client_id).await?;
     let mut out = client_out(&idp, &realm, &client_id).await?;
     out.client_secret = Some(secret);
@@ -539,10 +527,10 @@ impl UserOut {
     responses((status = 200, description = "The users.", body = [UserOut])))]
 pub async fn list_users(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<UserOut>>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
     let rows = idp.store().users(&realm).await?;
     let out = rows.into_iter().map(UserOut::from_row);
@@ -556,12 +544,12 @@ pub async fn list_users(
     responses((status = 201, description = "Created.", body = UserOut)))]
 pub async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(realm): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let input: UserIn = json_body(&state, &headers, body).await?;
     let (password, generated) = match input.password {
         Some(password) => (password, None),
@@ -586,10 +574,10 @@ pub async fn create_user(
     responses((status = 200, description = "The user.", body = UserOut)))]
 pub async fn get_user(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, id)): Path<(String, String)>,
 ) -> Result<Json<UserOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     Ok(Json(user_out(&idp, &realm, &id).await?))
 }
 
@@ -602,12 +590,12 @@ pub async fn get_user(
     responses((status = 200, description = "The user.", body = UserOut)))]
 pub async fn update_user(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UserOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let settings: UserSettings = json_body(&state, &headers, body).await?;
     idp.update_user(&realm, &id, settings).await?;
     Ok(Json(user_out(&idp, &realm, &id).await?))
@@ -622,12 +610,12 @@ pub async fn update_user(
     responses((status = 204, description = "Set.")))]
 pub async fn set_password(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let input: PasswordIn = json_body(&state, &headers, body).await?;
     idp.set_password(&realm, &id, input.password).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -641,10 +629,10 @@ pub async fn set_password(
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((realm, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     idp.store().delete_user(&realm, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -708,9 +696,9 @@ impl AppOut {
     responses((status = 200, description = "The apps.", body = [AppOut])))]
 pub async fn list_apps(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
 ) -> Result<Json<Vec<AppOut>>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let rows = idp.store().apps().await?;
     let out = rows.into_iter().map(AppOut::from_row);
     Ok(Json(out.collect::<Result<_, _>>()?))
@@ -722,11 +710,11 @@ pub async fn list_apps(
     responses((status = 201, description = "Created, with the secret.", body = AppOut)))]
 pub async fn create_app(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let input: AppIn = json_body(&state, &headers, body).await?;
     let realm = input
         .realm
@@ -746,10 +734,10 @@ pub async fn create_app(
     responses((status = 200, description = "The app.", body = AppOut)))]
 pub async fn get_app(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(app_id): Path<String>,
 ) -> Result<Json<AppOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     Ok(Json(app_out(&idp, &app_id).await?))
 }
 
@@ -760,12 +748,12 @@ pub async fn get_app(
     responses((status = 200, description = "The app.", body = AppOut)))]
 pub async fn update_app(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(app_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<AppOut>, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let settings: AppSettings = json_body(&state, &headers, body).await?;
     idp.update_app(&app_id, settings).await?;
     Ok(Json(app_out(&idp, &app_id).await?))
@@ -777,10 +765,10 @@ pub async fn update_app(
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_app(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(app_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     idp.store().delete_app(&app_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -791,10 +779,10 @@ pub async fn delete_app(
     responses((status = 200, description = "The app with its new secret.", body = AppOut)))]
 pub async fn reset_app_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let idp = admin(&state, &caller)?;
+    let idp = admin(&state, &actor)?;
     let secret = idp.reset_app_secret(&app_id).await?;
     let mut out = app_out(&idp, &app_id).await?;
     out.app_secret = Some(secret);

@@ -18,7 +18,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::AppState;
-use crate::auth::Caller;
+use super::auth::{authorize, stream_ending};
+use crate::access::{Actor, Ending};
 use crate::datapoint::registry::DatapointId;
 use crate::datapoint::{Access, Sample, Value, ValueType};
 use crate::error::{ApiError, ErrorCode, ProblemOut};
@@ -164,29 +165,32 @@ fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
     })
 }
 
-/// Lists every datapoint with its metadata and current value.
+/// Lists the datapoints the caller may read, with their metadata and current values.
+///
+/// A datapoint whose `read` policy the caller does not meet is left out.
 #[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints",
     responses((status = 200, description = "The datapoints.", body = DatapointListOut)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
 ) -> Result<Json<DatapointListOut>, ApiError> {
-    may_read(&state, &caller)?;
+    authorize(&state, &state.auth.api_read, &actor)?;
     let datapoints = state
         .datapoints
         .ids()
+        .filter(|&id| state.datapoints.datapoint(id).read.allows(&actor))
         .map(|id| describe(&state, id))
         .collect();
     Ok(Json(DatapointListOut { datapoints }))
 }
 
-/// The native API's reads follow `auth.api_read`.
-fn may_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    state
-        .auth
-        .api_read
-        .authorize(caller)
-        .map_err(|refused| refused.into_error(&state.auth.realm))
+/// The datapoint `key`, if `actor` may read it through the native API (`auth.api_read` and
+/// the datapoint's own `read` policy).
+fn readable(state: &AppState, actor: &Actor, key: &str) -> Result<DatapointId, ApiError> {
+    authorize(state, &state.auth.api_read, actor)?;
+    let id = find(state, key)?;
+    authorize(state, &state.datapoints.datapoint(id).read, actor)?;
+    Ok(id)
 }
 
 /// One datapoint with its metadata and current value.
@@ -194,15 +198,18 @@ fn may_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     params(("key" = String, Path, description = "The datapoint's key.")),
     responses(
         (status = 200, description = "The datapoint.", body = DatapointOut),
+        (status = 401, description = "The datapoint's `read` policy needs a token.",
+            body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not meet the datapoint's `read` policy.",
+            body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such datapoint.", body = ProblemOut,
             content_type = "application/problem+json")))]
 pub async fn get_one(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(key): Path<String>,
 ) -> Result<Json<DatapointOut>, ApiError> {
-    may_read(&state, &caller)?;
-    let id = find(&state, &key)?;
+    let id = readable(&state, &actor, &key)?;
     Ok(Json(describe(&state, id)))
 }
 
@@ -222,24 +229,29 @@ pub struct DatapointWrittenOut {
 /// The stream opens with the current value (unless `Last-Event-ID` shows the client has it),
 /// then sends one `datapoint.written` event per write; each event's `id` is the write's sequence
 /// number. A client that falls far behind receives the latest value rather than every write.
+/// The stream ends when its token does: at its `exp` (plus leeway), or within
+/// `auth.revocation_check_seconds` of its revocation.
 #[utoipa::path(get, path = "/api/v1/datapoints/{key}/events", tag = "Datapoints",
     params(("key" = String, Path, description = "The datapoint's key."),
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
     responses(
         (status = 200, description = "An event stream of `datapoint.written` events.",
             body = DatapointWrittenOut, content_type = "text/event-stream"),
+        (status = 401, description = "The datapoint's `read` policy needs a token.",
+            body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not meet the datapoint's `read` policy.",
+            body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such datapoint.", body = ProblemOut,
             content_type = "application/problem+json"),
         (status = 405, description = "The datapoint is write-only.", body = ProblemOut,
             content_type = "application/problem+json")))]
 pub async fn events(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    may_read(&state, &caller)?;
-    let id = find(&state, &key)?;
+    let id = readable(&state, &actor, &key)?;
     if !state.datapoints.datapoint(id).access.readable() {
         return Err(ApiError::method_not_allowed(&Method::GET, ""));
     }
@@ -250,6 +262,7 @@ pub async fn events(
         .unwrap_or(0);
     // Subscribe before reading the current value, so no write falls between the two.
     let follow = Follow {
+        ending: stream_ending(&state, &actor),
         receiver: state.events.subscribe(),
         shutdown: state.shutdown.clone(),
         id,
@@ -266,6 +279,8 @@ pub async fn events(
 }
 
 struct Follow {
+    /// Resolves when the reader's credential ends, and the stream with it.
+    ending: Ending,
     receiver: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::events::Event>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     id: DatapointId,
@@ -309,6 +324,7 @@ impl Follow {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.shutdown.changed() => return None,
+                _ = &mut self.ending => return None,
             }
         }
     }

@@ -14,8 +14,9 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::AppState;
+use super::auth::refusal;
 use super::datapoints::ValueOut;
-use crate::auth::{Caller, Policy};
+use crate::access::{Actor, Policy};
 use crate::config::Endpoint;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Sample, ValueError};
@@ -75,10 +76,10 @@ pub fn route(datapoints: &Datapoints, endpoint: &Endpoint) -> MethodRouter<AppSt
         rendered: ArcSwap::from_pointee((0, Bytes::new())),
     });
     any(
-        move |State(state): State<AppState>, caller: Caller, request: Request| {
+        move |State(state): State<AppState>, actor: Actor, request: Request| {
             let binding = binding.clone();
             async move {
-                handle(&state, &binding, &caller, request)
+                handle(&state, &binding, &actor, request)
                     .await
                     .unwrap_or_else(IntoResponse::into_response)
             }
@@ -89,7 +90,7 @@ pub fn route(datapoints: &Datapoints, endpoint: &Endpoint) -> MethodRouter<AppSt
 async fn handle(
     state: &AppState,
     binding: &Binding,
-    caller: &Caller,
+    actor: &Actor,
     request: Request,
 ) -> Result<Response, ApiError> {
     let method = request.method().clone();
@@ -97,8 +98,8 @@ async fn handle(
         Method::GET | Method::HEAD if binding.readable => {
             binding
                 .read_policy
-                .authorize(caller)
-                .map_err(|refused| refused.into_error(&state.auth.realm))?;
+                .authorize(actor)
+                .map_err(|refused| refusal(refused, &state.auth.realm))?;
             let body = state
                 .datapoints
                 .with_current(binding.id, |sample| binding.render(sample));
@@ -114,30 +115,15 @@ async fn handle(
         Method::PUT | Method::POST if binding.writable => {
             binding
                 .write_policy
-                .authorize(caller)
-                .map_err(|refused| refused.into_error(&state.auth.realm))?;
+                .authorize(actor)
+                .map_err(|refused| refusal(refused, &state.auth.realm))?;
             let (parts, body) = request.into_parts();
             let literal = read_value(state, &parts.headers, body).await?;
-            let datapoint = state.datapoints.datapoint(binding.id);
-            let value = datapoint.accept(literal.get()).map_err(|e| rejected(&e))?;
             let sample = state
                 .datapoints
-                .write(binding.id, value)
+                .write_literal(actor, binding.id, literal.get())
                 .await
-                .map_err(|e| match e {
-                    WriteError::Stopped => ApiError::new(
-                        ErrorCode::Unavailable,
-                        "The server is shutting down; retry.",
-                    ),
-                    WriteError::Store(error) => {
-                        tracing::error!(%error, datapoint = %datapoint.key, "write failed");
-                        ApiError::new(
-                            ErrorCode::Unavailable,
-                            "The store could not commit the write; retry.",
-                        )
-                    }
-                })?;
-            state.metrics.record_datapoint_write(datapoint.key.as_str());
+                .map_err(|e| write_refused(state, binding.id, e))?;
             Ok(axum::Json(ValueOut::from_sample(Some(&sample))).into_response())
         }
         Method::OPTIONS => Ok((
@@ -146,6 +132,27 @@ async fn handle(
         )
             .into_response()),
         _ => Err(ApiError::method_not_allowed(&method, binding.allow)),
+    }
+}
+
+/// The answer for a write the core refused or could not make.
+fn write_refused(state: &AppState, id: DatapointId, error: WriteError) -> ApiError {
+    match error {
+        WriteError::ReadOnly => ApiError::method_not_allowed(&Method::PUT, "GET, HEAD, OPTIONS"),
+        WriteError::Refused(refused) => refusal(refused, &state.auth.realm),
+        WriteError::Value(error) => rejected(&error),
+        WriteError::Stopped => ApiError::new(
+            ErrorCode::Unavailable,
+            "The server is shutting down; retry.",
+        ),
+        WriteError::Store(error) => {
+            let key = &state.datapoints.datapoint(id).key;
+            tracing::error!(%error, datapoint = %key, "write failed");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "The store could not commit the write; retry.",
+            )
+        }
     }
 }
 

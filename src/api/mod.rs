@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod auth;
 pub mod datapoints;
 pub mod docs;
 pub mod endpoints;
@@ -68,7 +69,7 @@ pub struct Shared {
     /// The OpenAPI document, serialized once at start-up.
     pub openapi_json: Bytes,
     /// Bearer-token verification and the native API's policy.
-    pub auth: crate::auth::Auth,
+    pub auth: auth::Auth,
     /// The built-in identity provider, unless turned off.
     pub idp: Option<Arc<crate::idp::Idp>>,
     /// XRTC accounts, sessions and portals, unless turned off.

@@ -20,15 +20,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::admin::{created, json_body, no_store};
-use crate::auth::{Caller, Refused};
+use crate::access::Actor;
+use crate::api::auth::authorize;
 use crate::datapoint::rfc3339;
 use crate::error::{ApiError, ErrorCode};
-use crate::idp::ADMIN_ROLE;
+use crate::events::{Durability, Readers, Topic};
 use crate::store::{AttemptRow, DeliveryRow, DeliveryState, SubscriptionRow};
-use crate::webhooks::{SubscriptionSpec, TOPICS, Topic, WebhookError, Webhooks};
-
-/// The role that grants this API alone (`portico:admin` grants it too).
-pub const WEBHOOKS_ROLE: &str = "portico:webhooks";
+use crate::webhooks::{SubscriptionSpec, WebhookError, Webhooks};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -63,29 +61,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/webhooks/subscriptions/{id}/replay", post(replay))
 }
 
-/// The webhooks, for a caller allowed to manage them.
-fn manager(state: &AppState, caller: &Caller) -> Result<Arc<Webhooks>, ApiError> {
-    let Caller::Bearer(verified) = caller else {
-        return Err(Refused::NoCredentials.into_error(&state.auth.realm));
-    };
-    let webhooks = state.webhooks.clone().ok_or_else(|| {
+/// The webhooks, for an actor the webhook managers' policy (`auth.webhook_managers`) lets in.
+fn manager(state: &AppState, actor: &Actor) -> Result<Arc<Webhooks>, ApiError> {
+    authorize(state, &state.auth.webhook_managers, actor)?;
+    state.webhooks.clone().ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
             "Webhooks are turned off (`webhooks.enabled = false`).",
         )
-    })?;
-    let admin_realm = state.idp.as_ref().map(|idp| idp.admin_realm());
-    let realm_ok = admin_realm.is_some() && verified.realm.as_deref() == admin_realm;
-    if !realm_ok || !(verified.has(ADMIN_ROLE) || verified.has(WEBHOOKS_ROLE)) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "The webhook API needs a token of the admin realm with the `{ADMIN_ROLE}` or \
-                 `{WEBHOOKS_ROLE}` role."
-            ),
-        ));
-    }
-    Ok(webhooks)
+    })
 }
 
 impl From<WebhookError> for ApiError {
@@ -93,6 +77,7 @@ impl From<WebhookError> for ApiError {
         match error {
             WebhookError::Invalid(why) => ApiError::new(ErrorCode::InvalidValue, why),
             WebhookError::TargetRefused(why) => ApiError::new(ErrorCode::TargetForbidden, why),
+            WebhookError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
             WebhookError::NotFound(what) => {
                 ApiError::new(ErrorCode::NotFound, format!("{what} does not exist."))
             }
@@ -439,13 +424,44 @@ fn time_named(what: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
 /// Lists every event topic with its QoS.
 #[utoipa::path(get, path = "/api/v1/webhooks/topics", tag = "WebHookTopic",
     security(("bearer" = [])),
-    responses((status = 200, description = "The topics.", body = [Topic])))]
+    responses((status = 200, description = "The topics.", body = [TopicOut])))]
 pub async fn list_topics(
     State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<&'static [Topic]>, ApiError> {
-    manager(&state, &caller)?;
-    Ok(Json(&TOPICS))
+    actor: Actor,
+) -> Result<Json<Vec<TopicOut>>, ApiError> {
+    manager(&state, &actor)?;
+    Ok(Json(Topic::ALL.into_iter().map(TopicOut::from).collect()))
+}
+
+/// An event topic, from the one catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicOut {
+    /// The topic subscriptions name, e.g. `datapoint.written`.
+    pub name: &'static str,
+    /// The event's name in `x-tributech-event`, e.g. `DatapointWrittenEvent`.
+    pub event: &'static str,
+    /// 1: high-frequency, retried 4 times, then discarded; 2: retried 10 times, then kept as a
+    /// dead letter.
+    pub qos: u8,
+    /// Whether the journal keeps its events.
+    pub durability: Durability,
+    /// Who may read its events (a subscription receives only what its maker may read).
+    pub readers: Readers,
+    /// What happened.
+    pub description: &'static str,
+}
+
+impl From<Topic> for TopicOut {
+    fn from(topic: Topic) -> Self {
+        Self {
+            name: topic.name(),
+            event: topic.event_name(),
+            qos: topic.qos(),
+            durability: topic.durability(),
+            readers: topic.readers(),
+            description: topic.description(),
+        }
+    }
 }
 
 /// Lists the subscriptions.
@@ -454,9 +470,9 @@ pub async fn list_topics(
     responses((status = 200, description = "The subscriptions.", body = [SubscriptionOut])))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
 ) -> Result<Json<Vec<SubscriptionOut>>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let rows = webhooks.list().await?;
     Ok(Json(rows.into_iter().map(subscription_out).collect()))
 }
@@ -469,13 +485,13 @@ pub async fn list_subscriptions(
             body = crate::error::ProblemOut)))]
 pub async fn create_subscription(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let input: SubscriptionIn = json_body(&state, &headers, body).await?;
-    let (row, secret) = webhooks.create(input.into()).await?;
+    let (row, secret) = webhooks.create(input.into(), &actor).await?;
     Ok(created(CreatedOut {
         subscription: subscription_out(row),
         secret,
@@ -488,10 +504,10 @@ pub async fn create_subscription(
     responses((status = 200, description = "The subscription.", body = SubscriptionOut)))]
 pub async fn get_subscription(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     Ok(Json(subscription_out(webhooks.get(&id).await?)))
 }
 
@@ -502,15 +518,15 @@ pub async fn get_subscription(
     responses((status = 200, description = "The subscription.", body = SubscriptionOut)))]
 pub async fn update_subscription(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let input: SubscriptionIn = json_body(&state, &headers, body).await?;
     Ok(Json(subscription_out(
-        webhooks.update(&id, input.into()).await?,
+        webhooks.update(&id, input.into(), &actor).await?,
     )))
 }
 
@@ -520,10 +536,10 @@ pub async fn update_subscription(
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_subscription(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     webhooks.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -536,10 +552,10 @@ pub async fn delete_subscription(
     responses((status = 200, description = "The new secret.", body = SecretOut)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let (secret, until) = webhooks.rotate_secret(&id).await?;
     Ok(no_store(
         Json(SecretOut {
@@ -557,11 +573,11 @@ pub async fn rotate_secret(
     responses((status = 200, description = "The deliveries.", body = [DeliveryOut])))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let query = DeliveriesQuery::parse(query.as_deref())?;
     let wanted = query.state.as_deref().map(state_named).transpose()?;
     let rows = webhooks
@@ -578,10 +594,10 @@ pub async fn list_deliveries(
     responses((status = 200, description = "The delivery, pending.", body = DeliveryOut)))]
 pub async fn redeliver(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((id, delivery)): Path<(String, i64)>,
 ) -> Result<Json<DeliveryOut>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     Ok(Json(delivery_out(webhooks.redeliver(&id, delivery).await?)))
 }
 
@@ -592,11 +608,11 @@ pub async fn redeliver(
     responses((status = 200, description = "The attempts.", body = [AttemptOut])))]
 pub async fn list_attempts(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<AttemptOut>>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let query = AttemptsQuery::parse(query.as_deref())?;
     let rows = webhooks
         .attempts(&id, query.delivery, query.before, limit(query.limit)?)
@@ -612,12 +628,12 @@ pub async fn list_attempts(
     responses((status = 200, description = "How many were queued.", body = ReplayOut)))]
 pub async fn replay(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ReplayOut>, ApiError> {
-    let webhooks = manager(&state, &caller)?;
+    let webhooks = manager(&state, &actor)?;
     let input: ReplayIn = json_body(&state, &headers, body).await?;
     let from = time_named("from", &input.from)?;
     let to = time_named("to", &input.to)?;

@@ -24,11 +24,12 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::oidc::ClientIp;
+use crate::access::{Ending, ending};
 use crate::portal::{NewItem, Portal};
 use crate::xrtc::session::Session;
 use crate::xrtc::{
-    PortalAsk, Rendered, Schedule, Xrtc, XrtcError, answer, code, group, lenient, render,
-    valid_portal_id,
+    PortalAsk, Rendered, Schedule, SessionCredential, Xrtc, XrtcError, answer, code, group,
+    lenient, render, valid_portal_id,
 };
 
 /// The XRTC routes and the portal event stream.
@@ -478,7 +479,8 @@ async fn get_item(
             Ok(ok_json(answer(&items)))
         }
         Mode::Stream => {
-            let lines = stream_lines(xrtc, session, plan, state.shutdown.clone());
+            let ending = session_ending(&state, &xrtc, &session);
+            let lines = stream_lines(xrtc, session, plan, state.shutdown.clone(), ending);
             Ok((
                 [(
                     header::CONTENT_TYPE,
@@ -527,12 +529,14 @@ fn stream_lines(
     session: Arc<Session>,
     plan: GetPlan,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    ending: Ending,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct Streaming {
         xrtc: Arc<Xrtc>,
         session: Arc<Session>,
         plan: GetPlan,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        ending: Ending,
         end: Instant,
         idle_end: Instant,
     }
@@ -545,6 +549,7 @@ fn stream_lines(
         session,
         plan,
         shutdown,
+        ending,
     };
     futures_util::stream::unfold(streaming, |mut s| async move {
         let settings = s.xrtc.settings();
@@ -556,7 +561,11 @@ fn stream_lines(
             return None;
         }
         let wake = until.min(now + keepalive);
-        let line = match next_items(&s.xrtc, &s.session, &s.plan, wake, &mut s.shutdown).await {
+        let next = tokio::select! {
+            items = next_items(&s.xrtc, &s.session, &s.plan, wake, &mut s.shutdown) => items,
+            _ = &mut s.ending => return None,
+        };
+        let line = match next {
             Some(items) => {
                 s.idle_end = Instant::now() + idle;
                 answer(&items)
@@ -568,6 +577,17 @@ fn stream_lines(
         s.session.touch(s.xrtc.now_ms());
         Some((Ok(Bytes::from(line + "\n")), s))
     })
+}
+
+/// When a stream of `session` must end: with the session, or its API key.
+fn session_ending(state: &AppState, xrtc: &Arc<Xrtc>, session: &Arc<Session>) -> Ending {
+    ending(
+        Arc::new(SessionCredential {
+            xrtc: xrtc.clone(),
+            session: session.clone(),
+        }),
+        state.auth.revocation_check,
+    )
 }
 
 /// A portal item as the event stream sends it (the same object as in an XRTC get answer).
@@ -619,6 +639,7 @@ pub async fn portal_events(
     // Without Last-Event-ID, start after what is there now.
     let cursor = last_seen.unwrap_or_else(|| portal.read(u64::MAX, i64::MIN).newest);
     let follow = Follow {
+        ending: session_ending(&state, &xrtc, &session),
         xrtc,
         portal,
         cursor,
@@ -633,6 +654,8 @@ pub async fn portal_events(
 }
 
 struct Follow {
+    /// Resolves when the session or its key ends, and the stream with it.
+    ending: Ending,
     xrtc: Arc<Xrtc>,
     portal: Arc<Portal>,
     cursor: u64,
@@ -680,6 +703,7 @@ impl Follow {
             tokio::select! {
                 () = waiter => {}
                 _ = self.shutdown.changed() => return None,
+                _ = &mut self.ending => return None,
             }
         }
     }

@@ -9,6 +9,8 @@ pub mod registry;
 use std::fmt;
 
 use serde::Deserialize;
+
+use crate::access::Policy;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -225,6 +227,12 @@ pub struct Datapoint {
     pub max: Option<f64>,
     /// The most characters a string may have.
     pub max_length: usize,
+    /// Who may read its value, by any surface: its own `read` policy combined with every
+    /// endpoint's that serves it, so it is never shown more openly than through its strictest
+    /// endpoint.
+    pub read: Policy,
+    /// Who may write it (an endpoint may add its own policy to this, never loosen it).
+    pub write: Policy,
 }
 
 impl Datapoint {
@@ -318,6 +326,8 @@ mod tests {
             min: None,
             max: None,
             max_length: Datapoint::DEFAULT_MAX_LENGTH,
+            read: Policy::Open,
+            write: Policy::Open,
         }
     }
 

@@ -14,9 +14,11 @@ use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Datapoint, DatapointKey, Sample, Value};
+use super::{Datapoint, DatapointKey, Sample, Value, ValueError};
+use crate::access::{Actor, ActorRef, Refused};
 use crate::clock::Clock;
 use crate::events::{Event, EventBus, EventPayload};
+use crate::metrics::Metrics;
 use crate::store::{DatapointRow, Store, StoreError};
 
 /// Most writes committed in one transaction.
@@ -31,6 +33,15 @@ pub struct DatapointId(usize);
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The datapoint is read-only.
+    #[error("the datapoint is read-only")]
+    ReadOnly,
+    /// The actor may not write it.
+    #[error("the datapoint's write policy refused the writer")]
+    Refused(Refused),
+    /// The value does not fit the datapoint.
+    #[error(transparent)]
+    Value(#[from] ValueError),
     /// The writer has stopped (the server is shutting down).
     #[error("the server is shutting down")]
     Stopped,
@@ -62,6 +73,7 @@ enum Command {
     Write {
         id: DatapointId,
         value: Value,
+        actor: ActorRef,
         ack: oneshot::Sender<Result<Sample, WriteError>>,
     },
     Stop(oneshot::Sender<()>),
@@ -72,6 +84,7 @@ enum Command {
 pub struct Datapoints {
     slots: Arc<Slots>,
     writer: mpsc::Sender<Command>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Command {
@@ -95,6 +108,7 @@ impl Datapoints {
         clock: Arc<dyn Clock>,
         events: EventBus,
         webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+        metrics: Metrics,
     ) -> Result<Self, StoreError> {
         let stored = store.load_datapoint_values().await?;
         let next_seq = stored.iter().map(|row| row.seq).max().unwrap_or(0) + 1;
@@ -153,7 +167,11 @@ impl Datapoints {
             webhooks,
         };
         tokio::spawn(writer_task.run(queue));
-        Ok(Self { slots, writer })
+        Ok(Self {
+            slots,
+            writer,
+            metrics,
+        })
     }
 
     /// The datapoint with this key, if declared.
@@ -184,15 +202,57 @@ impl Datapoints {
         (0..self.slots.slots.len()).map(DatapointId)
     }
 
-    /// Writes `value` (already checked against the datapoint's type) and returns once it is
-    /// durable, with the sample as stored.
-    pub async fn write(&self, id: DatapointId, value: Value) -> Result<Sample, WriteError> {
+    /// Whether `actor` may write `literal` to `id`: the datapoint is writable, its `write`
+    /// policy lets the actor in, and the literal is a value of its type within its constraints.
+    /// Answers the value to [`Self::write`].
+    pub fn check_write(
+        &self,
+        actor: &Actor,
+        id: DatapointId,
+        literal: &str,
+    ) -> Result<Value, WriteError> {
+        let point = self.datapoint(id);
+        if !point.access.writable() {
+            return Err(WriteError::ReadOnly);
+        }
+        point.write.authorize(actor).map_err(WriteError::Refused)?;
+        Ok(point.accept(literal)?)
+    }
+
+    /// The one write path every surface takes: checks `literal` as [`Self::check_write`]
+    /// does, then writes it as [`Self::write`] does.
+    pub async fn write_literal(
+        &self,
+        actor: &Actor,
+        id: DatapointId,
+        literal: &str,
+    ) -> Result<Sample, WriteError> {
+        let value = self.check_write(actor, id, literal)?;
+        self.write(actor, id, value).await
+    }
+
+    /// Writes `value` (from [`Self::check_write`]) for `actor` and returns once it is durable,
+    /// with the sample as stored; the event names the actor, and the write is counted.
+    pub async fn write(
+        &self,
+        actor: &Actor,
+        id: DatapointId,
+        value: Value,
+    ) -> Result<Sample, WriteError> {
         let (ack, acked) = oneshot::channel();
         self.writer
-            .send(Command::Write { id, value, ack })
+            .send(Command::Write {
+                id,
+                value,
+                actor: actor.reference(),
+                ack,
+            })
             .await
             .map_err(|_| WriteError::Stopped)?;
-        acked.await.map_err(|_| WriteError::Stopped)?
+        let sample = acked.await.map_err(|_| WriteError::Stopped)??;
+        self.metrics
+            .record_datapoint_write(self.datapoint(id).key.as_str());
+        Ok(sample)
     }
 
     /// Commits every write queued so far, then stops the writer; later writes fail with
@@ -219,6 +279,7 @@ struct Writer {
 type Pending = (
     DatapointId,
     Sample,
+    ActorRef,
     oneshot::Sender<Result<Sample, WriteError>>,
 );
 
@@ -248,7 +309,12 @@ impl Writer {
 
     fn take(&mut self, command: Command, batch: &mut Vec<Pending>) -> Option<oneshot::Sender<()>> {
         match command {
-            Command::Write { id, value, ack } => {
+            Command::Write {
+                id,
+                value,
+                actor,
+                ack,
+            } => {
                 let update_time = self.next_time();
                 let sample = Sample {
                     value,
@@ -256,7 +322,7 @@ impl Writer {
                     seq: self.next_seq,
                 };
                 self.next_seq += 1;
-                batch.push((id, sample, ack));
+                batch.push((id, sample, actor, ack));
                 None
             }
             Command::Stop(done) => Some(done),
@@ -285,17 +351,20 @@ impl Writer {
         }
         let rows = batch
             .iter()
-            .map(|(id, sample, _)| DatapointRow {
+            .map(|(id, sample, _, _)| DatapointRow {
                 key: self.slots.slots[id.0].datapoint.key.as_str().to_owned(),
                 value_json: sample.value.to_json(),
                 update_time: sample.update_time,
                 seq: sample.seq,
             })
             .collect::<Vec<_>>();
+        // A write-only datapoint's value leaves the server by no way, webhooks included.
         let outbox = match &self.webhooks {
             Some(_) => rows
                 .iter()
-                .map(|row| {
+                .zip(batch.iter())
+                .filter(|(_, (id, ..))| self.slots.slots[id.0].datapoint.access.readable())
+                .map(|(row, _)| {
                     crate::webhooks::datapoint_written(
                         &row.key,
                         &row.value_json,
@@ -310,13 +379,14 @@ impl Writer {
         if let (Ok(()), Some(webhooks)) = (&outcome, &self.webhooks) {
             webhooks.wake();
         }
-        for (id, sample, ack) in batch.drain(..) {
+        for (id, sample, actor, ack) in batch.drain(..) {
             match &outcome {
                 Ok(()) => {
                     self.slots.set(id, sample.clone());
                     self.events.publish(Event {
                         seq: sample.seq,
                         time: sample.update_time,
+                        actor,
                         payload: EventPayload::DatapointWritten {
                             key: self.slots.slots[id.0].datapoint.key.clone(),
                             value: sample.value.clone(),

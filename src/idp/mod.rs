@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::access::Policy;
 use crate::clock::Clock;
 use crate::jose::claims::ClaimRules;
 use crate::jose::issuer::{Issuer, Keys};
@@ -36,6 +37,27 @@ pub use model::{AppSettings, ClientSettings, RealmSettings, UserSettings};
 
 /// The permission (role) that opens the admin API, in tokens of the admin realm.
 pub const ADMIN_ROLE: &str = "portico:admin";
+
+/// The permission (role) that opens the webhook API alone, in tokens of the admin realm.
+pub const WEBHOOKS_ROLE: &str = "portico:webhooks";
+
+/// Who may use the admin API (and read every event): a token of `admin_realm` with
+/// [`ADMIN_ROLE`].
+pub fn admin_policy(admin_realm: &str) -> Policy {
+    Policy::RealmRole {
+        realm: admin_realm.into(),
+        any_of: vec![ADMIN_ROLE].into(),
+    }
+}
+
+/// Who may manage webhook subscriptions: a token of `admin_realm` with [`ADMIN_ROLE`] or
+/// [`WEBHOOKS_ROLE`].
+pub fn webhook_managers_policy(admin_realm: &str) -> Policy {
+    Policy::RealmRole {
+        realm: admin_realm.into(),
+        any_of: vec![ADMIN_ROLE, WEBHOOKS_ROLE].into(),
+    }
+}
 
 /// Scopes every client may request.
 pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];

@@ -29,6 +29,8 @@ pub struct Verified {
     pub token_id: Option<String>,
     /// `exp`.
     pub expires: Option<i64>,
+    /// `exp` plus the issuer's leeway: the last second the token is accepted.
+    pub valid_until: Option<i64>,
     /// The permissions the token grants, sorted.
     pub permissions: Vec<String>,
 }
@@ -136,6 +138,25 @@ impl Verifier {
         Ok(verified)
     }
 
+    /// Whether a token verified earlier is still good at `now`: not expired (with leeway), not
+    /// revoked, and its issuer still trusted. Long-lived streams ask this again and again.
+    pub fn still_valid(&self, verified: &Verified, now: i64) -> Result<(), TokenError> {
+        if verified.valid_until.is_some_and(|until| now > until) {
+            return Err(TokenError::Claims(crate::jose::claims::ClaimError::Expired));
+        }
+        if verified.realm.is_some()
+            && let Some(jti) = &verified.token_id
+            && self.revoked.load().contains(jti)
+        {
+            return Err(TokenError::Revoked);
+        }
+        let trusted = |list: &[Arc<Issuer>]| list.iter().any(|i| i.name == verified.issuer);
+        if !trusted(&self.issuers) && !trusted(&self.local.load()) {
+            return Err(TokenError::UntrustedIssuer);
+        }
+        Ok(())
+    }
+
     /// Verifies `token`'s signature and claims (through the cache).
     async fn verify_signed(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
         if token.len() > self.max_token_bytes {
@@ -176,6 +197,9 @@ impl Verifier {
             subject: claims.sub.as_deref().map(str::to_owned),
             token_id: claims.jti.as_deref().map(str::to_owned),
             expires: claims.exp,
+            valid_until: claims
+                .exp
+                .map(|exp| exp.saturating_add(issuer.rules.leeway_seconds)),
             permissions: claims.permissions(&issuer.permission_claims),
         });
         if let (Some(key), Some(exp)) = (fingerprint, claims.exp)
@@ -338,5 +362,39 @@ mod tests {
         assert!(same_media_type("application/at+jwt", "at+jwt"));
         assert!(!same_media_type("JWT", "at+jwt"));
         assert!(!same_media_type("application/jwt", "at+jwt"));
+    }
+}
+
+/// A verified token as a stream's [`Credential`]: it holds until its `exp` plus leeway, a
+/// revocation, or its issuer's removal.
+#[derive(Debug, Clone)]
+pub struct TokenCredential {
+    /// The verifier that knows revocations and issuers.
+    pub verifier: Arc<Verifier>,
+    /// The token.
+    pub token: Arc<Verified>,
+    /// The source of "now".
+    pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl crate::access::Credential for TokenCredential {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        let now = self.clock.now().unix_timestamp();
+        let result = self
+            .verifier
+            .still_valid(&self.token, now)
+            .map_err(|e| e.to_string());
+        Box::pin(std::future::ready(result))
+    }
+
+    fn remaining(&self) -> Option<std::time::Duration> {
+        let until = self.token.valid_until?;
+        let now = self.clock.now().unix_timestamp();
+        // One second past the last accepted one.
+        Some(std::time::Duration::from_secs(
+            u64::try_from(until.saturating_sub(now).saturating_add(1)).unwrap_or(0),
+        ))
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
+use crate::access::{Actor, SignedCall};
 use crate::clock::Clock;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Value, ValueType};
@@ -179,6 +180,13 @@ impl Runner {
         if !endpoint.verify(resolved) {
             return Err(CallError::HashMismatch);
         }
+        // The hash is the credential: the call acts as this endpoint, with the authority its
+        // configured actions give it.
+        let actor = Actor::Signed(Arc::new(SignedCall {
+            application: Arc::from(endpoint.application.as_str()),
+            endpoint: Arc::from(endpoint.name.as_str()),
+            environment: resolved.environment.as_str(),
+        }));
         let _permit = match endpoint.actions.is_empty() {
             true => None,
             false => Some(self.in_progress.clone().try_acquire_owned().map_err(|_| {
@@ -190,12 +198,12 @@ impl Runner {
         };
         let mut steps = Vec::with_capacity(endpoint.actions.len());
         for action in &endpoint.actions {
-            steps.push(self.prepare(endpoint, action, resolved)?);
+            steps.push(self.prepare(&actor, endpoint, action, resolved)?);
         }
         let answer = self.answer(endpoint, &resolved.values).await?;
-        self.record(endpoint, resolved).await?;
+        self.record(&actor, endpoint, resolved).await?;
         for (n, step) in steps.into_iter().enumerate() {
-            self.carry_out(step).await.map_err(|error| {
+            self.carry_out(&actor, step).await.map_err(|error| {
                 tracing::info!(
                     application = %endpoint.application, endpoint = %endpoint.name,
                     action = n, %error, "signed endpoint action failed"
@@ -210,13 +218,14 @@ impl Runner {
     /// answered call is never lost to its subscribers) and published.
     async fn record(
         &self,
+        actor: &Actor,
         endpoint: &SignedEndpoint,
         resolved: &Resolved,
     ) -> Result<(), CallError> {
         let parameters = endpoint.parameters_json(&resolved.values);
         let time = self.clock.now();
         if let Some(webhooks) = &self.webhooks
-            && webhooks.wants(crate::webhooks::TOPICS[3].name)
+            && webhooks.wants(crate::events::Topic::EndpointCalled)
         {
             let files: Vec<_> = resolved
                 .uploads
@@ -246,6 +255,7 @@ impl Runner {
         self.events.publish(Event {
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             time,
+            actor: actor.reference(),
             payload: EventPayload::EndpointCalled {
                 application: Arc::from(endpoint.application.as_str()),
                 endpoint: Arc::from(endpoint.name.as_str()),
@@ -259,6 +269,7 @@ impl Runner {
     /// Renders and checks one action.
     fn prepare(
         &self,
+        actor: &Actor,
         endpoint: &SignedEndpoint,
         action: &Action,
         resolved: &Resolved,
@@ -290,7 +301,16 @@ impl Runner {
                         literal.to_owned()
                     }
                 };
-                Ok(Step::Write(id, declared.accept(&literal)?))
+                let value =
+                    self.datapoints
+                        .check_write(actor, id, &literal)
+                        .map_err(|e| match e {
+                            WriteError::Value(error) => CallError::Value(error),
+                            other => CallError::ActionFailed(format!(
+                                "The datapoint `{datapoint}` cannot be written: {other}."
+                            )),
+                        })?;
+                Ok(Step::Write(id, value))
             }
             Action::PublishPortal {
                 account,
@@ -387,18 +407,18 @@ impl Runner {
     }
 
     /// Carries out one prepared action.
-    async fn carry_out(&self, step: Step) -> Result<(), CallError> {
+    async fn carry_out(&self, actor: &Actor, step: Step) -> Result<(), CallError> {
         match step {
             Step::Write(id, value) => {
                 self.datapoints
-                    .write(id, value)
+                    .write(actor, id, value)
                     .await
                     .map_err(|e| match e {
                         WriteError::Stopped => {
                             CallError::Unavailable("The server is shutting down; retry.".into())
                         }
-                        WriteError::Store(error) => {
-                            tracing::error!(%error, "a signed endpoint's write failed");
+                        other => {
+                            tracing::error!(error = %other, "a signed endpoint's write failed");
                             CallError::Unavailable(
                                 "The store could not commit the write; retry.".into(),
                             )
@@ -410,7 +430,7 @@ impl Runner {
                 let Some(xrtc) = &self.xrtc else {
                     return Err(CallError::Unavailable("XRTC is turned off.".into()));
                 };
-                xrtc.publish(&account, vec![item])
+                xrtc.publish(actor, &account, vec![item])
                     .await
                     .map(|_| ())
                     .map_err(|e| match e.status() {

@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../migrations/postgres/0005_webhooks.sql"),
     },
+    Migration {
+        version: 6,
+        name: "journal",
+        sql: include_str!("../../migrations/postgres/0006_journal.sql"),
+    },
 ];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).

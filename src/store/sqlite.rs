@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     },
+    Migration {
+        version: 6,
+        name: "journal",
+        sql: include_str!("../../migrations/sqlite/0006_journal.sql"),
+    },
 ];
 
 /// An SQLite database.

@@ -16,6 +16,9 @@ pub struct OutboxEvent {
     pub event_id: String,
     /// The topic name.
     pub topic: &'static str,
+    /// What the event is about (a datapoint key, `account/portal`, …), checked against each
+    /// subscription's actor when it is delivered.
+    pub subject: String,
     /// 1 (retried 4 times, then discarded) or 2 (retried 10 times, then a dead letter).
     pub qos: i64,
     /// The body to send, exactly.
@@ -24,6 +27,8 @@ pub struct OutboxEvent {
     pub correlation_id: String,
     /// When the change happened.
     pub time: OffsetDateTime,
+    /// Whether only subscriptions whose actor reads every subject (`sees_all`) get it.
+    pub needs_admin: bool,
 }
 
 /// A stored subscription.
@@ -57,6 +62,12 @@ pub struct SubscriptionRow {
     pub updated: OffsetDateTime,
     /// Its topics (`*` alone for every topic).
     pub topics: Vec<String>,
+    /// Who made (or last changed) it, as `access::Actor::to_record` wrote it; `None` for a
+    /// subscription made before actors were recorded.
+    pub actor: Option<String>,
+    /// Whether that actor reads every subject (an admin): only then are portal items and
+    /// signed calls queued for it.
+    pub sees_all: bool,
 }
 
 impl std::fmt::Debug for SubscriptionRow {
@@ -81,15 +92,18 @@ pub enum DeliveryState {
     Discarded,
     /// A QoS 2 delivery that failed every attempt: kept for replay.
     Dead,
+    /// Not sent: the subscription's actor may not read the event.
+    Withheld,
 }
 
 impl DeliveryState {
     /// Every state, in stored order.
-    pub const ALL: [DeliveryState; 4] = [
+    pub const ALL: [DeliveryState; 5] = [
         DeliveryState::Pending,
         DeliveryState::Delivered,
         DeliveryState::Discarded,
         DeliveryState::Dead,
+        DeliveryState::Withheld,
     ];
 
     fn code(self) -> i64 {
@@ -110,6 +124,7 @@ impl DeliveryState {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Discarded => "discarded",
             DeliveryState::Dead => "dead",
+            DeliveryState::Withheld => "withheld",
         }
     }
 }
@@ -125,6 +140,8 @@ pub struct DeliveryRow {
     pub event_id: String,
     /// The event's topic.
     pub topic: String,
+    /// What the event is about.
+    pub subject: String,
     /// The event's QoS.
     pub qos: i64,
     /// The body sent.
@@ -209,13 +226,15 @@ type SubscriptionColumns = (
     i64,
     i64,
     i64,
+    Option<String>,
+    bool,
 );
 
 macro_rules! subscription_columns {
     () => {
         "id, url, description, enabled, disabled_reason, accept_any_2xx, standard_webhooks, \
          secret_sealed, previous_sealed, previous_until_us, failing_since_us, discarded_total, \
-         created_us, updated_us"
+         created_us, updated_us, actor, sees_all"
     };
 }
 
@@ -239,6 +258,8 @@ fn subscription_row(c: SubscriptionColumns) -> Result<SubscriptionRow, StoreErro
         created: from_micros(c.12)?,
         updated: from_micros(c.13)?,
         topics: Vec::new(),
+        actor: c.14,
+        sees_all: c.15,
     })
 }
 
@@ -257,12 +278,13 @@ type DeliveryColumns = (
     Option<i64>,
     Option<String>,
     Option<i64>,
+    String,
 );
 
 macro_rules! delivery_columns {
     () => {
         "id, subscription_id, event_id, topic, qos, payload, correlation_id, event_time_us, \
-         state, attempts, next_at_us, last_status, last_error, finished_us"
+         state, attempts, next_at_us, last_status, last_error, finished_us, subject"
     };
 }
 
@@ -282,6 +304,7 @@ fn delivery_row(c: DeliveryColumns) -> Result<DeliveryRow, StoreError> {
         last_status: c.11,
         last_error: c.12,
         finished: c.13.map(from_micros).transpose()?,
+        subject: c.14,
     })
 }
 
@@ -304,21 +327,26 @@ fn attempt_row(c: AttemptColumns) -> Result<AttemptRow, StoreError> {
 /// statement per event; PostgreSQL takes them all at once, see `enqueue_all_pg`).
 const ENQUEUE_ONE: &str = "INSERT INTO webhook_deliveries \
      (subscription_id, event_id, topic, qos, payload, correlation_id, event_time_us, state, \
-      attempts, next_at_us) \
-     SELECT s.id, $1, $2, $3, $4, $5, $6, 0, 0, $6 \
+      attempts, next_at_us, subject) \
+     SELECT s.id, $1, $2, $3, $4, $5, $6, 0, 0, $6, $7 \
      FROM webhook_subscription_topics t \
      JOIN webhook_subscriptions s ON s.id = t.subscription_id AND s.enabled \
+          AND (s.sees_all OR NOT $8) \
      WHERE t.topic = $2 OR t.topic = '*' \
      ORDER BY s.id";
 
 const ENQUEUE_ALL_PG: &str = "INSERT INTO webhook_deliveries \
      (subscription_id, event_id, topic, qos, payload, correlation_id, event_time_us, state, \
-      attempts, next_at_us) \
-     SELECT s.id, e.event_id, e.topic, e.qos, e.payload, e.correlation_id, e.t, 0, 0, e.t \
-     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
-          WITH ORDINALITY AS e(event_id, topic, qos, payload, correlation_id, t, n) \
+      attempts, next_at_us, subject) \
+     SELECT s.id, e.event_id, e.topic, e.qos, e.payload, e.correlation_id, e.t, 0, 0, e.t, \
+            e.subject \
+     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], \
+                 $7::TEXT[], $8::BOOLEAN[]) \
+          WITH ORDINALITY AS e(event_id, topic, qos, payload, correlation_id, t, subject, \
+                               needs_admin, n) \
      JOIN webhook_subscription_topics st ON st.topic = e.topic OR st.topic = '*' \
      JOIN webhook_subscriptions s ON s.id = st.subscription_id AND s.enabled \
+          AND (s.sees_all OR NOT e.needs_admin) \
      ORDER BY e.n, s.id";
 
 pub(super) async fn enqueue_sqlite(
@@ -333,6 +361,8 @@ pub(super) async fn enqueue_sqlite(
             .bind(&event.payload)
             .bind(&event.correlation_id)
             .bind(to_micros(event.time))
+            .bind(&event.subject)
+            .bind(event.needs_admin)
             .execute(&mut **tx)
             .await?;
     }
@@ -352,6 +382,8 @@ pub(super) async fn enqueue_postgres(
     let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
     let correlations: Vec<&str> = events.iter().map(|e| e.correlation_id.as_str()).collect();
     let times: Vec<i64> = events.iter().map(|e| to_micros(e.time)).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let needs_admin: Vec<bool> = events.iter().map(|e| e.needs_admin).collect();
     sqlx::query(ENQUEUE_ALL_PG)
         .bind(&ids)
         .bind(&topics)
@@ -359,6 +391,8 @@ pub(super) async fn enqueue_postgres(
         .bind(&payloads)
         .bind(&correlations)
         .bind(&times)
+        .bind(&subjects)
+        .bind(&needs_admin)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -486,8 +520,8 @@ impl Store {
                 "INSERT INTO webhook_subscriptions (id, url, description, enabled, \
                  disabled_reason, accept_any_2xx, standard_webhooks, secret_sealed, \
                  previous_sealed, previous_until_us, failing_since_us, discarded_total, \
-                 created_us, updated_us) \
-                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, NULL, NULL, NULL, 0, $8, $8)",
+                 created_us, updated_us, actor, sees_all) \
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, NULL, NULL, NULL, 0, $8, $8, $9, $10)",
             )
             .bind(&row.id)
             .bind(&row.url)
@@ -497,6 +531,8 @@ impl Store {
             .bind(row.standard_webhooks)
             .bind(&row.secret_sealed)
             .bind(to_micros(row.created))
+            .bind(&row.actor)
+            .bind(row.sees_all)
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict(e, || format!("subscription {}", row.id)))?;
@@ -516,6 +552,7 @@ impl Store {
             let changed = sqlx::query(
                 "UPDATE webhook_subscriptions SET url = $2, description = $3, enabled = $4, \
                  accept_any_2xx = $5, standard_webhooks = $6, updated_us = $7, \
+                 actor = $8, sees_all = $9, \
                  disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
                  failing_since_us = CASE WHEN $4 AND NOT enabled THEN NULL \
                                          ELSE failing_since_us END \
@@ -528,6 +565,8 @@ impl Store {
             .bind(row.accept_any_2xx)
             .bind(row.standard_webhooks)
             .bind(to_micros(now))
+            .bind(&row.actor)
+            .bind(row.sees_all)
             .execute(&mut *tx)
             .await?
             .rows_affected();

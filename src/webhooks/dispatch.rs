@@ -21,8 +21,13 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::target::VettingResolver;
-use super::{Secrets, Webhooks, sign, topic};
+use super::{Secrets, Webhooks, sign};
+use crate::access::Actor;
+use crate::events::Topic;
 use crate::store::{AttemptRow, DeliveryRow, DeliveryState, Finished, Recorded, SubscriptionRow};
+
+/// The failure kind of a delivery its subscription's actor may not read: never sent, final.
+const WITHHELD: &str = "withheld";
 
 /// Answers kept whole (for connection reuse) up to this size; bigger ones are cut off.
 const DRAIN_MAX: usize = 64 * 1024;
@@ -32,6 +37,8 @@ const DRAIN_MAX: usize = 64 * 1024;
 struct Sub {
     row: SubscriptionRow,
     secrets: Secrets,
+    /// Who the subscription reads as: the actor that made it (anonymous if unrecorded).
+    actor: Actor,
 }
 
 /// How one attempt went.
@@ -179,7 +186,18 @@ impl Dispatcher {
         for row in rows {
             match self.webhooks.open_secrets(&row) {
                 Some(secrets) => {
-                    subs.insert(row.id.clone(), Arc::new(Sub { row, secrets }));
+                    let actor = row
+                        .actor
+                        .as_deref()
+                        .map_or(Actor::Anonymous, Actor::from_record);
+                    subs.insert(
+                        row.id.clone(),
+                        Arc::new(Sub {
+                            row,
+                            secrets,
+                            actor,
+                        }),
+                    );
                 }
                 None => tracing::error!(
                     subscription = %row.id,
@@ -345,6 +363,7 @@ impl Recorder {
                 let made = a.delivery.attempts + 1;
                 let (state, next_at) = match a.outcome.error_kind {
                     None => (DeliveryState::Delivered, now),
+                    Some(WITHHELD) => (DeliveryState::Withheld, now),
                     Some(_) if made > retries(a.delivery.qos) => match a.delivery.qos {
                         1 => (DeliveryState::Discarded, now),
                         _ => (DeliveryState::Dead, now),
@@ -392,8 +411,12 @@ impl Recorder {
                 DeliveryState::Pending => "failed",
                 DeliveryState::Discarded => "discarded",
                 DeliveryState::Dead => "dead",
+                DeliveryState::Withheld => "withheld",
             };
             webhooks.metrics.record_webhook_attempt(outcome);
+            if done.state == DeliveryState::Withheld {
+                continue;
+            }
             if done.state == DeliveryState::Delivered {
                 let latency = (now - a.delivery.event_time).as_seconds_f64().max(0.0);
                 webhooks.metrics.observe_webhook_latency(latency);
@@ -458,13 +481,26 @@ async fn attempt(
     sub: &Sub,
     delivery: &DeliveryRow,
 ) -> Outcome {
+    let Some(topic) = Topic::parse(&delivery.topic) else {
+        return Outcome::failed(WITHHELD, format!("`{}` is not a topic", delivery.topic));
+    };
+    // Decided at delivery time: a policy changed since the event was queued applies.
+    if !webhooks
+        .visibility
+        .allows(&sub.actor, topic, &delivery.subject)
+    {
+        return Outcome::failed(
+            WITHHELD,
+            "The subscription's maker may not read this event; it was not sent.".into(),
+        );
+    }
     if let Err(refused) = webhooks.targets.check_url(&sub.row.url) {
         return Outcome::failed("forbidden_target", refused.0);
     }
     let now = webhooks.clock.now();
     let signed_at = sign::dotnet_timestamp(now);
     let secrets = sub.secrets.signing(now);
-    let event = topic(&delivery.topic).map_or(delivery.topic.as_str(), |t| t.event);
+    let event = topic.event_name();
     let mut request = client
         .post(&sub.row.url)
         .header(CONTENT_TYPE, "application/json")

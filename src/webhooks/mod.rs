@@ -11,8 +11,9 @@ pub mod dispatch;
 pub mod sign;
 pub mod target;
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,10 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use crate::access::Actor;
 use crate::clock::Clock;
 use crate::config::IpNets;
+use crate::events::{Topic, Visibility};
 use crate::metrics::Metrics;
 use crate::secrets::Sealer;
 use crate::store::{
@@ -139,93 +142,55 @@ impl WebhookSettings {
     }
 }
 
-/// An event topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Topic {
-    /// The topic subscriptions name, e.g. `datapoint.written`.
-    pub name: &'static str,
-    /// The event's name in `x-tributech-event`, e.g. `DatapointWrittenEvent`.
-    pub event: &'static str,
-    /// 1: high-frequency, retried 4 times, then discarded; 2: retried 10 times, then kept as a
-    /// dead letter.
-    pub qos: u8,
-    /// What happened.
-    pub description: &'static str,
-}
-
-/// Every topic, in a fixed order (a topic's index is its bit in [`Interest`]).
-pub const TOPICS: [Topic; 4] = [
-    Topic {
-        name: "datapoint.written",
-        event: "DatapointWrittenEvent",
-        qos: 2,
-        description: "A datapoint was written (through a configured endpoint or the native API).",
-    },
-    Topic {
-        name: "portal.item.set",
-        event: "PortalItemSetEvent",
-        qos: 1,
-        description: "An item was set in an XRTC portal.",
-    },
-    Topic {
-        name: "webhook.subscription.disabled",
-        event: "SubscriptionDisabledEvent",
-        qos: 2,
-        description: "A webhook subscription was disabled after failing (or on 410 Gone).",
-    },
-    Topic {
-        name: "endpoint.called",
-        event: "EndpointCalledEvent",
-        qos: 2,
-        description: "A signed (OpenEndpoints-style) endpoint was called with a valid hash.",
-    },
-];
-
-/// The topic named `name`.
-pub fn topic(name: &str) -> Option<&'static Topic> {
-    TOPICS.iter().find(|t| t.name == name)
-}
-
 /// The topic a subscription names to receive every topic.
 pub const ALL_TOPICS: &str = "*";
 
-/// Which topics have an enabled subscription, as last seen: lets a change that is not stored
-/// anyway (a portal item) skip the outbox when nobody listens. Refreshed when subscriptions
-/// change here and at every poll, so another node's new subscription counts within `poll_ms`.
-#[derive(Debug, Clone, Default)]
-struct Interest(Arc<AtomicU64>);
+/// Which topics have an enabled subscription that could receive them, as last seen: lets a
+/// change that is not stored anyway (a portal item) skip the outbox when nobody listens.
+/// Refreshed when subscriptions change here and at every poll, so another node's new
+/// subscription counts within `poll_ms`.
+#[derive(Debug, Default)]
+struct Interest(arc_swap::ArcSwap<HashSet<Topic>>);
 
 impl Interest {
     /// Whether `topic` has subscribers.
-    pub fn wants(&self, topic: &str) -> bool {
-        let bits = self.0.load(Ordering::Acquire);
-        TOPICS
-            .iter()
-            .position(|t| t.name == topic)
-            .is_some_and(|i| bits & (1 << i) != 0)
+    fn wants(&self, topic: Topic) -> bool {
+        self.0.load().contains(&topic)
     }
 
     fn update(&self, subscriptions: &[SubscriptionRow]) {
-        let mut bits = 0u64;
+        let mut wanted = HashSet::new();
         for subscription in subscriptions.iter().filter(|s| s.enabled) {
             for name in &subscription.topics {
-                if name == ALL_TOPICS {
-                    bits = u64::MAX;
-                } else if let Some(i) = TOPICS.iter().position(|t| t.name == name) {
-                    bits |= 1 << i;
-                }
+                let named: Vec<Topic> = match name.as_str() {
+                    ALL_TOPICS => Topic::ALL.to_vec(),
+                    name => Topic::parse(name).into_iter().collect(),
+                };
+                // A subscription whose maker reads only some subjects never gets admin topics.
+                wanted.extend(
+                    named
+                        .into_iter()
+                        .filter(|t| subscription.sees_all || !t.needs_admin()),
+                );
             }
         }
-        self.0.store(bits, Ordering::Release);
+        self.0.store(Arc::new(wanted));
     }
 }
 
-fn outbox_event(topic: &'static Topic, body: impl Serialize, time: OffsetDateTime) -> OutboxEvent {
+fn outbox_event(
+    topic: Topic,
+    subject: String,
+    body: impl Serialize,
+    time: OffsetDateTime,
+) -> OutboxEvent {
     let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
     OutboxEvent {
         event_id: crate::secrets::uuid(),
-        topic: topic.name,
-        qos: i64::from(topic.qos),
+        topic: topic.name(),
+        subject,
+        needs_admin: topic.needs_admin(),
+        qos: i64::from(topic.qos()),
         payload: sign::ascii_json(&json),
         correlation_id: crate::secrets::uuid(),
         time,
@@ -252,13 +217,14 @@ pub fn datapoint_written(
     let null = RawValue::NULL;
     let value = serde_json::from_str::<&RawValue>(value_json).unwrap_or(null);
     outbox_event(
-        &TOPICS[0],
+        Topic::DatapointWritten,
+        key.to_owned(),
         Body {
             datapoint: key,
             value,
             timestamp: crate::datapoint::rfc3339(update_time),
             sequence: seq,
-            event_qos: TOPICS[0].qos,
+            event_qos: Topic::DatapointWritten.qos(),
         },
         update_time,
     )
@@ -284,13 +250,14 @@ pub fn portal_item_set(
     let empty = serde_json::from_str::<&RawValue>("\"\"").unwrap_or(RawValue::NULL);
     let payload = serde_json::from_str::<&RawValue>(payload_literal).unwrap_or(empty);
     outbox_event(
-        &TOPICS[1],
+        Topic::PortalItemSet,
+        format!("{account}/{portal}"),
         Body {
             account_id: account,
             portal_id: portal,
             payload,
             server_timestamp: (time.unix_timestamp_nanos() / 1_000_000) as i64,
-            event_qos: TOPICS[1].qos,
+            event_qos: Topic::PortalItemSet.qos(),
         },
         time,
     )
@@ -329,7 +296,8 @@ pub fn endpoint_called(
     let empty = serde_json::from_str::<&RawValue>("{}").unwrap_or(RawValue::NULL);
     let parameters = serde_json::from_str::<&RawValue>(parameters_json).unwrap_or(empty);
     outbox_event(
-        &TOPICS[3],
+        Topic::EndpointCalled,
+        format!("{application}/{endpoint}"),
         Body {
             application,
             endpoint,
@@ -345,7 +313,7 @@ pub fn endpoint_called(
                 })
                 .collect(),
             timestamp: crate::datapoint::rfc3339(time),
-            event_qos: TOPICS[3].qos,
+            event_qos: Topic::EndpointCalled.qos(),
         },
         time,
     )
@@ -368,13 +336,14 @@ fn subscription_disabled(
         event_qos: u8,
     }
     let mut event = outbox_event(
-        &TOPICS[2],
+        Topic::WebhookSubscriptionDisabled,
+        subscription.id.clone(),
         Body {
             subscription_id: &subscription.id,
             url: &subscription.url,
             reason,
             timestamp: crate::datapoint::rfc3339(time),
-            event_qos: TOPICS[2].qos,
+            event_qos: Topic::WebhookSubscriptionDisabled.qos(),
         },
         time,
     );
@@ -411,6 +380,9 @@ pub enum WebhookError {
     /// No such subscription or delivery.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The actor may not do this (the sentence says why).
+    #[error("{0}")]
+    Forbidden(String),
     /// The subscription limit is reached.
     #[error("there are {0} subscriptions, the most allowed (webhooks.max_subscriptions)")]
     TooMany(usize),
@@ -458,6 +430,8 @@ pub struct Webhooks {
     /// Set when subscriptions changed here; the dispatcher reloads them at once.
     stale: AtomicBool,
     metrics: Metrics,
+    /// Who may read which event: deliveries go only where the subscription's actor may read.
+    visibility: Arc<Visibility>,
 }
 
 impl Webhooks {
@@ -468,6 +442,7 @@ impl Webhooks {
         clock: Arc<dyn Clock>,
         sealer: Arc<Sealer>,
         metrics: Metrics,
+        visibility: Arc<Visibility>,
     ) -> Result<Self, Vec<String>> {
         let allowed = IpNets::parse("webhooks.allow_targets", &settings.allow_targets)?;
         Ok(Self {
@@ -480,6 +455,7 @@ impl Webhooks {
             kick: Notify::new(),
             stale: AtomicBool::new(false),
             metrics,
+            visibility,
         })
     }
 
@@ -489,7 +465,7 @@ impl Webhooks {
     }
 
     /// Whether `topic` has an enabled subscription (as last seen; see [`Interest`]).
-    pub fn wants(&self, topic: &str) -> bool {
+    pub fn wants(&self, topic: Topic) -> bool {
         self.interest.wants(topic)
     }
 
@@ -521,7 +497,7 @@ impl Webhooks {
         Ok(subscriptions)
     }
 
-    fn check(&self, spec: &mut SubscriptionSpec) -> Result<(), WebhookError> {
+    fn check(&self, spec: &mut SubscriptionSpec, actor: &Actor) -> Result<(), WebhookError> {
         if spec.url.len() > 2048 {
             return Err(WebhookError::Invalid(
                 "`url` is longer than 2048 characters.".into(),
@@ -547,10 +523,22 @@ impl Webhooks {
         if let Some(unknown) = spec
             .topics
             .iter()
-            .find(|t| *t != ALL_TOPICS && topic(t).is_none())
+            .find(|t| *t != ALL_TOPICS && Topic::parse(t).is_none())
         {
             return Err(WebhookError::Invalid(format!(
                 "`{unknown}` is not a topic; GET /api/v1/webhooks/topics lists them."
+            )));
+        }
+        if !self.visibility.is_admin(actor)
+            && let Some(closed) = spec
+                .topics
+                .iter()
+                .filter_map(|t| Topic::parse(t))
+                .find(|t| t.needs_admin())
+        {
+            return Err(WebhookError::Forbidden(format!(
+                "Only an admin (`portico:admin`) may read `{closed}` events; this token cannot \
+                 subscribe to them."
             )));
         }
         Ok(())
@@ -564,12 +552,14 @@ impl Webhooks {
             .map_err(|e| WebhookError::TargetRefused(e.0))
     }
 
-    /// Creates a subscription; answers it with its secret, which is never shown again.
+    /// Creates a subscription made by `actor`, which receives only the events `actor` may read
+    /// (checked again at each delivery); answers it with its secret, which is never shown again.
     pub async fn create(
         &self,
         mut spec: SubscriptionSpec,
+        actor: &Actor,
     ) -> Result<(SubscriptionRow, String), WebhookError> {
-        self.check(&mut spec)?;
+        self.check(&mut spec, actor)?;
         self.vet(&spec.url).await?;
         let count = self.store.subscriptions().await?.len();
         if count >= self.settings.max_subscriptions {
@@ -593,6 +583,8 @@ impl Webhooks {
             created: now,
             updated: now,
             topics: spec.topics,
+            actor: Some(actor.to_record()),
+            sees_all: self.visibility.is_admin(actor),
         };
         self.store.create_subscription(&row).await?;
         self.changed().await?;
@@ -612,14 +604,15 @@ impl Webhooks {
             .ok_or_else(|| WebhookError::NotFound(format!("Subscription `{id}`")))
     }
 
-    /// Replaces a subscription's settings (its secret stays). Enabling clears the reason it
-    /// was disabled.
+    /// Replaces a subscription's settings (its secret stays); from now on it reads as `actor`,
+    /// who changed it. Enabling clears the reason it was disabled.
     pub async fn update(
         &self,
         id: &str,
         mut spec: SubscriptionSpec,
+        actor: &Actor,
     ) -> Result<SubscriptionRow, WebhookError> {
-        self.check(&mut spec)?;
+        self.check(&mut spec, actor)?;
         let mut row = self.get(id).await?;
         if spec.url != row.url {
             self.vet(&spec.url).await?;
@@ -630,6 +623,8 @@ impl Webhooks {
         row.description = spec.description;
         row.accept_any_2xx = spec.accept_any_2xx;
         row.standard_webhooks = spec.standard_webhooks;
+        row.actor = Some(actor.to_record());
+        row.sees_all = self.visibility.is_admin(actor);
         self.store
             .update_subscription(&row, self.clock.now())
             .await?;

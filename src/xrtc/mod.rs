@@ -13,6 +13,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::access::{Actor, Credential};
 use crate::clock::Clock;
 use crate::events::{Event, EventBus, EventPayload};
 use crate::mail::{MailError, Mailer, Message};
@@ -802,15 +803,42 @@ impl Xrtc {
         Ok(session)
     }
 
+    /// Whether `session` still holds: open on this node, and its API key still valid (not
+    /// replaced, not disabled). Streams ask this while they last.
+    pub async fn session_holds(&self, session: &Arc<Session>) -> Result<(), String> {
+        if !self.sessions.holds(session, self.now_ms()) {
+            return Err("the session ended".into());
+        }
+        let keys = self
+            .store
+            .xrtc_keys(&session.account)
+            .await
+            .map_err(|e| e.to_string())?;
+        match keys
+            .iter()
+            .find(|key| key.key_hash.as_slice() == session.key)
+        {
+            Some(key) if key.disabled.is_none() => Ok(()),
+            Some(_) => Err("the session's API key was disabled".into()),
+            None => Err("the session's API key no longer exists".into()),
+        }
+    }
+
     /// Sets items for the session's account; answers the server time (ms). With webhook
     /// subscribers for `portal.item.set`, the items' events are queued first, so a set that
     /// is answered has its deliveries, and one that fails to queue them sets nothing.
     pub async fn set(&self, session: &Session, items: Vec<NewItem>) -> Result<i64, XrtcError> {
-        self.publish(&session.account, items).await
+        self.publish(&session.actor(), &session.account, items)
+            .await
     }
 
     /// [`Self::set`] for `account`, by whoever may act for it (a session, a signed endpoint).
-    pub async fn publish(&self, account: &Arc<str>, items: Vec<NewItem>) -> Result<i64, XrtcError> {
+    pub async fn publish(
+        &self,
+        actor: &Actor,
+        account: &Arc<str>,
+        items: Vec<NewItem>,
+    ) -> Result<i64, XrtcError> {
         let now_ms = self.now_ms();
         let time = self.clock.now();
         let room = self
@@ -818,7 +846,7 @@ impl Xrtc {
             .reserve(account, &items, now_ms)
             .map_err(too_many_portals)?;
         if let Some(webhooks) = &self.webhooks
-            && webhooks.wants(crate::webhooks::TOPICS[1].name)
+            && webhooks.wants(crate::events::Topic::PortalItemSet)
         {
             let outbox = items
                 .iter()
@@ -836,6 +864,7 @@ impl Xrtc {
             self.events.publish(Event {
                 seq: item.seq,
                 time,
+                actor: actor.reference(),
                 payload: EventPayload::PortalItemSet {
                     account: account.clone(),
                     item,
@@ -1025,5 +1054,23 @@ mod tests {
         let now = day(2026, time::Month::December, 31) + time::Duration::hours(23);
         assert_eq!(month_of(now), "2026-12");
         assert_eq!(next_month_start(now), day(2027, time::Month::January, 1));
+    }
+}
+
+/// An XRTC session as a stream's [`Credential`]: it holds while the session is open and its
+/// API key valid.
+#[derive(Debug, Clone)]
+pub struct SessionCredential {
+    /// The service.
+    pub xrtc: Arc<Xrtc>,
+    /// The session.
+    pub session: Arc<Session>,
+}
+
+impl Credential for SessionCredential {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(self.xrtc.session_holds(&self.session))
     }
 }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::access::{Actor, XrtcActor};
 use crate::portal::lock;
 
 use crate::secrets::Hashed;
@@ -26,12 +27,23 @@ pub struct Session {
     pub key: [u8; 32],
     /// The client address it is bound to.
     pub ip: IpAddr,
+    /// The SHA-256 of its cookie (its key in [`Sessions`]).
+    cookie: [u8; 32],
     last_used_ms: AtomicI64,
     /// Per portal: the newest item this session has been given (or skipped).
     pub cursors: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 impl Session {
+    /// The session as an actor: its account, and its key named by a prefix of its hash.
+    pub fn actor(&self) -> Actor {
+        let key = self.key[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Actor::Xrtc(Arc::new(XrtcActor {
+            account: self.account.clone(),
+            key,
+        }))
+    }
+
     /// Marks the session used at `now_ms`.
     pub fn touch(&self, now_ms: i64) {
         self.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
@@ -90,6 +102,7 @@ impl Sessions {
             account: Arc::from(account),
             key,
             ip,
+            cookie: hash,
             last_used_ms: AtomicI64::new(now_ms),
             cursors: Mutex::default(),
         });
@@ -118,6 +131,20 @@ impl Sessions {
         }
         session.touch(now_ms);
         Ok(session)
+    }
+
+    /// Whether `session` is still open at `now_ms` (not ended, not idle too long); a stream that
+    /// asks is using it, so it counts as use.
+    pub fn holds(&self, session: &Arc<Session>, now_ms: i64) -> bool {
+        let shard = lock(self.shard(&session.cookie));
+        let open = shard
+            .get(&session.cookie)
+            .is_some_and(|held| Arc::ptr_eq(held, session))
+            && now_ms - session.idle_since() <= self.idle_ms;
+        if open {
+            session.touch(now_ms);
+        }
+        open
     }
 
     /// Removes expired sessions; returns how many are left.

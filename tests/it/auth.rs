@@ -173,7 +173,15 @@ async fn the_native_api_follows_its_read_policy() {
     let app = TestApp::spawn_with(&plant(&hmac_issuer(), r#"api_read = ["plant:admin"]"#)).await;
     let signer = Signer::hs256(SECRET.as_bytes());
     let reader = signer.sign(&claims(ISSUER, now(), "plant:read"));
-    let admin = signer.sign(&claims(ISSUER, now(), "plant:admin"));
+    // The native API needs `api_read` and, per datapoint, the datapoint's own read policy
+    // (which takes its endpoint's `read`).
+    let admin = signer.sign(&claims(ISSUER, now(), "plant:admin plant:read"));
+    let admin_only = signer.sign(&claims(ISSUER, now(), "plant:admin"));
+    get(&app, "/api/v1/datapoints/plant.temp", Some(&admin_only))
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let unlisted = get(&app, "/api/v1/datapoints", Some(&admin_only)).await;
+    assert_eq!(unlisted.json()["datapoints"], serde_json::json!([]));
     for path in [
         "/api/v1/datapoints",
         "/api/v1/datapoints/plant.temp",

@@ -2,6 +2,9 @@
 //! verifies the server's generated certificate.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use std::sync::Arc;
 
 use portico::config::Config;
@@ -389,5 +392,97 @@ impl Noise {
 
     pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
         from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// One parsed SSE event.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Json,
+}
+
+/// Reads SSE events from a response body.
+pub struct EventReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventReader {
+    /// Follows a datapoint's events, anonymously.
+    pub async fn open(app: &TestApp, key: &str, last_event_id: Option<&str>) -> Self {
+        Self::connect(
+            app,
+            &format!("/api/v1/datapoints/{key}/events"),
+            None,
+            last_event_id,
+        )
+        .await
+        .unwrap_or_else(|reply| panic!("subscribing failed: {} {}", reply.status, reply.text))
+    }
+
+    /// Follows the event stream at `path` with `token`; a refusal fails the test.
+    pub async fn open_as(app: &TestApp, path: &str, token: &str) -> Self {
+        Self::connect(app, path, Some(token), None)
+            .await
+            .unwrap_or_else(|reply| panic!("subscribing failed: {} {}", reply.status, reply.text))
+    }
+
+    /// Opens the event stream at `path` with an optional bearer token; a refusal comes back as
+    /// its reply.
+    pub async fn connect(
+        app: &TestApp,
+        path: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<Self, Reply> {
+        let mut request = app.client.get(app.at(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("subscribe");
+        if response.status() != 200 {
+            return Err(Reply::from(response).await);
+        }
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Ok(Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event, or `None` when the stream ends; fails the test after 10 s.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(Duration::from_secs(10), self.next_unbounded())
+            .await
+            .expect("an event within 10 s")
+    }
+
+    async fn next_unbounded(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                let Some(data) = field("data") else { continue }; // a keep-alive comment
+                return Some(SseEvent {
+                    id: field("id").unwrap_or_default(),
+                    event: field("event").unwrap_or_default(),
+                    data: serde_json::from_str(&data).expect("JSON data"),
+                });
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(_)) | None => return None,
+            }
+        }
     }
 }

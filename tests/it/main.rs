@@ -1,6 +1,7 @@
 //! Portico's integration tests: one binary, a real server per test. Set
 //! `PORTICO_TEST_DATABASE_URL` to run every test on PostgreSQL instead of SQLite.
 
+mod access;
 mod admin;
 mod auth;
 mod cli;

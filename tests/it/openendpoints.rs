@@ -528,7 +528,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     let (account, key) = crate::xrtc::register(&app, "forms@example.com").await;
     let (dir, database) = app.stop().await;
     let app = TestApp::spawn_in(dir, database, &actions_config(&base, &statics, &account)).await;
-    let token = crate::webhooks::manager(&app).await;
+    let token = crate::webhooks::admin(&app).await;
     let (hook, _) = crate::webhooks::subscribe(
         &app,
         &token,

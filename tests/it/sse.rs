@@ -2,73 +2,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use serde_json::Value as Json;
-
-use crate::helpers::TestApp;
-
-/// One parsed SSE event.
-#[derive(Debug)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Json,
-}
-
-/// Reads SSE events from a response body.
-struct EventReader {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
-}
-
-impl EventReader {
-    async fn open(app: &TestApp, key: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = app
-            .client
-            .get(app.at(&format!("/api/v1/datapoints/{key}/events")));
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.expect("subscribe");
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self {
-            body: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event, or `None` when the stream ends; fails the test after 10 s.
-    async fn next(&mut self) -> Option<SseEvent> {
-        tokio::time::timeout(Duration::from_secs(10), self.next_unbounded())
-            .await
-            .expect("an event within 10 s")
-    }
-
-    async fn next_unbounded(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|line| line.strip_prefix(&format!("{name}:")))
-                        .map(|v| v.trim_start().to_owned())
-                };
-                let Some(data) = field("data") else { continue }; // a keep-alive comment
-                return Some(SseEvent {
-                    id: field("id").unwrap_or_default(),
-                    event: field("event").unwrap_or_default(),
-                    data: serde_json::from_str(&data).expect("JSON data"),
-                });
-            }
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
-                Some(Err(_)) | None => return None,
-            }
-        }
-    }
-}
+use crate::helpers::{EventReader, TestApp};
 
 #[tokio::test]
 async fn a_subscriber_gets_the_current_value_then_each_write_of_its_datapoint() {

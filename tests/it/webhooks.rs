@@ -155,6 +155,12 @@ pub(crate) async fn manager(app: &TestApp) -> String {
     crate::admin::token(app, "node", &id, &["portico:webhooks"]).await
 }
 
+/// An admin's token: reads every topic (portal items and signed calls are for admins alone).
+pub(crate) async fn admin(app: &TestApp) -> String {
+    let id = format!("admin-{:08x}", crate::helpers::rand_u64() as u32);
+    crate::admin::token(app, "node", &id, &["portico:admin"]).await
+}
+
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Json>) -> Reply {
     let bearer = format!("Bearer {token}");
     let body = body.map(|b| b.to_string());
@@ -233,7 +239,7 @@ struct Clocked {
 async fn clocked(extra: &str, topic: &str) -> Clocked {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let app = TestApp::spawn_clocked(&config(extra), clock.clone()).await;
-    let token = manager(&app).await;
+    let token = admin(&app).await;
     let receiver = Receiver::start().await;
     let (id, secret) = subscribe(
         &app,
@@ -426,15 +432,15 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
     )
     .await;
     let path = format!("/api/v1/webhooks/subscriptions/{id}");
-    let replaced = call(
-        &app,
-        Method::PUT,
-        &path,
-        &token,
-        Some(json!({"url": "http://127.0.0.1:9/b", "topics": ["portal.item.set", "datapoint.written"],
-                    "enabled": false, "options": {"accept_any_2xx": true}})),
-    )
-    .await;
+    let changes = json!({"url": "http://127.0.0.1:9/b",
+                         "topics": ["portal.item.set", "datapoint.written"],
+                         "enabled": false, "options": {"accept_any_2xx": true}});
+    // Portal items are for admins alone: a webhooks-only manager may not name them.
+    call(&app, Method::PUT, &path, &token, Some(changes.clone()))
+        .await
+        .assert_problem(403, "forbidden");
+    let admin = admin(&app).await;
+    let replaced = call(&app, Method::PUT, &path, &admin, Some(changes)).await;
     assert_eq!(replaced.status, 200, "{}", replaced.text);
     let replaced = replaced.json();
     assert_eq!(replaced["url"], "http://127.0.0.1:9/b");
@@ -682,7 +688,7 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
             clock.advance(time::Duration::seconds_f64(
                 (attempt as f64 + 0.7).powi(4) + 1.0,
             ));
-            token = manager(&app).await;
+            token = admin(&app).await;
         } else {
             assert_eq!(delivery["state"], "dead", "after attempt {attempt}");
         }
@@ -759,7 +765,7 @@ async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
             clock.advance(time::Duration::seconds_f64(
                 (attempt as f64 + 0.7).powi(4) + 1.0,
             ));
-            token = manager(&app).await;
+            token = admin(&app).await;
         } else {
             assert_eq!(delivery["state"], "discarded");
         }
@@ -1005,17 +1011,21 @@ async fn no_acknowledged_event_is_lost_to_sigkill() {
             Arc::new(SystemClock),
             Arc::new(sealer),
             portico::metrics::Metrics::default(),
+            Arc::new(portico::events::Visibility::default()),
         )
         .expect("webhooks");
         webhooks
-            .create(portico::webhooks::SubscriptionSpec {
-                url: ledger.url.clone(),
-                topics: vec!["datapoint.written".into()],
-                enabled: true,
-                description: String::new(),
-                accept_any_2xx: false,
-                standard_webhooks: false,
-            })
+            .create(
+                portico::webhooks::SubscriptionSpec {
+                    url: ledger.url.clone(),
+                    topics: vec!["datapoint.written".into()],
+                    enabled: true,
+                    description: String::new(),
+                    accept_any_2xx: false,
+                    standard_webhooks: false,
+                },
+                &portico::access::Actor::Internal("setup"),
+            )
             .await
             .expect("subscription");
         store.close().await;

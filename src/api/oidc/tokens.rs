@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::{
     ClientIp, OAuthError, authenticate_throttled, client_auth, no_store, read_form, realm,
 };
+use crate::access::Refused;
 use crate::api::AppState;
-use crate::auth::{Refused, bearer_token, invalid_request, invalid_token};
+use crate::api::auth::{bearer_token, invalid_request, invalid_token, refusal};
 use crate::error::ApiError;
 use crate::idp::grants::{LoggedIn, profile_claims};
 use crate::idp::{Idp, Realm, UserSettings};
@@ -76,14 +77,17 @@ pub(super) async fn userinfo(
     let challenge_realm = realm.issuer_url.as_str();
     let token = match bearer_token(&headers) {
         Ok(Some(token)) => token,
-        Ok(None) => return Err(Refused::NoCredentials.into_error(challenge_realm)),
+        Ok(None) => return Err(refusal(Refused::NoCredentials, challenge_realm)),
         Err(reason) => return Err(invalid_request(challenge_realm, reason)),
     };
     let claims = access_claims(&state, &idp, &realm, token, true)
         .await
         .map_err(|why| invalid_token(challenge_realm, &why))?;
     if !claims.scopes().contains(&"openid") {
-        return Err(Refused::InsufficientScope(vec!["openid".into()]).into_error(challenge_realm));
+        return Err(refusal(
+            Refused::InsufficientScope(vec!["openid".into()]),
+            challenge_realm,
+        ));
     }
     let subject = claims.str("sub").unwrap_or_default();
     let user = idp.store().user(&realm.name, subject).await?;

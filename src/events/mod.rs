@@ -1,11 +1,16 @@
-//! The internal event stream: every state change is published here once it is durable, and
-//! live subscribers (SSE today; webhooks and the console later) consume it.
+//! Events: the topic catalogue ([`topic`]), what each event carries, who may read it, and the
+//! internal stream every state change is published on once it is durable.
+
+pub mod topic;
+
+pub use topic::{Durability, Readers, Topic, Visibility};
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+use crate::access::ActorRef;
 use crate::datapoint::{DatapointKey, Value};
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
@@ -18,6 +23,8 @@ pub struct Event {
     pub seq: u64,
     /// When the change happened.
     pub time: OffsetDateTime,
+    /// Who caused it.
+    pub actor: ActorRef,
     /// What happened.
     pub payload: EventPayload,
 }
@@ -53,12 +60,12 @@ pub enum EventPayload {
 }
 
 impl Event {
-    /// The event's topic name, e.g. `datapoint.written`.
-    pub fn topic(&self) -> &'static str {
+    /// The event's topic.
+    pub fn topic(&self) -> Topic {
         match self.payload {
-            EventPayload::DatapointWritten { .. } => "datapoint.written",
-            EventPayload::PortalItemSet { .. } => "portal.item.set",
-            EventPayload::EndpointCalled { .. } => "endpoint.called",
+            EventPayload::DatapointWritten { .. } => Topic::DatapointWritten,
+            EventPayload::PortalItemSet { .. } => Topic::PortalItemSet,
+            EventPayload::EndpointCalled { .. } => Topic::EndpointCalled,
         }
     }
 }
