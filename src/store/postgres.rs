@@ -38,8 +38,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "journal",
-        sql: include_str!("../../migrations/postgres/0006_journal.sql"),
+        name: "webhook_actors",
+        sql: include_str!("../../migrations/postgres/0006_webhook_actors.sql"),
     },
 ];
 

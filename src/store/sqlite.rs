@@ -40,8 +40,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "journal",
-        sql: include_str!("../../migrations/sqlite/0006_journal.sql"),
+        name: "webhook_actors",
+        sql: include_str!("../../migrations/sqlite/0006_webhook_actors.sql"),
     },
 ];
 
