@@ -156,6 +156,7 @@ allow_targets = ["127.0.0.0/8"]
         Arc::new(portico::server::load_sealer(&config).expect("sealer")),
         portico::metrics::Metrics::default(),
         Arc::new(portico::events::Visibility::default()),
+        portico::events::Journal::new(store.clone(), portico::events::EventBus::default()),
     )
     .expect("webhooks");
     webhooks

@@ -84,6 +84,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Signed webhooks: delivery, redelivery and the targets they may reach.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// `[events]`: the event journal.
+    pub events: crate::events::journal::EventSettings,
     /// Signed (OpenEndpoints-style) endpoints: mount point and request bounds.
     pub openendpoints: crate::openendpoints::OpenEndpointsSettings,
     /// OpenEndpoints-style applications with their secrets and endpoints (`[[application]]`).
@@ -394,6 +396,7 @@ impl Default for Config {
             mail: Default::default(),
             proxy: ProxyConfig::default(),
             webhooks: Default::default(),
+            events: Default::default(),
             openendpoints: Default::default(),
             applications: Vec::new(),
         }
@@ -573,6 +576,7 @@ pub const RESERVED_PATHS: &[&str] = &[
     "/api/openapi.json",
     "/api/docs",
     "/api/v1/datapoints",
+    "/api/v1/events",
     "/api/v1/admin",
     "/api/v1/webhooks",
     "/api/v1/portals",
@@ -672,6 +676,7 @@ impl Config {
         }
         problems.extend(self.xrtc.problems());
         problems.extend(self.webhooks.problems());
+        problems.extend(self.events.problems());
         if let Err(e) = TrustedProxies::parse(&self.proxy) {
             problems.extend(e);
         }

@@ -13,7 +13,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -84,8 +83,24 @@ pub struct Slice {
 #[derive(Debug)]
 pub struct Portals {
     shards: Vec<Mutex<HashMap<Arc<str>, Account>>>,
-    seq: AtomicU64,
+    numbering: Arc<dyn Numbering>,
     limits: RingLimits,
+}
+
+/// Where items get their numbers: the server-wide event sequence (`events::Journal`).
+pub trait Numbering: Send + Sync + std::fmt::Debug {
+    /// The next number, without waiting; `None` when none is at hand right now.
+    fn take(&self) -> Option<u64>;
+}
+
+/// What [`Portals::fill`] set, and what it could not number yet (to fill again once numbers are
+/// at hand).
+#[derive(Debug)]
+pub struct Filled {
+    /// The items set, in order.
+    pub set: Vec<Arc<Item>>,
+    /// The items still to set, with their portals.
+    pub rest: Option<(Reserved, Vec<NewItem>)>,
 }
 
 #[derive(Debug, Default)]
@@ -200,11 +215,11 @@ impl Future for Waiter<'_> {
 }
 
 impl Portals {
-    /// No portals yet.
-    pub fn new(limits: RingLimits) -> Self {
+    /// No portals yet; items numbered by `numbering`.
+    pub fn new(limits: RingLimits, numbering: Arc<dyn Numbering>) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            seq: AtomicU64::new(0),
+            numbering,
             limits,
         }
     }
@@ -231,7 +246,7 @@ impl Portals {
         now_ms: i64,
     ) -> Result<Vec<Arc<Item>>, SetError> {
         let room = self.reserve(account, &items, now_ms)?;
-        Ok(self.fill(room, items, now_ms))
+        Ok(self.fill(room, items, now_ms).set)
     }
 
     /// The first half of [`Self::set`]: the portals `items` go to, created if new, or an error
@@ -291,39 +306,43 @@ impl Portals {
         Ok(Reserved(targets))
     }
 
-    /// The second half of [`Self::set`]: puts `items` in the portals reserved for them.
-    pub fn fill(
-        &self,
-        Reserved(targets): Reserved,
-        items: Vec<NewItem>,
-        now_ms: i64,
-    ) -> Vec<Arc<Item>> {
+    /// The second half of [`Self::set`]: puts `items` in the portals reserved for them, each
+    /// numbered under its ring's lock, so each ring stays in sequence order. Stops where no
+    /// number is at hand and answers the rest.
+    pub fn fill(&self, Reserved(targets): Reserved, items: Vec<NewItem>, now_ms: i64) -> Filled {
         let oldest = now_ms - self.limits.item_age_max_ms;
         let mut set = Vec::with_capacity(items.len());
-        for (item, portal) in items.into_iter().zip(targets) {
-            let item = {
-                let mut ring = lock(&portal.ring);
-                // Numbered under the ring's lock, so each ring stays in sequence order.
-                let item = Arc::new(Item {
-                    seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-                    time_ms: now_ms,
-                    portal: portal.id.clone(),
-                    payload: item.payload,
-                });
-                ring.expire(oldest);
-                ring.bytes += item.payload.len();
-                ring.items.push_back(item.clone());
-                while ring.items.len() > self.limits.capacity
-                    || (ring.bytes > self.limits.max_bytes && ring.items.len() > 1)
-                {
-                    ring.drop_front();
-                }
-                item
+        let mut pairs = items.into_iter().zip(targets);
+        while let Some((item, portal)) = pairs.next() {
+            let mut ring = lock(&portal.ring);
+            let Some(seq) = self.numbering.take() else {
+                drop(ring);
+                let (items, targets): (Vec<NewItem>, Vec<Arc<Portal>>) =
+                    std::iter::once((item, portal)).chain(pairs).unzip();
+                return Filled {
+                    set,
+                    rest: Some((Reserved(targets), items)),
+                };
             };
+            let item = Arc::new(Item {
+                seq,
+                time_ms: now_ms,
+                portal: portal.id.clone(),
+                payload: item.payload,
+            });
+            ring.expire(oldest);
+            ring.bytes += item.payload.len();
+            ring.items.push_back(item.clone());
+            while ring.items.len() > self.limits.capacity
+                || (ring.bytes > self.limits.max_bytes && ring.items.len() > 1)
+            {
+                ring.drop_front();
+            }
+            drop(ring);
             portal.notify.notify_waiters();
             set.push(item);
         }
-        set
+        Filled { set, rest: None }
     }
 
     /// The account's portal named `id`, if it exists.
@@ -388,6 +407,20 @@ impl Portals {
 mod tests {
     use super::*;
 
+    /// Numbers from a counter, as the journal would give them.
+    #[derive(Debug, Default)]
+    struct Counter(std::sync::atomic::AtomicU64);
+
+    impl Numbering for Counter {
+        fn take(&self) -> Option<u64> {
+            Some(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+        }
+    }
+
+    fn portals() -> Portals {
+        Portals::new(limits(), Arc::new(Counter::default()))
+    }
+
     fn limits() -> RingLimits {
         RingLimits {
             capacity: 3,
@@ -406,7 +439,7 @@ mod tests {
 
     #[test]
     fn a_ring_keeps_the_newest_items_and_remembers_what_it_dropped() {
-        let portals = Portals::new(limits());
+        let portals = portals();
         for n in 0..5 {
             portals
                 .set("AC1", vec![item("p", &n.to_string())], 1000)
@@ -421,7 +454,7 @@ mod tests {
 
     #[test]
     fn the_portal_limit_refuses_the_whole_set_and_aged_portals_stop_counting() {
-        let portals = Portals::new(limits());
+        let portals = portals();
         portals
             .set("AC1", vec![item("a", "1"), item("b", "1")], 0)
             .unwrap();
@@ -440,7 +473,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_registered_waiter_sees_a_publish_that_happens_before_it_awaits() {
-        let portals = Portals::new(limits());
+        let portals = portals();
         let portal = portals.portal_or_empty("AC1", "p");
         let mut waiter = portal.waiter();
         waiter.register();
@@ -455,7 +488,7 @@ mod tests {
 
     #[test]
     fn sweep_removes_empty_unheld_portals() {
-        let portals = Portals::new(limits());
+        let portals = portals();
         portals.set("AC1", vec![item("p", "x")], 0).unwrap();
         let held = portals.portal_or_empty("AC1", "q");
         assert_eq!(portals.sweep(20_000), 1, "q is held by a reader");

@@ -20,7 +20,7 @@ use crate::api::{self, AppState, Shared};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Limits};
 use crate::datapoint::registry::Datapoints;
-use crate::events::EventBus;
+use crate::events::{EventBus, Journal};
 use crate::jose::issuer::{Issuer, Keys};
 use crate::jose::verifier::Verifier;
 use crate::metrics::Metrics;
@@ -145,6 +145,37 @@ pub struct Server {
 }
 
 /// Fetches each remote key set now and then on its schedule, until shutdown.
+/// Drops journal events older than `events.retention_hours`: once before serving, then every
+/// ten minutes.
+async fn start_journal_prune(
+    journal: Arc<Journal>,
+    clock: Arc<dyn Clock>,
+    hours: u64,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let prune = move || {
+        let journal = journal.clone();
+        let before = clock.now() - Duration::from_secs(hours * 3600);
+        async move {
+            match journal.prune(before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned the event journal"),
+                Err(error) => tracing::warn!(%error, "pruning the event journal failed"),
+            }
+        }
+    };
+    prune().await;
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(600)) => prune().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+}
+
 fn start_key_refresh(issuers: &[Arc<Issuer>], shutdown: &watch::Receiver<bool>) {
     for issuer in issuers {
         if !matches!(issuer.keys, Keys::Remote(_)) {
@@ -193,6 +224,7 @@ impl Server {
         };
         let store = Store::open(&location).await?;
         let events = EventBus::default();
+        let journal = Journal::new(store.clone(), events.clone());
         let metrics = Metrics::default();
         let visibility = Arc::new(crate::events::Visibility::new(
             catalog
@@ -203,6 +235,13 @@ impl Server {
             crate::idp::webhook_managers_policy(&config.idp.admin_realm),
         ));
         let (shutdown, shutdown_seen) = watch::channel(false);
+        start_journal_prune(
+            journal.clone(),
+            clock.clone(),
+            config.events.retention_hours,
+            &shutdown_seen,
+        )
+        .await;
         let webhooks = match config.webhooks.enabled {
             true => {
                 let webhooks = Arc::new(
@@ -213,9 +252,12 @@ impl Server {
                         Arc::new(load_sealer(&config)?),
                         metrics.clone(),
                         visibility.clone(),
+                        journal.clone(),
                     )
                     .map_err(|problems| ConfigError { problems })?,
                 );
+                let projection: Arc<dyn crate::events::Projection> = webhooks.clone();
+                journal.add_projection(Arc::downgrade(&projection));
                 crate::webhooks::dispatch::start(webhooks.clone(), shutdown_seen.clone())
                     .map_err(StartError::Io)?;
                 Some(webhooks)
@@ -226,8 +268,7 @@ impl Server {
             catalog.datapoints.clone(),
             store.clone(),
             clock.clone(),
-            events.clone(),
-            webhooks.clone(),
+            journal.clone(),
             metrics.clone(),
         )
         .await?;
@@ -275,8 +316,7 @@ impl Server {
                     store.clone(),
                     clock.clone(),
                     mailer,
-                    events.clone(),
-                    webhooks.clone(),
+                    journal.clone(),
                 ));
                 start_xrtc_upkeep(xrtc.clone(), &shutdown_seen);
                 Some(xrtc)
@@ -292,8 +332,7 @@ impl Server {
                     xrtc: xrtc.clone(),
                     mailer: crate::mail::Mailer::new(&config.mail, &config.data_dir)
                         .map_err(|e| ConfigError { problems: vec![e] })?,
-                    webhooks: webhooks.clone(),
-                    events: events.clone(),
+                    journal: journal.clone(),
                     clock: clock.clone(),
                 })
                 .map_err(StartError::Io)?,
@@ -320,7 +359,9 @@ impl Server {
             tls: tls.is_some(),
             datapoints,
             store,
-            events,
+            journal: journal.clone(),
+            visibility,
+            events: config.events.clone(),
             metrics,
             clock,
             limits: limits.clone(),

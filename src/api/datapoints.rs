@@ -263,7 +263,7 @@ pub async fn events(
     // Subscribe before reading the current value, so no write falls between the two.
     let follow = Follow {
         ending: stream_ending(&state, &actor),
-        receiver: state.events.subscribe(),
+        receiver: state.journal.bus().subscribe(),
         shutdown: state.shutdown.clone(),
         id,
         key,
@@ -308,7 +308,7 @@ impl Follow {
             tokio::select! {
                 received = self.receiver.recv() => match received {
                     Ok(event) => {
-                        let EventPayload::DatapointWritten { key, value } = &event.payload else {
+                        let EventPayload::DatapointWritten { key, value: Some(value) } = &event.payload else {
                             continue;
                         };
                         if key.as_str() == self.key && event.seq > self.last_sent {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod datapoints;
 pub mod docs;
 pub mod endpoints;
+pub mod events;
 pub mod oidc;
 pub mod openapi;
 pub mod openendpoints;
@@ -29,7 +30,8 @@ use crate::clock::Clock;
 use crate::config::{Catalog, Limits};
 use crate::datapoint::registry::Datapoints;
 use crate::error::{ApiError, ErrorCode};
-use crate::events::EventBus;
+use crate::events::journal::EventSettings;
+use crate::events::{Journal, Visibility};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -58,8 +60,12 @@ pub struct Shared {
     pub datapoints: Datapoints,
     /// The store, for readiness.
     pub store: Store,
-    /// The internal event stream.
-    pub events: EventBus,
+    /// The journal: numbers, records and publishes every event.
+    pub journal: Arc<Journal>,
+    /// Who may read which event.
+    pub visibility: Arc<Visibility>,
+    /// `[events]`.
+    pub events: EventSettings,
     /// Metrics.
     pub metrics: Metrics,
     /// The source of "now".
@@ -97,6 +103,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     let mut router = Router::new()
         .merge(ops::router())
         .merge(datapoints::router())
+        .merge(events::router())
         .merge(oidc::router())
         .merge(apps::router())
         .merge(admin::router())

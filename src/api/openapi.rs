@@ -23,6 +23,8 @@ use crate::datapoint::{Datapoint, ValueType};
         super::datapoints::list,
         super::datapoints::get_one,
         super::datapoints::events,
+        super::events::list,
+        super::events::stream,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
@@ -71,6 +73,9 @@ use crate::datapoint::{Datapoint, ValueType};
         (name = "Datapoints", description = "Typed values declared in the configuration."),
         (name = "Endpoints", description = "Configured paths that read and write one datapoint each \
             with `{\"value\": …}` bodies."),
+        (name = "Events", description = "The event journal: every durable event (datapoint \
+            writes, signed calls, subscription changes) in sequence order, paged or followed \
+            live with portal items too. Each reader sees only the events it may read."),
         (name = "Operations", description = "Health, readiness and metrics."),
         (name = "Portals", description = "XRTC portals, followed natively. The XRTC API itself \
             (`POST /v1/auth/…`, `/v1/item/…`) keeps its seed's wire and is described in the README."),

@@ -330,7 +330,10 @@ pub struct ReplayOut {
 }
 
 /// The query string's parameters, each named at most once and each one of `known`.
-fn query_pairs(query: Option<&str>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(
+    query: Option<&str>,
+    known: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if !known.contains(&name.as_ref()) {

@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Datapoint, DatapointKey, Sample, Value, ValueError};
 use crate::access::{Actor, ActorRef, Refused};
 use crate::clock::Clock;
-use crate::events::{Event, EventBus, EventPayload};
+use crate::events::{Draft, EventPayload, Journal};
 use crate::metrics::Metrics;
-use crate::store::{DatapointRow, Store, StoreError};
+use crate::store::{Change, DatapointRow, Store, StoreError};
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -97,7 +97,8 @@ impl std::fmt::Debug for Command {
 }
 
 impl Datapoints {
-    /// Loads the stored values of `declared` and starts the writer.
+    /// Loads the stored values of `declared` and starts the writer, which records each write
+    /// through `journal`.
     ///
     /// A stored value whose datapoint is no longer declared is kept in the store but not served;
     /// one that no longer fits its datapoint's type (the config changed) is treated as never
@@ -106,12 +107,10 @@ impl Datapoints {
         declared: Vec<Datapoint>,
         store: Store,
         clock: Arc<dyn Clock>,
-        events: EventBus,
-        webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+        journal: Arc<Journal>,
         metrics: Metrics,
     ) -> Result<Self, StoreError> {
         let stored = store.load_datapoint_values().await?;
-        let next_seq = stored.iter().map(|row| row.seq).max().unwrap_or(0) + 1;
         let by_key = declared
             .iter()
             .enumerate()
@@ -159,12 +158,9 @@ impl Datapoints {
             .max();
         let writer_task = Writer {
             slots: slots.clone(),
-            store,
             clock,
-            events,
-            next_seq,
+            journal,
             last_time,
-            webhooks,
         };
         tokio::spawn(writer_task.run(queue));
         Ok(Self {
@@ -267,13 +263,10 @@ impl Datapoints {
 
 struct Writer {
     slots: Arc<Slots>,
-    store: Store,
     clock: Arc<dyn Clock>,
-    events: EventBus,
-    next_seq: u64,
+    /// Numbers, records and publishes each write's event, in the write's transaction.
+    journal: Arc<Journal>,
     last_time: Option<OffsetDateTime>,
-    /// Where each write's `datapoint.written` event is queued, in the write's transaction.
-    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 type Pending = (
@@ -316,12 +309,12 @@ impl Writer {
                 ack,
             } => {
                 let update_time = self.next_time();
+                // The sequence number comes from the journal when the batch commits.
                 let sample = Sample {
                     value,
                     update_time,
-                    seq: self.next_seq,
+                    seq: 0,
                 };
-                self.next_seq += 1;
                 batch.push((id, sample, actor, ack));
                 None
             }
@@ -345,62 +338,58 @@ impl Writer {
         time
     }
 
+    /// Commits the batch through the journal (values, events, their webhook rows, in one
+    /// transaction), then makes the values current and acknowledges, in write order.
     async fn commit(&mut self, batch: &mut Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
-        let rows = batch
+        let slots = &self.slots;
+        let drafts = batch
             .iter()
-            .map(|(id, sample, _, _)| DatapointRow {
-                key: self.slots.slots[id.0].datapoint.key.as_str().to_owned(),
-                value_json: sample.value.to_json(),
-                update_time: sample.update_time,
-                seq: sample.seq,
-            })
-            .collect::<Vec<_>>();
-        // A write-only datapoint's value leaves the server by no way, webhooks included.
-        let outbox = match &self.webhooks {
-            Some(_) => rows
-                .iter()
-                .zip(batch.iter())
-                .filter(|(_, (id, ..))| self.slots.slots[id.0].datapoint.access.readable())
-                .map(|(row, _)| {
-                    crate::webhooks::datapoint_written(
-                        &row.key,
-                        &row.value_json,
-                        row.update_time,
-                        row.seq,
-                    )
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let outcome = self.store.write_datapoint_batch(&rows, &outbox).await;
-        if let (Ok(()), Some(webhooks)) = (&outcome, &self.webhooks) {
-            webhooks.wake();
-        }
-        for (id, sample, actor, ack) in batch.drain(..) {
-            match &outcome {
-                Ok(()) => {
-                    self.slots.set(id, sample.clone());
-                    self.events.publish(Event {
-                        seq: sample.seq,
-                        time: sample.update_time,
-                        actor,
-                        payload: EventPayload::DatapointWritten {
-                            key: self.slots.slots[id.0].datapoint.key.clone(),
-                            value: sample.value.clone(),
-                        },
-                    });
-                    let _ = ack.send(Ok(sample));
+            .map(|(id, sample, actor, _)| {
+                let point = &slots.slots[id.0].datapoint;
+                Draft {
+                    time: sample.update_time,
+                    actor: actor.clone(),
+                    payload: EventPayload::DatapointWritten {
+                        key: point.key.clone(),
+                        // A write-only value is stored, never carried by its event.
+                        value: point.access.readable().then(|| sample.value.clone()),
+                    },
                 }
-                Err(error) => {
+            })
+            .collect();
+        let outcome = self
+            .journal
+            .commit(drafts, |events| Change {
+                datapoints: batch
+                    .iter()
+                    .zip(events)
+                    .map(|((id, sample, _, _), event)| DatapointRow {
+                        key: slots.slots[id.0].datapoint.key.as_str().to_owned(),
+                        value_json: sample.value.to_json(),
+                        update_time: sample.update_time,
+                        seq: event.seq,
+                    })
+                    .collect(),
+                ..Change::default()
+            })
+            .await;
+        let events = match outcome {
+            Ok(events) => events.unwrap_or_default(),
+            Err(error) => {
+                tracing::error!(%error, writes = batch.len(), "datapoint write batch failed");
+                for (_, _, _, ack) in batch.drain(..) {
                     let _ = ack.send(Err(WriteError::Store(error.clone())));
                 }
+                return;
             }
-        }
-        if let Err(error) = outcome {
-            tracing::error!(%error, writes = rows.len(), "datapoint write batch failed");
+        };
+        for ((id, mut sample, _, ack), event) in batch.drain(..).zip(events) {
+            sample.seq = event.seq;
+            self.slots.set(id, sample.clone());
+            let _ = ack.send(Ok(sample));
         }
     }
 }

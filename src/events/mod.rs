@@ -1,12 +1,17 @@
-//! Events: the topic catalogue ([`topic`]), what each event carries, who may read it, and the
-//! internal stream every state change is published on once it is durable.
+//! Events: the topic catalogue ([`topic`]), what each event carries and who may read it, the
+//! journal that numbers, records and publishes them ([`journal`]), and the internal stream
+//! every change is published on once it is durable, in sequence order.
 
+pub mod journal;
 pub mod topic;
 
+pub use journal::{Draft, Journal, Projection};
 pub use topic::{Durability, Readers, Topic, Visibility};
 
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
@@ -19,7 +24,8 @@ const CAPACITY: usize = 4096;
 /// A state change.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The server-wide sequence number of the change.
+    /// The server-wide sequence number of the change, issued by the store: strictly increasing
+    /// on the bus, across restarts, and unique across the processes sharing a database.
     pub seq: u64,
     /// When the change happened.
     pub time: OffsetDateTime,
@@ -29,24 +35,38 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// A file a signed call carried: described, never its contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// The parameter it came in.
+    pub parameter: String,
+    /// Its name as sent.
+    pub file_name: String,
+    /// Its content type as sent.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: usize,
+}
+
 /// What happened, by topic.
 #[derive(Debug, Clone)]
 pub enum EventPayload {
-    /// A datapoint was written (topic `datapoint.written`).
+    /// A datapoint was written.
     DatapointWritten {
         /// Which datapoint.
         key: DatapointKey,
-        /// The value written.
-        value: Value,
+        /// The value written; `None` for a write-only datapoint, whose value leaves by no way.
+        value: Option<Value>,
     },
-    /// An item was set in a portal (topic `portal.item.set`).
+    /// An item was set in a portal.
     PortalItemSet {
         /// The portal's account.
         account: Arc<str>,
         /// The item, with its portal.
         item: Arc<crate::portal::Item>,
     },
-    /// A signed endpoint was called with a valid hash (topic `endpoint.called`).
+    /// A signed endpoint was called with a valid hash.
     EndpointCalled {
         /// The application.
         application: Arc<str>,
@@ -56,6 +76,20 @@ pub enum EventPayload {
         environment: &'static str,
         /// The text parameters (after defaults and transformations), as a JSON object.
         parameters: Arc<str>,
+        /// The files, described.
+        files: Arc<[FileInfo]>,
+    },
+    /// A webhook subscription was disabled.
+    SubscriptionDisabled {
+        /// The subscription.
+        subscription: Arc<str>,
+        /// Its URL.
+        url: Arc<str>,
+        /// Why.
+        reason: Arc<str>,
+        /// The id of the delivery's event whose failure disabled it (the webhook's
+        /// correlation id).
+        cause: Arc<str>,
     },
 }
 
@@ -66,7 +100,74 @@ impl Event {
             EventPayload::DatapointWritten { .. } => Topic::DatapointWritten,
             EventPayload::PortalItemSet { .. } => Topic::PortalItemSet,
             EventPayload::EndpointCalled { .. } => Topic::EndpointCalled,
+            EventPayload::SubscriptionDisabled { .. } => Topic::WebhookSubscriptionDisabled,
         }
+    }
+
+    /// What the event is about, as [`Visibility`] reads it: a datapoint's key, an item's
+    /// `account/portal`, a call's `application/endpoint`, a subscription's id.
+    pub fn subject(&self) -> String {
+        match &self.payload {
+            EventPayload::DatapointWritten { key, .. } => key.to_string(),
+            EventPayload::PortalItemSet { account, item } => format!("{account}/{}", item.portal),
+            EventPayload::EndpointCalled {
+                application,
+                endpoint,
+                ..
+            } => format!("{application}/{endpoint}"),
+            EventPayload::SubscriptionDisabled { subscription, .. } => subscription.to_string(),
+        }
+    }
+
+    /// The event's data as the journal and its API carry it (JSON, camelCase).
+    pub fn data(&self) -> String {
+        let raw = |text: &str| {
+            serde_json::from_str::<&RawValue>(text)
+                .map(|raw| raw.to_owned())
+                .ok()
+        };
+        let json = match &self.payload {
+            EventPayload::DatapointWritten { key, value } => serde_json::json!({
+                "key": key.as_str(),
+                "value": value.as_ref().map(|v| raw(&v.to_json())),
+                "updateTime": crate::datapoint::rfc3339(self.time),
+            }),
+            EventPayload::PortalItemSet { account, item } => serde_json::json!({
+                "account": &**account,
+                "portal": &*item.portal,
+                "payload": raw(&item.payload),
+                "servertimestamp": item.time_ms,
+            }),
+            EventPayload::EndpointCalled {
+                application,
+                endpoint,
+                environment,
+                parameters,
+                files,
+            } => serde_json::json!({
+                "application": &**application,
+                "endpoint": &**endpoint,
+                "environment": environment,
+                "parameters": raw(parameters),
+                "files": &**files,
+            }),
+            EventPayload::SubscriptionDisabled {
+                subscription,
+                url,
+                reason,
+                ..
+            } => serde_json::json!({
+                "subscriptionId": &**subscription,
+                "url": &**url,
+                "reason": &**reason,
+            }),
+        };
+        let mut json = json;
+        if let Some(object) = json.as_object_mut() {
+            // A write-only datapoint's event has no value member at all.
+            object.retain(|_, value| !value.is_null());
+        }
+        json.to_string()
     }
 }
 
@@ -86,10 +187,10 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Publishes an event to every current subscriber.
-    pub fn publish(&self, event: Event) {
+    /// Publishes an event to every current subscriber (the journal does, in sequence order).
+    pub(crate) fn publish(&self, event: Arc<Event>) {
         // An error only means nobody is listening right now.
-        let _ = self.sender.send(Arc::new(event));
+        let _ = self.sender.send(event);
     }
 
     /// Subscribes to events published from now on.

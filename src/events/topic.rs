@@ -197,9 +197,46 @@ impl Visibility {
     }
 }
 
+/// The README's table of topics, made from the catalogue (a test keeps the README in step).
+pub fn markdown_table() -> String {
+    let mut table = String::from(
+        "| topic | event | QoS | kept | who may read | carries |\n|---|---|---|---|---|---|\n",
+    );
+    for topic in Topic::ALL {
+        let kept = match topic.durability() {
+            Durability::Durable => "journal",
+            Durability::Ephemeral => "live only",
+        };
+        let readers = match topic.readers() {
+            Readers::DatapointReaders => "the datapoint's `read` policy",
+            Readers::Account => "the account's sessions, admins",
+            Readers::Admins => "admins",
+            Readers::WebhookManagers => "webhook managers",
+        };
+        table.push_str(&format!(
+            "| `{}` | `{}` | {} | {kept} | {readers} | {} |\n",
+            topic.name(),
+            topic.event_name(),
+            topic.qos(),
+            topic.description()
+        ));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_the_catalogue() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "README.md's topic table is out of date; it should read:\n{}",
+            markdown_table()
+        );
+    }
 
     #[test]
     fn names_parse_back() {

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -16,11 +15,11 @@ use crate::access::{Actor, SignedCall};
 use crate::clock::Clock;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Value, ValueType};
-use crate::events::{Event, EventBus, EventPayload};
+use crate::events::{Draft, EventPayload, FileInfo, Journal};
 use crate::idp::throttle::{Throttle, ThrottleSettings, Throttled};
 use crate::mail::{MailError, Mailer, Message};
 use crate::portal::NewItem;
-use crate::webhooks::Webhooks;
+use crate::store::Change;
 use crate::webhooks::target::{Targets, VettingResolver};
 use crate::xrtc::Xrtc;
 
@@ -90,10 +89,8 @@ pub struct Runner {
     mailer: Mailer,
     client: reqwest::Client,
     targets: Arc<Targets>,
-    webhooks: Option<Arc<Webhooks>>,
-    events: EventBus,
+    journal: Arc<Journal>,
     clock: Arc<dyn Clock>,
-    seq: AtomicU64,
     calls: Throttle,
     in_progress: Arc<Semaphore>,
 }
@@ -109,10 +106,8 @@ pub struct Parts {
     pub xrtc: Option<Arc<Xrtc>>,
     /// E-mail, for `email`.
     pub mailer: Mailer,
-    /// Webhooks, for `endpoint.called`.
-    pub webhooks: Option<Arc<Webhooks>>,
-    /// The event stream.
-    pub events: EventBus,
+    /// The journal, for `endpoint.called`.
+    pub journal: Arc<Journal>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -151,10 +146,8 @@ impl Runner {
             mailer: parts.mailer,
             client,
             targets,
-            webhooks: parts.webhooks,
-            events: parts.events,
+            journal: parts.journal,
             clock: parts.clock,
-            seq: AtomicU64::new(0),
         })
     }
 
@@ -214,8 +207,9 @@ impl Runner {
         Ok(answer)
     }
 
-    /// The `endpoint.called` event: queued for webhooks (before anything happens, so an
-    /// answered call is never lost to its subscribers) and published.
+    /// The `endpoint.called` event: recorded in the journal with its webhook deliveries
+    /// (before anything happens, so an answered call is never lost to its subscribers), then
+    /// published.
     async fn record(
         &self,
         actor: &Actor,
@@ -223,46 +217,34 @@ impl Runner {
         resolved: &Resolved,
     ) -> Result<(), CallError> {
         let parameters = endpoint.parameters_json(&resolved.values);
-        let time = self.clock.now();
-        if let Some(webhooks) = &self.webhooks
-            && webhooks.wants(crate::events::Topic::EndpointCalled)
-        {
-            let files: Vec<_> = resolved
-                .uploads
-                .iter()
-                .map(|(name, upload)| {
-                    (
-                        name.clone(),
-                        upload.file_name.clone(),
-                        upload.content_type.clone(),
-                        upload.bytes.len(),
-                    )
-                })
-                .collect();
-            let event = crate::webhooks::endpoint_called(
-                &endpoint.application,
-                &endpoint.name,
-                resolved.environment.as_str(),
-                &parameters,
-                &files,
-                time,
-            );
-            webhooks.enqueue(&[event]).await.map_err(|e| {
-                tracing::error!(error = %e, "queueing endpoint.called failed");
-                CallError::Unavailable("The call could not be recorded; retry.".into())
-            })?;
-        }
-        self.events.publish(Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            time,
+        let files: Vec<FileInfo> = resolved
+            .uploads
+            .iter()
+            .map(|(name, upload)| FileInfo {
+                parameter: name.clone(),
+                file_name: upload.file_name.clone(),
+                content_type: upload.content_type.clone(),
+                size: upload.bytes.len(),
+            })
+            .collect();
+        let draft = Draft {
+            time: self.clock.now(),
             actor: actor.reference(),
             payload: EventPayload::EndpointCalled {
                 application: Arc::from(endpoint.application.as_str()),
                 endpoint: Arc::from(endpoint.name.as_str()),
                 environment: resolved.environment.as_str(),
                 parameters: Arc::from(parameters.as_str()),
+                files: files.into(),
             },
-        });
+        };
+        self.journal
+            .commit(vec![draft], |_| Change::default())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "recording endpoint.called failed");
+                CallError::Unavailable("The call could not be recorded; retry.".into())
+            })?;
         Ok(())
     }
 

@@ -43,6 +43,7 @@ macro_rules! in_tx {
 }
 
 mod identity;
+mod journal;
 mod postgres;
 mod sqlite;
 mod webhooks;
@@ -51,6 +52,7 @@ mod xrtc;
 pub use identity::{
     AppRow, ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
 };
+pub use journal::{Change, Disable, JournalRow};
 pub use webhooks::{
     AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,
 };
@@ -218,24 +220,17 @@ impl Store {
         }
     }
 
-    /// Stores `rows` in one transaction, durable when this returns `Ok`. Rows are applied in
-    /// order, so when a key appears twice the later row wins.
+    /// Stores `rows` in one transaction, with no event: for tools and the conformance suite
+    /// (the server writes datapoints through the journal). Durable when this returns `Ok`;
+    /// when a key appears twice the later row wins.
     pub async fn write_datapoint_values(&self, rows: &[DatapointRow]) -> Result<(), StoreError> {
-        self.write_datapoint_batch(rows, &[]).await
-    }
-
-    /// Stores `rows` and queues `events` for webhook subscribers, in one transaction: the
-    /// outbox. Durable when this returns `Ok`.
-    pub async fn write_datapoint_batch(
-        &self,
-        rows: &[DatapointRow],
-        events: &[OutboxEvent],
-    ) -> Result<(), StoreError> {
-        let rows = last_per_key(rows);
-        match self {
-            Store::Sqlite(store) => store.write_datapoint_batch(&rows, events).await,
-            Store::Postgres(store) => store.write_datapoint_batch(&rows, events).await,
-        }
+        let datapoints = rows.to_vec();
+        self.commit_change(0, 0, move |_| Change {
+            datapoints,
+            ..Change::default()
+        })
+        .await?;
+        Ok(())
     }
 
     /// Closes the connections, waiting for those in use.
@@ -249,7 +244,7 @@ impl Store {
 
 /// The last row of each key, in order of first appearance. A multi-row upsert may not touch one
 /// row twice (PostgreSQL refuses it), and the earlier rows would be overwritten anyway.
-fn last_per_key(rows: &[DatapointRow]) -> Vec<&DatapointRow> {
+pub(crate) fn last_per_key(rows: &[DatapointRow]) -> Vec<&DatapointRow> {
     let mut position = std::collections::HashMap::with_capacity(rows.len());
     let mut out: Vec<&DatapointRow> = Vec::with_capacity(rows.len());
     for row in rows {

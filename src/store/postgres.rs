@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{
-    DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros,
-};
+use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -40,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "webhook_actors",
         sql: include_str!("../../migrations/postgres/0006_webhook_actors.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "journal",
+        sql: include_str!("../../migrations/postgres/0007_journal.sql"),
     },
 ];
 
@@ -120,33 +123,6 @@ impl PostgresStore {
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter().map(row_from_columns).collect()
-    }
-
-    pub(super) async fn write_datapoint_batch(
-        &self,
-        rows: &[&DatapointRow],
-        events: &[OutboxEvent],
-    ) -> Result<(), StoreError> {
-        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-        let values: Vec<&str> = rows.iter().map(|r| r.value_json.as_str()).collect();
-        let times: Vec<i64> = rows.iter().map(|r| to_micros(r.update_time)).collect();
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO datapoint_values (key, value, update_time_us, seq)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
-                 update_time_us = EXCLUDED.update_time_us, seq = EXCLUDED.seq",
-        )
-        .bind(&keys)
-        .bind(&values)
-        .bind(&times)
-        .bind(&seqs)
-        .execute(&mut *tx)
-        .await?;
-        super::webhooks::enqueue_postgres(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(super) async fn close(&self) {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::{
-    DatapointRow, Migration, OutboxEvent, StoreError, check_known, row_from_columns, to_micros,
-};
+use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -42,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "webhook_actors",
         sql: include_str!("../../migrations/sqlite/0006_webhook_actors.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "journal",
+        sql: include_str!("../../migrations/sqlite/0007_journal.sql"),
     },
 ];
 
@@ -123,30 +126,6 @@ impl SqliteStore {
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter().map(row_from_columns).collect()
-    }
-
-    pub(super) async fn write_datapoint_batch(
-        &self,
-        rows: &[&DatapointRow],
-        events: &[OutboxEvent],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for row in rows {
-            sqlx::query(
-                "INSERT INTO datapoint_values (key, value, update_time_us, seq) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                     update_time_us = excluded.update_time_us, seq = excluded.seq",
-            )
-            .bind(&row.key)
-            .bind(&row.value_json)
-            .bind(to_micros(row.update_time))
-            .bind(row.seq as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        super::webhooks::enqueue_sqlite(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub(super) async fn close(&self) {

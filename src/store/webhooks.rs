@@ -1,6 +1,6 @@
 //! What webhooks store: subscriptions and their topics, the delivery outbox and the attempt
 //! log. Delivery rows are written in the same transaction as the change that caused the event
-//! ([`Store::write_datapoint_batch`], [`Store::enqueue_events`]); workers claim due rows with a
+//! ([`Store::commit_change`], [`Store::enqueue_events`]); workers claim due rows with a
 //! lease and a token and finish them only with that token, so a row whose lease expired and was
 //! claimed again is finished once. One SQL text for both backends, except where PostgreSQL
 //! takes arrays (`UNNEST`) or row locks (`FOR UPDATE SKIP LOCKED`).
@@ -607,51 +607,6 @@ impl Store {
             0 => Err(StoreError::NotFound(format!("subscription {id}"))),
             _ => Ok(()),
         }
-    }
-
-    /// Turns a subscription off for `reason` and queues `event` (its `subscription.disabled`)
-    /// in the same transaction. `false` if it was already off (nothing queued).
-    pub async fn disable_subscription(
-        &self,
-        id: &str,
-        reason: &str,
-        event: &OutboxEvent,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let sql = "UPDATE webhook_subscriptions SET enabled = FALSE, disabled_reason = $2, \
-                   updated_us = $3 WHERE id = $1 AND enabled";
-        Ok(match self {
-            Store::Sqlite(store) => {
-                let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let changed = sqlx::query(sql)
-                    .bind(id)
-                    .bind(reason)
-                    .bind(to_micros(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if changed > 0 {
-                    enqueue_sqlite(&mut tx, std::slice::from_ref(event)).await?;
-                }
-                tx.commit().await?;
-                changed > 0
-            }
-            Store::Postgres(store) => {
-                let mut tx = store.pool().begin().await?;
-                let changed = sqlx::query(sql)
-                    .bind(id)
-                    .bind(reason)
-                    .bind(to_micros(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if changed > 0 {
-                    enqueue_postgres(&mut tx, std::slice::from_ref(event)).await?;
-                }
-                tx.commit().await?;
-                changed > 0
-            }
-        })
     }
 
     /// Deletes a subscription with its deliveries and attempts. `false` if there was none.

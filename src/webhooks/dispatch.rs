@@ -23,8 +23,10 @@ use tokio::sync::{mpsc, watch};
 use super::target::VettingResolver;
 use super::{Secrets, Webhooks, sign};
 use crate::access::Actor;
-use crate::events::Topic;
-use crate::store::{AttemptRow, DeliveryRow, DeliveryState, Finished, Recorded, SubscriptionRow};
+use crate::events::{Draft, EventPayload, Topic};
+use crate::store::{
+    AttemptRow, Change, DeliveryRow, DeliveryState, Disable, Finished, Recorded, SubscriptionRow,
+};
 
 /// The failure kind of a delivery its subscription's actor may not read: never sent, final.
 const WITHHELD: &str = "withheld";
@@ -446,19 +448,36 @@ impl Recorder {
             }
         }
         for (sub, reason, cause) in disable {
-            let event = super::subscription_disabled(&sub.row, &reason, now, &cause);
+            let draft = Draft {
+                time: now,
+                actor: Actor::Internal("webhooks").reference(),
+                payload: EventPayload::SubscriptionDisabled {
+                    subscription: Arc::from(sub.row.id.as_str()),
+                    url: Arc::from(sub.row.url.as_str()),
+                    reason: Arc::from(reason.as_str()),
+                    cause: Arc::from(cause.as_str()),
+                },
+            };
+            let off = Disable {
+                id: sub.row.id.clone(),
+                reason: reason.clone(),
+                at: now,
+            };
             match webhooks
-                .store
-                .disable_subscription(&sub.row.id, &reason, &event, now)
+                .journal
+                .commit(vec![draft], |_| Change {
+                    disable: Some(off),
+                    ..Change::default()
+                })
                 .await
             {
-                Ok(true) => {
+                Ok(Some(_)) => {
                     tracing::warn!(subscription = %sub.row.id, %reason, "disabled a webhook subscription");
                     if let Err(error) = webhooks.changed().await {
                         tracing::warn!(%error, "reloading webhook subscriptions failed");
                     }
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(error) => tracing::warn!(%error, "disabling a webhook subscription failed"),
             }
         }

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use crate::access::Actor;
 use crate::clock::Clock;
 use crate::config::IpNets;
-use crate::events::{Topic, Visibility};
+use crate::events::{Event, EventPayload, Journal, Projection, Topic, Visibility};
 use crate::metrics::Metrics;
 use crate::secrets::Sealer;
 use crate::store::{
@@ -178,177 +178,160 @@ impl Interest {
     }
 }
 
-fn outbox_event(
-    topic: Topic,
-    subject: String,
-    body: impl Serialize,
-    time: OffsetDateTime,
-) -> OutboxEvent {
+fn outbox_event(event: &Event, body: impl Serialize, correlation_id: String) -> OutboxEvent {
+    let topic = event.topic();
     let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
     OutboxEvent {
         event_id: crate::secrets::uuid(),
         topic: topic.name(),
-        subject,
+        subject: event.subject(),
         needs_admin: topic.needs_admin(),
         qos: i64::from(topic.qos()),
         payload: sign::ascii_json(&json),
-        correlation_id: crate::secrets::uuid(),
-        time,
+        correlation_id,
+        time: event.time,
     }
 }
 
-/// The body of a `DatapointWrittenEvent`: the value as its exact JSON literal.
-pub fn datapoint_written(
-    key: &str,
-    value_json: &str,
-    update_time: OffsetDateTime,
-    seq: u64,
-) -> OutboxEvent {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        datapoint: &'a str,
-        value: &'a RawValue,
-        timestamp: String,
-        sequence: u64,
-        #[serde(rename = "EventQoS")]
-        event_qos: u8,
-    }
-    let null = RawValue::NULL;
-    let value = serde_json::from_str::<&RawValue>(value_json).unwrap_or(null);
-    outbox_event(
-        Topic::DatapointWritten,
-        key.to_owned(),
-        Body {
-            datapoint: key,
-            value,
-            timestamp: crate::datapoint::rfc3339(update_time),
-            sequence: seq,
-            event_qos: Topic::DatapointWritten.qos(),
-        },
-        update_time,
-    )
-}
-
-/// The body of a `PortalItemSetEvent`: the payload as its exact string literal.
-pub fn portal_item_set(
-    account: &str,
-    portal: &str,
-    payload_literal: &str,
-    time: OffsetDateTime,
-) -> OutboxEvent {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        account_id: &'a str,
-        portal_id: &'a str,
-        payload: &'a RawValue,
-        server_timestamp: i64,
-        #[serde(rename = "EventQoS")]
-        event_qos: u8,
-    }
-    let empty = serde_json::from_str::<&RawValue>("\"\"").unwrap_or(RawValue::NULL);
-    let payload = serde_json::from_str::<&RawValue>(payload_literal).unwrap_or(empty);
-    outbox_event(
-        Topic::PortalItemSet,
-        format!("{account}/{portal}"),
-        Body {
-            account_id: account,
-            portal_id: portal,
-            payload,
-            server_timestamp: (time.unix_timestamp_nanos() / 1_000_000) as i64,
-            event_qos: Topic::PortalItemSet.qos(),
-        },
-        time,
-    )
-}
-
-/// The body of an `EndpointCalledEvent`: the call's text parameters as a JSON object, and the
-/// files' names, types and sizes (never their contents).
-pub fn endpoint_called(
-    application: &str,
-    endpoint: &str,
-    environment: &str,
-    parameters_json: &str,
-    files: &[(String, String, String, usize)],
-    time: OffsetDateTime,
-) -> OutboxEvent {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct File<'a> {
-        parameter: &'a str,
-        file_name: &'a str,
-        content_type: &'a str,
-        size: usize,
-    }
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        application: &'a str,
-        endpoint: &'a str,
-        environment: &'a str,
-        parameters: &'a RawValue,
-        files: Vec<File<'a>>,
-        timestamp: String,
-        #[serde(rename = "EventQoS")]
-        event_qos: u8,
-    }
-    let empty = serde_json::from_str::<&RawValue>("{}").unwrap_or(RawValue::NULL);
-    let parameters = serde_json::from_str::<&RawValue>(parameters_json).unwrap_or(empty);
-    outbox_event(
-        Topic::EndpointCalled,
-        format!("{application}/{endpoint}"),
-        Body {
+/// The webhook body of `event`, in the seed's PascalCase with `EventQoS`; `None` for what never
+/// leaves the server (a write-only datapoint's value).
+pub fn outbox(event: &Event) -> Option<OutboxEvent> {
+    let qos = event.topic().qos();
+    let fresh = crate::secrets::uuid;
+    let raw = |text: &str, fallback: &'static str| {
+        serde_json::from_str::<&RawValue>(text)
+            .or_else(|_| serde_json::from_str::<&RawValue>(fallback))
+            .map(|raw| raw.to_owned())
+            .ok()
+    };
+    Some(match &event.payload {
+        EventPayload::DatapointWritten { key, value } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                datapoint: &'a str,
+                value: Option<Box<RawValue>>,
+                timestamp: String,
+                sequence: u64,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let value = value.as_ref()?;
+            let body = Body {
+                datapoint: key.as_str(),
+                value: raw(&value.to_json(), "null"),
+                timestamp: crate::datapoint::rfc3339(event.time),
+                sequence: event.seq,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        EventPayload::PortalItemSet { account, item } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                account_id: &'a str,
+                portal_id: &'a str,
+                payload: Option<Box<RawValue>>,
+                server_timestamp: i64,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                account_id: account,
+                portal_id: &item.portal,
+                payload: raw(&item.payload, "\"\""),
+                server_timestamp: item.time_ms,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        EventPayload::EndpointCalled {
             application,
             endpoint,
             environment,
             parameters,
-            files: files
-                .iter()
-                .map(|(parameter, file_name, content_type, size)| File {
-                    parameter,
-                    file_name,
-                    content_type,
-                    size: *size,
-                })
-                .collect(),
-            timestamp: crate::datapoint::rfc3339(time),
-            event_qos: Topic::EndpointCalled.qos(),
-        },
-        time,
-    )
+            files,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct File<'a> {
+                parameter: &'a str,
+                file_name: &'a str,
+                content_type: &'a str,
+                size: usize,
+            }
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                application: &'a str,
+                endpoint: &'a str,
+                environment: &'a str,
+                parameters: Option<Box<RawValue>>,
+                files: Vec<File<'a>>,
+                timestamp: String,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                application,
+                endpoint,
+                environment,
+                parameters: raw(parameters, "{}"),
+                files: files
+                    .iter()
+                    .map(|f| File {
+                        parameter: &f.parameter,
+                        file_name: &f.file_name,
+                        content_type: &f.content_type,
+                        size: f.size,
+                    })
+                    .collect(),
+                timestamp: crate::datapoint::rfc3339(event.time),
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        EventPayload::SubscriptionDisabled {
+            subscription,
+            url,
+            reason,
+            cause,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                subscription_id: &'a str,
+                url: &'a str,
+                reason: &'a str,
+                timestamp: String,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                subscription_id: subscription,
+                url,
+                reason,
+                timestamp: crate::datapoint::rfc3339(event.time),
+                event_qos: qos,
+            };
+            outbox_event(event, body, cause.to_string())
+        }
+    })
 }
 
-fn subscription_disabled(
-    subscription: &SubscriptionRow,
-    reason: &str,
-    time: OffsetDateTime,
-    correlation_id: &str,
-) -> OutboxEvent {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        subscription_id: &'a str,
-        url: &'a str,
-        reason: &'a str,
-        timestamp: String,
-        #[serde(rename = "EventQoS")]
-        event_qos: u8,
+impl Projection for Webhooks {
+    fn wants(&self, topic: Topic) -> bool {
+        self.interest.wants(topic)
     }
-    let mut event = outbox_event(
-        Topic::WebhookSubscriptionDisabled,
-        subscription.id.clone(),
-        Body {
-            subscription_id: &subscription.id,
-            url: &subscription.url,
-            reason,
-            timestamp: crate::datapoint::rfc3339(time),
-            event_qos: Topic::WebhookSubscriptionDisabled.qos(),
-        },
-        time,
-    );
-    event.correlation_id = correlation_id.to_owned();
-    event
+
+    fn project(&self, event: &Event) -> Option<OutboxEvent> {
+        outbox(event)
+    }
+
+    fn committed(&self) {
+        self.wake();
+    }
 }
 
 /// What a caller asks for in a subscription.
@@ -432,6 +415,8 @@ pub struct Webhooks {
     metrics: Metrics,
     /// Who may read which event: deliveries go only where the subscription's actor may read.
     visibility: Arc<Visibility>,
+    /// Where a subscription's disabling is recorded.
+    journal: Arc<Journal>,
 }
 
 impl Webhooks {
@@ -443,6 +428,7 @@ impl Webhooks {
         sealer: Arc<Sealer>,
         metrics: Metrics,
         visibility: Arc<Visibility>,
+        journal: Arc<Journal>,
     ) -> Result<Self, Vec<String>> {
         let allowed = IpNets::parse("webhooks.allow_targets", &settings.allow_targets)?;
         Ok(Self {
@@ -456,24 +442,13 @@ impl Webhooks {
             stale: AtomicBool::new(false),
             metrics,
             visibility,
+            journal,
         })
     }
 
     /// The settings.
     pub fn settings(&self) -> &WebhookSettings {
         &self.settings
-    }
-
-    /// Whether `topic` has an enabled subscription (as last seen; see [`Interest`]).
-    pub fn wants(&self, topic: Topic) -> bool {
-        self.interest.wants(topic)
-    }
-
-    /// Queues `events` for their subscribers and wakes the dispatcher.
-    pub async fn enqueue(&self, events: &[OutboxEvent]) -> Result<(), StoreError> {
-        self.store.enqueue_events(events).await?;
-        self.wake();
-        Ok(())
     }
 
     /// Wakes the dispatcher (new events, a redelivery).

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::access::{Actor, Credential};
 use crate::clock::Clock;
-use crate::events::{Event, EventBus, EventPayload};
+use crate::events::{Event, EventPayload, Journal, Topic};
 use crate::mail::{MailError, Mailer, Message};
 use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
 use crate::secrets::Hashed;
@@ -391,9 +391,8 @@ pub struct Xrtc {
     store: Store,
     clock: Arc<dyn Clock>,
     mailer: Mailer,
-    events: EventBus,
-    /// Where `portal.item.set` events are queued when someone subscribes to them.
-    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// Numbers items and publishes their events (and queues their webhooks).
+    journal: Arc<Journal>,
     settings: XrtcSettings,
     /// The portals.
     pub portals: Arc<Portals>,
@@ -403,21 +402,24 @@ pub struct Xrtc {
 }
 
 impl Xrtc {
-    /// XRTC over `store`, sending mail with `mailer`, publishing item events on `events`.
+    /// XRTC over `store`, sending mail with `mailer`, numbering and publishing items through
+    /// `journal`.
     pub fn new(
         settings: XrtcSettings,
         store: Store,
         clock: Arc<dyn Clock>,
         mailer: Mailer,
-        events: EventBus,
-        webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+        journal: Arc<Journal>,
     ) -> Self {
-        let portals = Arc::new(Portals::new(RingLimits {
-            capacity: settings.ring_capacity,
-            max_bytes: settings.ring_bytes_max,
-            item_age_max_ms: (settings.item_age_max_seconds * 1000) as i64,
-            portals_per_account: settings.portals_count_max,
-        }));
+        let portals = Arc::new(Portals::new(
+            RingLimits {
+                capacity: settings.ring_capacity,
+                max_bytes: settings.ring_bytes_max,
+                item_age_max_ms: (settings.item_age_max_seconds * 1000) as i64,
+                portals_per_account: settings.portals_count_max,
+            },
+            journal.clone(),
+        ));
         Self {
             sessions: Sessions::new(
                 settings.max_sessions,
@@ -429,8 +431,7 @@ impl Xrtc {
             store,
             clock,
             mailer,
-            events,
-            webhooks,
+            journal,
             settings,
         }
     }
@@ -845,33 +846,49 @@ impl Xrtc {
             .portals
             .reserve(account, &items, now_ms)
             .map_err(too_many_portals)?;
-        if let Some(webhooks) = &self.webhooks
-            && webhooks.wants(crate::events::Topic::PortalItemSet)
-        {
-            let outbox = items
+        let actor = actor.reference();
+        let event = |item: Arc<Item>| Event {
+            seq: item.seq,
+            time,
+            actor: actor.clone(),
+            payload: EventPayload::PortalItemSet {
+                account: account.clone(),
+                item,
+            },
+        };
+        if self.journal.wanted(Topic::PortalItemSet) {
+            // Queued before the items are set: an answered set has its deliveries.
+            let ahead: Vec<Event> = items
                 .iter()
                 .map(|item| {
-                    crate::webhooks::portal_item_set(account, &item.portal, &item.payload, time)
+                    event(Arc::new(Item {
+                        seq: 0,
+                        time_ms: now_ms,
+                        portal: Arc::from(item.portal.as_str()),
+                        payload: item.payload.clone(),
+                    }))
                 })
-                .collect::<Vec<_>>();
-            webhooks
-                .enqueue(&outbox)
+                .collect();
+            self.journal
+                .project_ahead(&ahead)
                 .await
                 .map_err(|e| XrtcError::unavailable("queueing portal webhooks failed", &e))?;
         }
-        let set = self.portals.fill(room, items, now_ms);
-        for item in set {
-            self.events.publish(Event {
-                seq: item.seq,
-                time,
-                actor: actor.reference(),
-                payload: EventPayload::PortalItemSet {
-                    account: account.clone(),
-                    item,
-                },
-            });
+        let (mut room, mut items) = (room, items);
+        loop {
+            self.journal
+                .ready(items.len() as u64)
+                .await
+                .map_err(|e| XrtcError::unavailable("numbering portal items failed", &e))?;
+            let filled = self.portals.fill(room, items, now_ms);
+            for item in filled.set {
+                self.journal.publish(event(item));
+            }
+            match filled.rest {
+                None => return Ok(now_ms),
+                Some((rest_room, rest)) => (room, items) = (rest_room, rest),
+            }
         }
-        Ok(now_ms)
     }
 
     /// The oldest time an item may have to be delivered now, given a get's `cutoff`.

@@ -251,16 +251,7 @@ async fn a_stream_ends_when_its_token_expires() {
 async fn a_stream_ends_when_its_token_is_revoked() {
     let app = TestApp::spawn_with(&plant("[auth]\nrevocation_check_seconds = 1")).await;
     put(&app, "/plant/temp", "1.5").await;
-    let idp = app.idp.as_ref().expect("identity provider");
-    let settings = portico::idp::ClientSettings {
-        roles: vec!["plant:read".into()],
-        ..Default::default()
-    };
-    let secret = idp
-        .create_client("node", "viewer", settings, true)
-        .await
-        .expect("client")
-        .expect("secret");
+    let secret = app.client_with_roles("viewer", &["plant:read"]).await;
     let form = |body: String| {
         app.client
             .post(app.at("/realms/node/protocol/openid-connect/token"))

@@ -177,6 +177,31 @@ impl TestApp {
         Self::start(dir, database, toml, clock).await
     }
 
+    /// Creates a confidential client of the `node` realm with `roles`; answers its secret.
+    pub async fn client_with_roles(&self, id: &str, roles: &[&str]) -> String {
+        let settings = portico::idp::ClientSettings {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        };
+        self.idp
+            .as_ref()
+            .expect("identity provider on")
+            .create_client("node", id, settings, true)
+            .await
+            .expect("client")
+            .expect("secret")
+    }
+
+    /// A restart on a clock the test moves.
+    pub async fn spawn_in_clocked(
+        dir: Arc<TempDir>,
+        database: TestDatabase,
+        toml: &str,
+        clock: Arc<dyn portico::clock::Clock>,
+    ) -> Self {
+        Self::start(dir, database, toml, clock).await
+    }
+
     /// A server on an existing data directory and database (a restart).
     pub async fn spawn_in(dir: Arc<TempDir>, database: TestDatabase, toml: &str) -> Self {
         Self::start(dir, database, toml, Arc::new(portico::clock::SystemClock)).await
@@ -444,7 +469,11 @@ impl EventReader {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await.expect("subscribe");
+        Self::from_response(request.send().await.expect("subscribe")).await
+    }
+
+    /// Reads the event stream `response` carries; a refusal comes back as its reply.
+    pub async fn from_response(response: reqwest::Response) -> Result<Self, Reply> {
         if response.status() != 200 {
             return Err(Reply::from(response).await);
         }

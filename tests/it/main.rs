@@ -12,6 +12,7 @@ mod idp;
 mod idp_flows;
 mod jose_tokens;
 mod jose_vectors;
+mod journal;
 mod openapi;
 mod openendpoints;
 mod operations;

@@ -1012,6 +1012,7 @@ async fn no_acknowledged_event_is_lost_to_sigkill() {
             Arc::new(sealer),
             portico::metrics::Metrics::default(),
             Arc::new(portico::events::Visibility::default()),
+            portico::events::Journal::new(store.clone(), portico::events::EventBus::default()),
         )
         .expect("webhooks");
         webhooks

@@ -25,17 +25,39 @@ impl Client {
     }
 
     fn from(app: &TestApp, source: [u8; 4]) -> Self {
+        Self::to(&app.url, app.cert_pem.as_deref(), source)
+    }
+
+    /// A client of the server at `url` (trusting `cert_pem`), from `source`.
+    pub(crate) fn to(url: &str, cert_pem: Option<&[u8]>, source: [u8; 4]) -> Self {
         let mut builder = reqwest::Client::builder().local_address(IpAddr::from(source));
-        if let Some(pem) = &app.cert_pem {
+        if let Some(pem) = cert_pem {
             let cert = reqwest::Certificate::from_pem(pem).expect("certificate PEM");
             builder = builder.tls_certs_only([cert]);
         }
         Self {
-            url: app.url.clone(),
+            url: url.to_owned(),
             http: builder.build().expect("client"),
             cookie: None,
             forwarded: None,
         }
+    }
+
+    /// Follows `portal` as Server-Sent Events with the session cookie.
+    pub(crate) async fn follow(&self, portal: &str) -> crate::helpers::EventReader {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/portals/{portal}/events", self.url))
+            .header(
+                "cookie",
+                format!("JSESSIONID={}", self.cookie.as_deref().unwrap_or("")),
+            )
+            .send()
+            .await
+            .expect("follow");
+        crate::helpers::EventReader::from_response(response)
+            .await
+            .unwrap_or_else(|reply| panic!("{} {}", reply.status, reply.text))
     }
 
     async fn post(&mut self, path: &str, body: &str) -> Reply {

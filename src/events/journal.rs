@@ -1,0 +1,420 @@
+//! The journal: one sequence for every event, durable events recorded in their change's own
+//! transaction together with what projections add (the webhook outbox), and publication on the
+//! bus after commit, in sequence order.
+//!
+//! Numbers come from the store's one sequence. A durable change takes its numbers inside its
+//! transaction (under the sequence row's lock, so changes commit in number order, on every
+//! process sharing the database) and, with them, a block of spare numbers. Ephemeral events
+//! (portal items) are numbered from that block without a round trip; a block running low is
+//! refilled ahead, in the background. Every number handed out is pending until its event is
+//! published or dropped, and the bus receives events strictly in number order: an ephemeral
+//! event numbered while an earlier durable change commits waits for it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Event, EventBus, EventPayload, Topic};
+use crate::access::ActorRef;
+use crate::portal::lock;
+use crate::store::{Change, JournalRow, OutboxEvent, Store, StoreError};
+
+/// Spare numbers taken with each durable change and each refill.
+const BLOCK: u64 = 4096;
+
+/// `[events]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSettings {
+    /// How long the journal keeps durable events (readable from `/api/v1/events`).
+    pub retention_hours: u64,
+    /// Most events one `GET /api/v1/events` answers.
+    pub max_page: u32,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            retention_hours: 7 * 24,
+            max_page: 1000,
+        }
+    }
+}
+
+impl EventSettings {
+    /// What is wrong with these settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(1..=24 * 3650).contains(&self.retention_hours) {
+            problems.push("key `events.retention_hours` must be between 1 and 87600".into());
+        }
+        if !(1..=10_000).contains(&self.max_page) {
+            problems.push("key `events.max_page` must be between 1 and 10000".into());
+        }
+        problems
+    }
+}
+
+/// An event to record, before it has its number.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// When it happened.
+    pub time: OffsetDateTime,
+    /// Who caused it.
+    pub actor: ActorRef,
+    /// What happened.
+    pub payload: EventPayload,
+}
+
+impl Draft {
+    fn numbered(self, seq: u64) -> Event {
+        Event {
+            seq,
+            time: self.time,
+            actor: self.actor,
+            payload: self.payload,
+        }
+    }
+}
+
+/// A consumer that adds rows to the transaction of each change whose events it wants (the
+/// webhook outbox now; stream values and Merkle leaves next).
+pub trait Projection: Send + Sync + std::fmt::Debug {
+    /// Whether anything would be projected for `topic` (lets an ephemeral event skip a
+    /// transaction when nobody wants it).
+    fn wants(&self, topic: Topic) -> bool;
+    /// What `event` adds to its change.
+    fn project(&self, event: &Event) -> Option<OutboxEvent>;
+    /// A change with rows of this projection committed.
+    fn committed(&self);
+}
+
+/// A number handed out and not yet published.
+#[derive(Debug)]
+enum Slot {
+    Waiting,
+    Ready(Arc<Event>),
+    Dropped,
+}
+
+#[derive(Debug, Default)]
+struct Sequencer {
+    /// The block ephemeral events are numbered from: `next..end`.
+    next: u64,
+    end: u64,
+    /// A block reserved ahead.
+    spare: Option<Range<u64>>,
+    refilling: bool,
+    pending: BTreeMap<u64, Slot>,
+}
+
+impl Sequencer {
+    fn available(&self) -> u64 {
+        (self.end - self.next) + self.spare.as_ref().map_or(0, |s| s.end - s.start)
+    }
+
+    /// Moves on to `block` when numbers up to `last` are taken elsewhere: nothing numbered
+    /// later may be lower.
+    fn move_past(&mut self, last: u64, block: Range<u64>) {
+        if self.next <= last {
+            self.next = block.start;
+            self.end = block.end;
+        }
+        if self.spare.as_ref().is_some_and(|s| s.start <= last) {
+            self.spare = None;
+        }
+    }
+}
+
+/// The journal. See the module documentation.
+#[derive(Debug)]
+pub struct Journal {
+    store: Store,
+    bus: EventBus,
+    state: Mutex<Sequencer>,
+    refill: tokio::sync::Mutex<()>,
+    projections: RwLock<Vec<Weak<dyn Projection>>>,
+    this: Weak<Journal>,
+}
+
+/// Numbers of a change being committed: dropped (and skipped on the bus) unless published.
+struct Pending<'a> {
+    journal: &'a Journal,
+    seqs: Range<u64>,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.journal
+                .settle(self.seqs.clone().map(|seq| (seq, Slot::Dropped)));
+        }
+    }
+}
+
+impl Journal {
+    /// The journal on `store`, publishing on `bus`.
+    pub fn new(store: Store, bus: EventBus) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            store,
+            bus,
+            state: Mutex::default(),
+            refill: tokio::sync::Mutex::new(()),
+            projections: RwLock::default(),
+            this: this.clone(),
+        })
+    }
+
+    /// The bus events are published on.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// Adds a projection (held weakly: it lives as long as its owner).
+    pub fn add_projection(&self, projection: Weak<dyn Projection>) {
+        self.projections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(projection);
+    }
+
+    fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        self.projections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Whether a projection wants `topic`.
+    pub fn wanted(&self, topic: Topic) -> bool {
+        self.projections().iter().any(|p| p.wants(topic))
+    }
+
+    /// Records a change with its events: numbers them, asks `change` for the change's own rows
+    /// given the numbered events, adds the journal rows (durable topics) and the projections'
+    /// rows, commits all in one transaction, then publishes the events in order. Answers the
+    /// events, or `None` when the change was not made (see [`Change::disable`]).
+    pub async fn commit(
+        &self,
+        drafts: Vec<Draft>,
+        change: impl FnOnce(&[Event]) -> Change + Send,
+    ) -> Result<Option<Vec<Arc<Event>>>, StoreError> {
+        let count = drafts.len() as u64;
+        let projections = self.projections();
+        let mut numbered: Option<(Vec<Event>, Pending<'_>)> = None;
+        let committed = self
+            .store
+            .commit_change(count, BLOCK, |first| {
+                let pending = self.register(first..first + count);
+                let events: Vec<Event> = drafts
+                    .into_iter()
+                    .zip(first..)
+                    .map(|(draft, seq)| draft.numbered(seq))
+                    .collect();
+                let mut rows = change(&events);
+                rows.journal = events
+                    .iter()
+                    .filter(|e| e.topic().durability() == super::Durability::Durable)
+                    .map(journal_row)
+                    .collect();
+                rows.outbox = events
+                    .iter()
+                    .flat_map(|e| projections.iter().filter_map(|p| p.project(e)))
+                    .collect();
+                numbered = Some((events, pending));
+                rows
+            })
+            .await;
+        let Some(first) = committed? else {
+            return Ok(None);
+        };
+        let Some((events, mut pending)) = numbered else {
+            return Ok(Some(Vec::new()));
+        };
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        {
+            let mut state = lock(&self.state);
+            let last = first + count - 1;
+            state.move_past(last, last + 1..last + 1 + BLOCK);
+        }
+        self.settle(events.iter().map(|e| (e.seq, Slot::Ready(e.clone()))));
+        pending.done = true;
+        for projection in &projections {
+            projection.committed();
+        }
+        Ok(Some(events))
+    }
+
+    /// Queues what projections add for ephemeral events (not journaled), in a transaction of
+    /// its own, before the events take effect. Their numbers do not matter to projections.
+    pub async fn project_ahead(&self, events: &[Event]) -> Result<(), StoreError> {
+        let projections = self.projections();
+        let outbox: Vec<OutboxEvent> = events
+            .iter()
+            .flat_map(|e| projections.iter().filter_map(|p| p.project(e)))
+            .collect();
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        self.store.enqueue_events(&outbox).await?;
+        for projection in &projections {
+            projection.committed();
+        }
+        Ok(())
+    }
+
+    /// Makes sure `count` numbers can be taken without waiting (reserving a block if not).
+    pub async fn ready(&self, count: u64) -> Result<(), StoreError> {
+        loop {
+            if lock(&self.state).available() >= count {
+                return Ok(());
+            }
+            self.refill(count).await?;
+        }
+    }
+
+    /// Reserves a block (one at a time) and keeps it as the current or the spare block.
+    async fn refill(&self, at_least: u64) -> Result<(), StoreError> {
+        let _one = self.refill.lock().await;
+        if lock(&self.state).available() >= at_least.max(BLOCK / 2) {
+            return Ok(());
+        }
+        let size = BLOCK.max(at_least);
+        let reserved = self.store.reserve_sequence(size).await;
+        let mut state = lock(&self.state);
+        state.refilling = false;
+        let first = reserved?;
+        let block = first..first + size;
+        if state.next == state.end && block.start >= state.next {
+            state.next = block.start;
+            state.end = block.end;
+        } else if state.spare.is_none() && block.start >= state.end {
+            state.spare = Some(block);
+        }
+        Ok(())
+    }
+
+    /// Takes the next number for an ephemeral event, without waiting; `None` when none is at
+    /// hand ([`Self::ready`] first). The number must be [`Self::publish`]ed or
+    /// [`Self::release`]d.
+    pub fn take(&self) -> Option<u64> {
+        let mut state = lock(&self.state);
+        if state.next == state.end
+            && let Some(spare) = state.spare.take()
+            && spare.start >= state.next
+        {
+            state.next = spare.start;
+            state.end = spare.end;
+        }
+        if state.next == state.end {
+            return None;
+        }
+        let seq = state.next;
+        state.next += 1;
+        state.pending.insert(seq, Slot::Waiting);
+        let low = state.available() < BLOCK / 2;
+        if low && !state.refilling {
+            state.refilling = true;
+            if let Some(journal) = self.this.upgrade() {
+                tokio::spawn(async move {
+                    if let Err(error) = journal.refill(BLOCK / 2).await {
+                        tracing::warn!(%error, "reserving event numbers failed");
+                    }
+                });
+            }
+        }
+        Some(seq)
+    }
+
+    /// Publishes an ephemeral event numbered by [`Self::take`].
+    pub fn publish(&self, event: Event) {
+        self.settle([(event.seq, Slot::Ready(Arc::new(event)))]);
+    }
+
+    /// Gives back a number [`Self::take`] handed out but no event used.
+    pub fn release(&self, seq: u64) {
+        self.settle([(seq, Slot::Dropped)]);
+    }
+
+    fn register(&self, seqs: Range<u64>) -> Pending<'_> {
+        let mut state = lock(&self.state);
+        for seq in seqs.clone() {
+            state.pending.insert(seq, Slot::Waiting);
+        }
+        Pending {
+            journal: self,
+            seqs,
+            done: false,
+        }
+    }
+
+    /// Marks numbers published or dropped, and sends every event whose predecessors are all
+    /// settled, in order.
+    fn settle(&self, slots: impl IntoIterator<Item = (u64, Slot)>) {
+        let mut state = lock(&self.state);
+        for (seq, slot) in slots {
+            if let Some(waiting) = state.pending.get_mut(&seq) {
+                *waiting = slot;
+            }
+        }
+        while let Some(entry) = state.pending.first_entry() {
+            match entry.get() {
+                Slot::Waiting => break,
+                Slot::Ready(event) => {
+                    self.bus.publish(event.clone());
+                    entry.remove();
+                }
+                Slot::Dropped => {
+                    entry.remove();
+                }
+            }
+        }
+    }
+
+    /// Durable events after `after`, oldest first, at most `limit`; only `topics` when given.
+    pub async fn read(
+        &self,
+        after: u64,
+        topics: Option<&[Topic]>,
+        limit: u32,
+    ) -> Result<Vec<JournalRow>, StoreError> {
+        let names: Option<Vec<&str>> = topics.map(|t| t.iter().map(|t| t.name()).collect());
+        self.store
+            .journal_after(after, names.as_deref(), limit)
+            .await
+    }
+
+    /// The newest number the journal may have dropped: a reader after an older position has a
+    /// gap.
+    pub async fn pruned_through(&self) -> Result<u64, StoreError> {
+        self.store.journal_pruned_through().await
+    }
+
+    /// Drops durable events older than `before`.
+    pub async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.store.prune_journal(before).await
+    }
+}
+
+impl crate::portal::Numbering for Journal {
+    fn take(&self) -> Option<u64> {
+        Journal::take(self)
+    }
+}
+
+fn journal_row(event: &Event) -> JournalRow {
+    JournalRow {
+        seq: event.seq,
+        time: event.time,
+        topic: event.topic().name().to_owned(),
+        actor: serde_json::to_string(&event.actor).unwrap_or_default(),
+        subject: event.subject(),
+        data: event.data(),
+    }
+}
