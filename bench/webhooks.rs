@@ -136,7 +136,7 @@ allow_targets = ["127.0.0.0/8"]
     config.data_dir = dir.path().join("data");
     config.listen = "127.0.0.1:0".parse().expect("listen");
     if let Some(url) = &database {
-        config.database_url = Some(portico::config::Secret::new(url.clone()));
+        config.database_url = Some(portico::secrets::Secret::new(url.clone()));
     }
     let backend = if database.is_some() {
         "postgres"

@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use std::sync::Arc;
 
@@ -15,37 +14,19 @@ use serde::Deserialize;
 use crate::access::Policy;
 use crate::clock::{Clock, SystemClock};
 use crate::datapoint::{Access, Datapoint, DatapointKey, ValueType};
+use crate::idp::settings::IdpConfig;
 use crate::jose::issuer::Issuer;
 pub use crate::jose::issuer::IssuerConfig;
+use crate::net::{IpNets, ProxyConfig, TrustedProxies};
+use crate::secrets::Secret;
 use crate::store::Location;
+use crate::telemetry::LogConfig;
+use crate::tls::TlsConfig;
 
 /// The prefix of environment variables read as configuration.
 pub const ENV_PREFIX: &str = "PORTICO_";
 /// Environment variables with the prefix that are not configuration (tests and tools use them).
 const ENV_NOT_CONFIG: &[&str] = &["PORTICO_TEST_", "PORTICO_VECTORS"];
-
-/// A value that must never appear in logs. `Debug` prints `[redacted]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; use only where it is needed, never for display.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// The whole configuration. Every key is documented in `portico.example.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,198 +74,6 @@ pub struct Config {
     pub applications: Vec<crate::openendpoints::ApplicationConfig>,
 }
 
-/// `[proxy]`: which peers are trusted reverse proxies. A request from one of them is taken to
-/// come from the address its `client_ip_header` names: the right-most entry that is not itself
-/// a trusted proxy (what each hop appended). Requests from any other peer use the peer's
-/// address, whatever their headers say.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProxyConfig {
-    /// Trusted proxies: IP addresses or CIDR blocks (`10.0.0.0/8`, `fd00::/8`).
-    pub trusted: Vec<String>,
-    /// The header they append the client's address to.
-    pub client_ip_header: String,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            trusted: Vec::new(),
-            client_ip_header: "x-forwarded-for".into(),
-        }
-    }
-}
-
-/// A list of IP networks (`10.0.0.0/8`, `fd00::/8`, or a single address), parsed.
-#[derive(Debug, Clone, Default)]
-pub struct IpNets(Vec<(std::net::IpAddr, u8)>);
-
-impl IpNets {
-    /// Parses `entries`; problems name the config key `key`.
-    pub fn parse(key: &str, entries: &[String]) -> Result<Self, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut nets = Vec::new();
-        for entry in entries {
-            let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
-            let Ok(addr) = addr.trim().parse::<std::net::IpAddr>() else {
-                problems.push(format!(
-                    "{key}: `{entry}` is not an IP address or CIDR block"
-                ));
-                continue;
-            };
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                "" => max,
-                bits => match bits.parse::<u8>() {
-                    Ok(b) if b <= max => b,
-                    _ => {
-                        problems.push(format!("{key}: `{entry}` has a bad prefix length"));
-                        continue;
-                    }
-                },
-            };
-            nets.push((addr, bits));
-        }
-        match problems.is_empty() {
-            true => Ok(Self(nets)),
-            false => Err(problems),
-        }
-    }
-
-    /// Whether `ip` (IPv4-mapped IPv6 read as IPv4) is in one of the networks.
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|&(net, bits)| match (net, ip) {
-            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        })
-    }
-}
-
-/// Trusted proxies, parsed.
-#[derive(Debug, Clone)]
-pub struct TrustedProxies {
-    nets: IpNets,
-    header: String,
-}
-
-impl TrustedProxies {
-    /// Parses `[proxy]`.
-    pub fn parse(config: &ProxyConfig) -> Result<Self, Vec<String>> {
-        let (nets, mut problems) = match IpNets::parse("proxy.trusted", &config.trusted) {
-            Ok(nets) => (nets, Vec::new()),
-            Err(problems) => (IpNets::default(), problems),
-        };
-        let header = config.client_ip_header.to_ascii_lowercase();
-        // An RFC 9110 token.
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if header.is_empty() || !header.chars().all(token) {
-            problems.push(format!(
-                "proxy.client_ip_header: `{}` is not a header name",
-                config.client_ip_header
-            ));
-        }
-        match problems.is_empty() {
-            true => Ok(Self { nets, header }),
-            false => Err(problems),
-        }
-    }
-
-    /// The (lowercase) name of the header proxies append the client's address to.
-    pub fn header(&self) -> &str {
-        &self.header
-    }
-
-    fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        self.nets.contains(ip)
-    }
-
-    /// The client's address for a request from `peer` whose [`Self::header`] values are
-    /// `forwarded` (in order of appearance).
-    pub fn client<'a>(
-        &self,
-        peer: std::net::IpAddr,
-        forwarded: impl Iterator<Item = &'a str>,
-    ) -> std::net::IpAddr {
-        let mut client = peer.to_canonical();
-        if !self.trusts(client) {
-            return client;
-        }
-        let hops = forwarded
-            .flat_map(|value| value.split(','))
-            .collect::<Vec<_>>();
-        for hop in hops.iter().rev() {
-            let hop = hop.trim();
-            // `1.2.3.4:5678` and `[::1]:5678` carry ports; strip them.
-            let hop = hop
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip())
-                .or_else(|_| hop.parse::<std::net::IpAddr>());
-            match hop {
-                Ok(ip) => {
-                    client = ip.to_canonical();
-                    if !self.trusts(client) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        client
-    }
-}
-
-/// `[idp]`: the built-in OpenID Connect provider and the app-authentication API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IdpConfig {
-    /// `false` serves none of its routes and trusts none of its realms.
-    pub enabled: bool,
-    /// The URL clients reach Portico at (`https://host:port`, no path); realm issuers are
-    /// `{public_url}/realms/{realm}`. Default: `https://localhost:{port}` (or the listen address
-    /// when it is a specific IP). Never taken from a request.
-    pub public_url: Option<String>,
-    /// The realm created on first start.
-    pub default_realm: String,
-    /// The realm whose tokens may use the admin API (with the `portico:admin` role).
-    pub admin_realm: String,
-    /// The file holding the key that seals realm signing keys; default `secrets.key` in the
-    /// data directory. Nodes sharing a database must share it.
-    pub sealing_key_file: Option<PathBuf>,
-    /// How often a running node checks the store for realm and key changes.
-    pub reload_seconds: u64,
-    /// `[idp.throttle]`: failed logins and token requests, per client IP and per account.
-    pub throttle: crate::idp::throttle::ThrottleSettings,
-    /// The `aud` an app's self-signed token must carry (`POST /authentication`); the seed's
-    /// `serana` by default, so its clients work unchanged.
-    pub app_audience: String,
-    /// Lifetime of the access tokens `POST /authentication` issues to apps.
-    pub app_token_seconds: u64,
-}
-
-impl Default for IdpConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            public_url: None,
-            default_realm: "node".into(),
-            admin_realm: "node".into(),
-            sealing_key_file: None,
-            reload_seconds: 5,
-            throttle: Default::default(),
-            app_audience: "serana".into(),
-            app_token_seconds: 3600,
-        }
-    }
-}
-
 /// `[auth]`: bearer tokens and the policies of routes that do not set their own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -318,36 +107,6 @@ impl Default for AuthConfig {
             api_read: None,
             revocation_check_seconds: 30,
         }
-    }
-}
-
-impl IdpConfig {
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if let Some(url) = &self.public_url {
-            let ok = (url.starts_with("https://") || url.starts_with("http://"))
-                && !url.ends_with('/')
-                && !url.contains(['?', '#', ' '])
-                && url.splitn(4, '/').nth(3).is_none();
-            if !ok {
-                problems.push(format!(
-                    "key `idp.public_url`: `{url}` must be a scheme, host and optional port, \
-                     like https://portico.example:8443 (no path, no trailing slash)"
-                ));
-            }
-        }
-        for (key, name) in [
-            ("default_realm", &self.default_realm),
-            ("admin_realm", &self.admin_realm),
-        ] {
-            if let Err(e) = crate::idp::check_realm_name(name) {
-                problems.push(format!("key `idp.{key}`: {e}"));
-            }
-        }
-        if !(1..=3600).contains(&self.reload_seconds) {
-            problems.push("key `idp.reload_seconds` must be between 1 and 3600".into());
-        }
-        problems
     }
 }
 
@@ -401,60 +160,6 @@ impl Default for Config {
             applications: Vec::new(),
         }
     }
-}
-
-/// `[tls]`: HTTPS is on by default with a generated self-signed certificate.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// `false` serves plain HTTP (behind a TLS-terminating proxy).
-    pub enabled: bool,
-    /// PEM certificate chain (leaf first). With `key`; unset to generate a self-signed one.
-    pub cert: Option<PathBuf>,
-    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
-    pub key: Option<PathBuf>,
-    /// Extra DNS names or IP addresses for the generated certificate.
-    pub names: Vec<String>,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            cert: None,
-            key: None,
-            names: Vec::new(),
-        }
-    }
-}
-
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `human` or `json`.
-    pub format: LogFormat,
-    /// A level (`info`) or per-target levels (`info,portico=debug`).
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            level: "info".into(),
-        }
-    }
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Readable text.
-    Human,
-    /// One JSON object per line.
-    Json,
 }
 
 /// `[limits]`: every size, count and wait the server enforces.
@@ -680,7 +385,7 @@ impl Config {
         if let Err(e) = TrustedProxies::parse(&self.proxy) {
             problems.extend(e);
         }
-        if let Err(e) = check_log_level(&self.log.level) {
+        if let Err(e) = crate::telemetry::check_log_level(&self.log.level) {
             problems.push(format!("key `log.level`: {e}"));
         }
         let limits = [
@@ -761,7 +466,7 @@ impl Config {
         }
         problems.extend(self.idp.problems());
         let endpoint_paths: Vec<String> = endpoints.iter().map(|e| e.path.clone()).collect();
-        let targets = crate::webhooks::target::Targets::new(
+        let targets = crate::net::targets::Targets::new(
             IpNets::parse(
                 "openendpoints.allow_targets",
                 &self.openendpoints.allow_targets,
@@ -1007,22 +712,6 @@ fn from_table(
 
 /// Every directive names a level: `info`, or `target=level`. (A bare word would silently enable
 /// a target named like it at every level.)
-fn check_log_level(spec: &str) -> Result<(), String> {
-    use tracing_subscriber::filter::LevelFilter;
-    for directive in spec.split(',').map(str::trim) {
-        let level = directive
-            .rsplit_once('=')
-            .map_or(directive, |(_, level)| level);
-        if LevelFilter::from_str(level).is_err() {
-            return Err(format!(
-                "`{directive}` names no level; use off, error, warn, info, debug or trace, \
-                 optionally as target=level"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// An endpoint path is a plain absolute path: no query, no pattern syntax, no dot segments, and
 /// nothing that belongs to Portico.
 fn check_endpoint_path(path: &str) -> Result<(), String> {
@@ -1204,50 +893,5 @@ mod tests {
         ] {
             assert!(check_endpoint_path(bad).is_err(), "{bad}");
         }
-    }
-}
-
-#[cfg(test)]
-mod proxy_tests {
-    use super::{ProxyConfig, TrustedProxies};
-
-    #[test]
-    fn only_a_trusted_peer_forwards_the_client_address() {
-        let proxies = TrustedProxies::parse(&ProxyConfig {
-            trusted: vec!["10.0.0.0/8".into(), "::1".into()],
-            client_ip_header: "X-Forwarded-For".into(),
-        })
-        .unwrap();
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        // An untrusted peer's header is ignored.
-        assert_eq!(
-            proxies.client(ip("192.0.2.1"), ["203.0.113.9"].into_iter()),
-            ip("192.0.2.1")
-        );
-        // The right-most untrusted hop is the client; what the client wrote to the left is not.
-        assert_eq!(
-            proxies.client(
-                ip("10.1.1.1"),
-                ["6.6.6.6, 203.0.113.9", "10.2.2.2"].into_iter()
-            ),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            proxies.client(ip("::1"), ["[2001:db8::1]:443"].into_iter()),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            proxies.client(ip("10.1.1.1"), std::iter::empty()),
-            ip("10.1.1.1")
-        );
-        assert!(
-            TrustedProxies::parse(&ProxyConfig {
-                trusted: vec!["10.0.0.0/33".into(), "host".into()],
-                client_ip_header: "bad header".into(),
-            })
-            .unwrap_err()
-            .len()
-                == 3
-        );
     }
 }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::config::Secret;
+use crate::secrets::Secret;
 
 /// The longest reply line accepted from a server (RFC 5321 allows 512; some send more).
 const MAX_REPLY_LINE: usize = 4096;

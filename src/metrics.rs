@@ -5,15 +5,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
-
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::response::Response;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -66,15 +57,15 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
 ];
 
-fn method_index(method: &Method) -> usize {
-    match *method {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PUT => 3,
-        Method::DELETE => 4,
-        Method::PATCH => 5,
-        Method::OPTIONS => 6,
+fn method_index(method: &str) -> usize {
+    match method {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "PATCH" => 5,
+        "OPTIONS" => 6,
         _ => 7,
     }
 }
@@ -152,7 +143,7 @@ impl Metrics {
     }
 
     /// Records one finished request.
-    pub fn record_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let series = &self.route(route).0[method_index(method)];
         series.count_status(status);
         series.latency.observe(seconds);
@@ -284,58 +275,5 @@ impl Metrics {
             self.inner.webhook_queue_depth.load(Ordering::Relaxed)
         );
         out
-    }
-}
-
-/// A layer that times each request and records it under its route pattern (`unmatched` for
-/// requests no route took, so unknown paths cannot grow the label set). Written as a plain tower
-/// service rather than `from_fn` middleware: it sits on every request's path.
-#[derive(Debug, Clone)]
-pub struct TrackLayer(pub Metrics);
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            inner,
-            metrics: self.0.clone(),
-        }
-    }
-}
-
-/// The service of [`TrackLayer`].
-#[derive(Debug, Clone)]
-pub struct Track<S> {
-    inner: S,
-    metrics: Metrics,
-}
-
-impl<S> tower::Service<Request> for Track<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let route = request.extensions().get::<MatchedPath>().cloned();
-        let response = self.inner.call(request);
-        let metrics = self.metrics.clone();
-        Box::pin(async move {
-            let response = response.await?;
-            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            let seconds = started.elapsed().as_secs_f64();
-            metrics.record_request(&method, route, response.status().as_u16(), seconds);
-            Ok(response)
-        })
     }
 }

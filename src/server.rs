@@ -137,7 +137,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    proxies: Arc<crate::config::TrustedProxies>,
+    proxies: Arc<crate::net::TrustedProxies>,
     tls: Option<TlsSetup>,
     location: Location,
     limits: Arc<Limits>,
@@ -339,7 +339,7 @@ impl Server {
             )),
         };
         let proxies = Arc::new(
-            crate::config::TrustedProxies::parse(&config.proxy)
+            crate::net::TrustedProxies::parse(&config.proxy)
                 .map_err(|problems| ConfigError { problems })?,
         );
         let auth = crate::api::auth::Auth {
@@ -510,7 +510,7 @@ impl Server {
 struct Connection {
     service: Router,
     peer: SocketAddr,
-    proxies: Arc<crate::config::TrustedProxies>,
+    proxies: Arc<crate::net::TrustedProxies>,
     builder: auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
 }
@@ -537,7 +537,7 @@ impl Connection {
                 let client = proxies.client(peer.ip(), forwarded);
                 let extensions = request.extensions_mut();
                 extensions.insert(axum::extract::ConnectInfo(peer));
-                extensions.insert(api::oidc::ClientIp(client));
+                extensions.insert(api::extract::ClientIp(client));
                 request
             },
         ));

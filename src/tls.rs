@@ -9,7 +9,30 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
-use crate::config::TlsConfig;
+/// `[tls]`: HTTPS is on by default with a generated self-signed certificate.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `false` serves plain HTTP (behind a TLS-terminating proxy).
+    pub enabled: bool,
+    /// PEM certificate chain (leaf first). With `key`; unset to generate a self-signed one.
+    pub cert: Option<PathBuf>,
+    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated certificate.
+    pub names: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cert: None,
+            key: None,
+            names: Vec::new(),
+        }
+    }
+}
 
 /// Names every generated certificate covers.
 const DEFAULT_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::access::Actor;
 use crate::api::auth::authorize;
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::idp::{AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
 use crate::store::{AppRow, ClientRow, UserRow};
 
@@ -183,7 +183,7 @@ pub async fn list_realms(
 #[utoipa::path(post, path = "/api/v1/admin/realms", tag = "Admin",
     security(("bearer" = [])), request_body = RealmIn,
     responses((status = 201, description = "Created.", body = RealmOut),
-        (status = 409, description = "The name is taken.", body = crate::error::ProblemOut)))]
+        (status = 409, description = "The name is taken.", body = crate::api::error::ProblemOut)))]
 pub async fn create_realm(
     State(state): State<AppState>,
     actor: Actor,

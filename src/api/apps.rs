@@ -26,7 +26,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::oidc::{ClientIp, retry_after};
+use super::extract::ClientIp;
+use super::oidc::retry_after;
 use crate::idp::apps::AppLogin;
 
 /// The routes of this module.
@@ -198,7 +199,7 @@ pub async fn authenticate(
             not_authenticated()
         }
         Err(error) => {
-            let error = crate::error::ApiError::from(error);
+            let error = crate::api::error::ApiError::from(error);
             if error.code().status().is_server_error() {
                 return error.into_response();
             }

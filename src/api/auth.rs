@@ -21,7 +21,7 @@ use super::AppState;
 use std::sync::Arc;
 
 use crate::access::{Actor, Credential, Ending, Policy, Refused, Unending, ending};
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::jose::verifier::TokenCredential;
 
 /// The answer for a refusal, naming `realm` in `WWW-Authenticate`.

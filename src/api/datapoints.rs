@@ -20,9 +20,9 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use super::AppState;
 use super::auth::{authorize, stream_ending};
 use crate::access::{Actor, Ending};
+use crate::api::error::{ApiError, ErrorCode, ProblemOut};
 use crate::datapoint::registry::DatapointId;
 use crate::datapoint::{Access, Sample, Value, ValueType};
-use crate::error::{ApiError, ErrorCode, ProblemOut};
 use crate::events::EventPayload;
 
 /// The routes of this module.
@@ -80,7 +80,7 @@ pub struct ValueOut {
     pub update_time: Option<String>,
 }
 
-pub use crate::datapoint::rfc3339;
+pub use crate::timefmt::rfc3339;
 
 impl ValueOut {
     /// The answer for a datapoint's current sample.

@@ -17,10 +17,10 @@ use super::AppState;
 use super::auth::refusal;
 use super::datapoints::ValueOut;
 use crate::access::{Actor, Policy};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::config::Endpoint;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Sample, ValueError};
-use crate::error::{ApiError, ErrorCode};
 
 /// What an endpoint route needs to answer.
 #[derive(Debug)]

@@ -23,10 +23,10 @@ use super::AppState;
 use super::auth::stream_ending;
 use super::webhooks::query_pairs;
 use crate::access::{Actor, Ending};
-use crate::datapoint::rfc3339;
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::events::{Event, Topic};
 use crate::store::JournalRow;
+use crate::timefmt::rfc3339;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -162,7 +162,7 @@ fn store_failed(error: crate::store::StoreError) -> ApiError {
 /// read. Ephemeral events (portal items) are not kept; follow them with the stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "Events", params(EventsQuery),
     responses((status = 200, description = "A page of events.", body = EventPageOut),
-        (status = 400, description = "A bad parameter.", body = crate::error::ProblemOut,
+        (status = 400, description = "A bad parameter.", body = crate::api::error::ProblemOut,
             content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,

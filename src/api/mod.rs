@@ -10,11 +10,14 @@ pub mod auth;
 pub mod datapoints;
 pub mod docs;
 pub mod endpoints;
+pub mod error;
 pub mod events;
+pub mod extract;
 pub mod oidc;
 pub mod openapi;
 pub mod openendpoints;
 pub mod ops;
+pub mod track;
 pub mod webhooks;
 pub mod xrtc;
 
@@ -26,10 +29,10 @@ use axum::http::Uri;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::api::error::{ApiError, ErrorCode};
 use crate::clock::Clock;
 use crate::config::{Catalog, Limits};
 use crate::datapoint::registry::Datapoints;
-use crate::error::{ApiError, ErrorCode};
 use crate::events::journal::EventSettings;
 use crate::events::{Journal, Visibility};
 use crate::metrics::Metrics;
@@ -124,7 +127,7 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(crate::metrics::TrackLayer(metrics))
+        .layer(track::TrackLayer(metrics))
         .with_state(state)
 }
 

@@ -68,7 +68,7 @@ use crate::datapoint::{Datapoint, ValueType};
         super::webhooks::replay,
     ),
     modifiers(&BearerScheme),
-    components(schemas(crate::error::ProblemOut, crate::error::ErrorCode, super::datapoints::ValueOut)),
+    components(schemas(crate::api::error::ProblemOut, crate::api::error::ErrorCode, super::datapoints::ValueOut)),
     tags(
         (name = "Datapoints", description = "Typed values declared in the configuration."),
         (name = "Endpoints", description = "Configured paths that read and write one datapoint each \

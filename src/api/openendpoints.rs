@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::openendpoints::form::{self, FormError};
 use crate::openendpoints::run::{Answered, CallError, shorten};
 use crate::openendpoints::{Environment, ParamError, SignedEndpoint, SignedEndpoints};
@@ -114,7 +114,7 @@ async fn call(
             endpoint.allow(),
         ));
     }
-    if let Some(client) = parts.extensions.get::<super::oidc::ClientIp>() {
+    if let Some(client) = parts.extensions.get::<super::extract::ClientIp>() {
         runner.admit(client.0).map_err(refused)?;
     }
     let form_error = |e: FormError| match e {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -43,7 +43,7 @@ pub async fn healthz() -> Json<HealthOut> {
 /// Whether the server can serve: the store answers.
 #[utoipa::path(get, path = "/readyz", tag = "Operations", responses(
     (status = 200, description = "Ready.", body = HealthOut),
-    (status = 503, description = "The store does not answer.", body = crate::error::ProblemOut,
+    (status = 503, description = "The store does not answer.", body = crate::api::error::ProblemOut,
         content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     match state.store.ping().await {

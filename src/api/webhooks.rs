@@ -22,10 +22,10 @@ use super::AppState;
 use super::admin::{created, json_body, no_store};
 use crate::access::Actor;
 use crate::api::auth::authorize;
-use crate::datapoint::rfc3339;
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use crate::events::{Durability, Readers, Topic};
 use crate::store::{AttemptRow, DeliveryRow, DeliveryState, SubscriptionRow};
+use crate::timefmt::rfc3339;
 use crate::webhooks::{SubscriptionSpec, WebhookError, Webhooks};
 
 /// The routes of this module.
@@ -485,7 +485,7 @@ pub async fn list_subscriptions(
     security(("bearer" = [])), request_body = SubscriptionIn,
     responses((status = 201, description = "Created, with the secret.", body = CreatedOut),
         (status = 422, description = "A bad topic or URL, or a target that is not allowed.",
-            body = crate::error::ProblemOut)))]
+            body = crate::api::error::ProblemOut)))]
 pub async fn create_subscription(
     State(state): State<AppState>,
     actor: Actor,

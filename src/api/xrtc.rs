@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::oidc::ClientIp;
+use super::extract::ClientIp;
 use crate::access::{Ending, ending};
 use crate::portal::{NewItem, Portal};
 use crate::xrtc::session::Session;

@@ -296,22 +296,6 @@ pub struct Sample {
     pub seq: u64,
 }
 
-/// Formats a time as RFC 3339 in UTC with exactly six fraction digits
-/// (`2026-11-22T15:32:34.391097Z`), so times have one width and sort as text.
-pub fn rfc3339(time: OffsetDateTime) -> String {
-    let t = time.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,7 +130,7 @@ impl Event {
             EventPayload::DatapointWritten { key, value } => serde_json::json!({
                 "key": key.as_str(),
                 "value": value.as_ref().map(|v| raw(&v.to_json())),
-                "updateTime": crate::datapoint::rfc3339(self.time),
+                "updateTime": crate::timefmt::rfc3339(self.time),
             }),
             EventPayload::PortalItemSet { account, item } => serde_json::json!({
                 "account": &**account,

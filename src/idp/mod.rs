@@ -12,7 +12,7 @@
 pub mod apps;
 pub mod grants;
 pub mod model;
-pub mod throttle;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -181,7 +181,7 @@ pub struct Idp {
     realms: ArcSwap<HashMap<String, Arc<Realm>>>,
     generation: std::sync::atomic::AtomicI64,
     verifier: Option<Arc<Verifier>>,
-    throttle: throttle::Throttle,
+    throttle: crate::ratelimit::Throttle,
     app_audience: String,
     app_token_seconds: u64,
     admin_realm: String,
@@ -207,7 +207,7 @@ impl Idp {
         clock: Arc<dyn Clock>,
         public_url: String,
         verifier: Option<Arc<Verifier>>,
-        config: &crate::config::IdpConfig,
+        config: &settings::IdpConfig,
     ) -> Result<Self, IdpError> {
         let idp = Self {
             store,
@@ -217,7 +217,7 @@ impl Idp {
             realms: ArcSwap::default(),
             generation: std::sync::atomic::AtomicI64::new(-1),
             verifier,
-            throttle: throttle::Throttle::new(config.throttle.clone()),
+            throttle: crate::ratelimit::Throttle::new(config.throttle.clone()),
             app_audience: config.app_audience.clone(),
             app_token_seconds: config.app_token_seconds,
             admin_realm: config.admin_realm.clone(),
@@ -234,7 +234,7 @@ impl Idp {
     }
 
     /// The throttle of failed logins and token requests.
-    pub fn throttle(&self) -> &throttle::Throttle {
+    pub fn throttle(&self) -> &crate::ratelimit::Throttle {
         &self.throttle
     }
 

@@ -19,7 +19,7 @@ use super::keys::PublicKey;
 use super::pem::public_key_from_pem;
 use super::primitive::Algorithm;
 use crate::clock::Clock;
-use crate::config::Secret;
+use crate::secrets::Secret;
 
 /// `[[issuer]]`: one trusted token issuer. Every key is documented in `portico.example.toml`.
 #[derive(Debug, Clone, Deserialize)]

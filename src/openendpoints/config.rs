@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::datapoint::Datapoint;
+use crate::secrets::Secret;
 
 use super::template::{Escape, Template};
 use super::{
@@ -238,7 +238,7 @@ pub struct Context<'a> {
     /// Paths that belong to Portico.
     pub reserved: &'a [&'a str],
     /// What `http-request` actions may reach (`openendpoints.allow_targets`).
-    pub targets: &'a crate::webhooks::target::Targets,
+    pub targets: &'a crate::net::targets::Targets,
 }
 
 impl SignedEndpoints {
@@ -263,7 +263,7 @@ impl SignedEndpoints {
             prefix = "";
         }
         if let Err(more) =
-            crate::config::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
+            crate::net::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
         {
             problems.extend(more);
         }

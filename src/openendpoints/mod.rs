@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::datapoint::DatapointKey;
+use crate::secrets::Secret;
 pub use config::{
     ActionConfig, ApplicationConfig, Context, OpenEndpointsSettings, ParameterConfig,
     SignedEndpointConfig,

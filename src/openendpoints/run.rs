@@ -16,11 +16,11 @@ use crate::clock::Clock;
 use crate::datapoint::registry::{DatapointId, Datapoints, WriteError};
 use crate::datapoint::{Value, ValueType};
 use crate::events::{Draft, EventPayload, FileInfo, Journal};
-use crate::idp::throttle::{Throttle, ThrottleSettings, Throttled};
 use crate::mail::{MailError, Mailer, Message};
+use crate::net::targets::{Targets, VettingResolver};
 use crate::portal::NewItem;
+use crate::ratelimit::{Throttle, ThrottleSettings, Throttled};
 use crate::store::Change;
-use crate::webhooks::target::{Targets, VettingResolver};
 use crate::xrtc::Xrtc;
 
 use super::template::{Escape, Template};
@@ -117,7 +117,7 @@ impl Runner {
     pub fn new(parts: Parts) -> Result<Self, String> {
         let settings = &parts.endpoints.settings;
         let allowed =
-            crate::config::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
+            crate::net::IpNets::parse("openendpoints.allow_targets", &settings.allow_targets)
                 .map_err(|problems| problems.join("; "))?;
         let targets = Arc::new(Targets::new(allowed, "openendpoints.allow_targets"));
         let client = reqwest::Client::builder()
@@ -431,7 +431,7 @@ impl Runner {
                 ))),
                 Err(error) => Err(CallError::ActionFailed(format!(
                     "The call to {host} failed: {}.",
-                    if let Some(refused) = crate::webhooks::target::refused_in(&error) {
+                    if let Some(refused) = crate::net::targets::refused_in(&error) {
                         refused.0.clone()
                     } else if error.is_timeout() {
                         "it timed out".to_owned()

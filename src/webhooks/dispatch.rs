@@ -20,10 +20,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
-use super::target::VettingResolver;
 use super::{Secrets, Webhooks, sign};
 use crate::access::Actor;
 use crate::events::{Draft, EventPayload, Topic};
+use crate::net::targets::VettingResolver;
 use crate::store::{
     AttemptRow, Change, DeliveryRow, DeliveryState, Disable, Finished, Recorded, SubscriptionRow,
 };
@@ -436,7 +436,7 @@ impl Recorder {
                     failing_since.filter(|since| now - *since >= window).map(|since| {
                     format!(
                         "Every delivery failed since {} (longer than {} s); the last: {last}.",
-                        crate::datapoint::rfc3339(since),
+                        crate::timefmt::rfc3339(since),
                         window.as_secs()
                     )
                 })
@@ -601,7 +601,7 @@ async fn read_start(
 }
 
 fn error_kind(error: &reqwest::Error) -> &'static str {
-    if super::target::refused_in(error).is_some() {
+    if crate::net::targets::refused_in(error).is_some() {
         "forbidden_target"
     } else if error.is_timeout() {
         "timeout"
@@ -613,7 +613,7 @@ fn error_kind(error: &reqwest::Error) -> &'static str {
 }
 
 fn error_text(error: &reqwest::Error) -> String {
-    if let Some(refused) = super::target::refused_in(error) {
+    if let Some(refused) = crate::net::targets::refused_in(error) {
         return refused.0.clone();
     }
     let mut text = error.to_string();

@@ -9,7 +9,6 @@
 
 pub mod dispatch;
 pub mod sign;
-pub mod target;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,14 +22,14 @@ use tokio::sync::Notify;
 
 use crate::access::Actor;
 use crate::clock::Clock;
-use crate::config::IpNets;
 use crate::events::{Event, EventPayload, Journal, Projection, Topic, Visibility};
 use crate::metrics::Metrics;
+use crate::net::IpNets;
+use crate::net::targets::Targets;
 use crate::secrets::Sealer;
 use crate::store::{
     AttemptRow, DeliveryRow, DeliveryState, OutboxEvent, Store, StoreError, SubscriptionRow,
 };
-use target::Targets;
 
 /// `[webhooks]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -220,7 +219,7 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
             let body = Body {
                 datapoint: key.as_str(),
                 value: raw(&value.to_json(), "null"),
-                timestamp: crate::datapoint::rfc3339(event.time),
+                timestamp: crate::timefmt::rfc3339(event.time),
                 sequence: event.seq,
                 event_qos: qos,
             };
@@ -287,7 +286,7 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
                         size: f.size,
                     })
                     .collect(),
-                timestamp: crate::datapoint::rfc3339(event.time),
+                timestamp: crate::timefmt::rfc3339(event.time),
                 event_qos: qos,
             };
             outbox_event(event, body, fresh())
@@ -312,7 +311,7 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
                 subscription_id: subscription,
                 url,
                 reason,
-                timestamp: crate::datapoint::rfc3339(event.time),
+                timestamp: crate::timefmt::rfc3339(event.time),
                 event_qos: qos,
             };
             outbox_event(event, body, cause.to_string())

@@ -20,6 +20,7 @@ use crate::mail::{MailError, Mailer, Message};
 use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
 use crate::secrets::Hashed;
 use crate::store::{LoginCheck, RegistrationRow, Store, StoreError};
+pub use crate::timefmt::unix_ms;
 use session::{Rates, Session, SessionRefused, Sessions, Usage};
 
 /// `[xrtc]`: the seed's limits, with its values as defaults.
@@ -247,11 +248,6 @@ impl From<StoreError> for XrtcError {
     fn from(error: StoreError) -> Self {
         Self::unavailable("The database is unavailable", &error)
     }
-}
-
-/// `Unix milliseconds` of a time.
-pub fn unix_ms(time: OffsetDateTime) -> i64 {
-    (time.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn month_of(time: OffsetDateTime) -> String {

@@ -330,7 +330,7 @@ pub fn test_config(dir: &Path, database: &TestDatabase, toml: &str) -> Config {
     let mut config = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("test config: {e}"));
     config.listen = "127.0.0.1:0".parse().expect("address");
     config.data_dir = dir.to_owned();
-    config.database_url = Some(portico::config::Secret::new(database.url.clone()));
+    config.database_url = Some(portico::secrets::Secret::new(database.url.clone()));
     config.log.level = "warn".into();
     config
 }

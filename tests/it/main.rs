@@ -13,6 +13,7 @@ mod idp_flows;
 mod jose_tokens;
 mod jose_vectors;
 mod journal;
+mod layering;
 mod openapi;
 mod openendpoints;
 mod operations;

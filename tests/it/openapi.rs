@@ -61,7 +61,7 @@ async fn the_served_document_is_openapi_3_1_with_the_configured_endpoints() {
     let codes = document["components"]["schemas"]["ErrorCode"]["enum"]
         .as_array()
         .expect("codes");
-    assert_eq!(codes.len(), portico::error::ErrorCode::ALL.len());
+    assert_eq!(codes.len(), portico::api::error::ErrorCode::ALL.len());
 }
 
 #[tokio::test]

@@ -140,7 +140,7 @@ struct IdpState {
 impl Idp {
     pub async fn start(dir: &Path) -> Self {
         let tls = portico::tls::prepare(
-            &portico::config::TlsConfig::default(),
+            &portico::tls::TlsConfig::default(),
             dir,
             portico::clock::Clock::now(&portico::clock::SystemClock),
         )

@@ -701,8 +701,8 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
         Method::POST,
         &format!("/api/v1/webhooks/subscriptions/{id}/replay"),
         &token,
-        Some(json!({"from": portico::datapoint::rfc3339(from),
-                    "to": portico::datapoint::rfc3339(clock.now()), "states": ["dead"]})),
+        Some(json!({"from": portico::timefmt::rfc3339(from),
+                    "to": portico::timefmt::rfc3339(clock.now()), "states": ["dead"]})),
     )
     .await;
     assert_eq!(replay.status, 200, "{}", replay.text);

@@ -596,7 +596,7 @@ async fn end_session(state: &AppState, name: &str, form: &Form) -> Response {
 }
 
 fn internal_page(error: crate::idp::IdpError) -> Response {
-    let error = crate::error::ApiError::from(error);
+    let error = crate::api::error::ApiError::from(error);
     error_page(
         error.code().status(),
         "The sign-in service failed; try again later.",

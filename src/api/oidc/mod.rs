@@ -15,24 +15,24 @@ mod authorize;
 mod tokens;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::error::{ApiError, ErrorCode};
+pub use super::extract::ClientIp;
+use crate::api::error::{ApiError, ErrorCode};
 use crate::idp::grants::GrantClient;
-use crate::idp::throttle::Throttled;
 use crate::idp::{ClientSettings, Idp, IdpError, Realm, STANDARD_SCOPES, TokenSubject};
+use crate::ratelimit::Throttled;
 use crate::secrets::Hashed;
 
 /// The routes of this module (none when the identity provider is off).
@@ -64,27 +64,6 @@ pub fn router() -> Router<AppState> {
             "/realms/{realm}/protocol/openid-connect/revoke",
             post(tokens::revoke),
         )
-}
-
-/// The client's IP address: the peer's, or the one a trusted proxy forwarded (`[proxy]`; the
-/// server inserts it per request); unspecified when unknown.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(client) = parts.extensions.get::<ClientIp>() {
-            return Ok(*client);
-        }
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
-        ))
-    }
 }
 
 /// The `Retry-After` value (whole seconds, at least 1) for a throttled request.

@@ -13,7 +13,7 @@ use super::{
 use crate::access::Refused;
 use crate::api::AppState;
 use crate::api::auth::{bearer_token, invalid_request, invalid_token, refusal};
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::idp::grants::{LoggedIn, profile_claims};
 use crate::idp::{Idp, Realm, UserSettings};
 

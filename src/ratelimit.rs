@@ -1,4 +1,5 @@
-//! Throttling of failed logins and failed token requests, per client IP and per account.
+//! Rate limiting: throttling of failed logins and failed token requests, per client IP and per
+//! account (the identity provider), and of calls per client IP (signed endpoints).
 //!
 //! Each key has a leaky bucket of failures: a failure adds one, and one leaks away every
 //! `refill` interval. A key whose bucket holds `burst` failures is refused (429 with

@@ -1,7 +1,8 @@
-//! Which addresses webhooks may reach: protection against server-side request forgery.
+//! Which addresses outbound requests (webhooks, signed endpoints' `http-request`) may reach:
+//! protection against server-side request forgery.
 //!
 //! A target URL is `http` or `https` with a host and no credentials. Its addresses must be
-//! global unicast, unless an operator allowed them (`[webhooks] allow_targets`). A name is
+//! global unicast, unless an operator allowed them (`allow_targets`). A name is
 //! resolved once per connection by [`VettingResolver`], which hands the HTTP client only the
 //! addresses that passed, so the address vetted is the address connected to (no DNS
 //! rebinding between check and use). IP literals never reach a resolver and are checked
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-use crate::config::IpNets;
+use crate::net::IpNets;
 
 /// The vetting rules.
 #[derive(Debug, Clone, Default)]
