@@ -53,15 +53,21 @@ const NEXT: &str = "UPDATE portico_sequence SET value = value + $1 WHERE id = 1 
 const DISABLE: &str = "UPDATE webhook_subscriptions SET enabled = FALSE, disabled_reason = $2, \
                        updated_us = $3 WHERE id = $1 AND enabled";
 
-const JOURNAL_ONE: &str = "INSERT INTO events (seq, time_us, topic, actor, subject, data) \
-                           VALUES ($1, $2, $3, $4, $5, $6)";
+const JOURNAL_ALL_SQLITE: &str = "INSERT INTO events (seq, time_us, topic, actor, subject, data) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+            json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+            json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+     FROM json_each($1)";
 
 const JOURNAL_ALL_PG: &str = "INSERT INTO events (seq, time_us, topic, actor, subject, data) \
      SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
                           $6::TEXT[])";
 
-const DATAPOINT_ONE: &str = "INSERT INTO datapoint_values (key, value, update_time_us, seq) \
-     VALUES ($1, $2, $3, $4) \
+// `WHERE true` tells SQLite's parser the `ON CONFLICT` is the upsert's, not a join's.
+const DATAPOINT_ALL_SQLITE: &str = "INSERT INTO datapoint_values (key, value, update_time_us, seq) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+            json_extract(value, '$[2]'), json_extract(value, '$[3]') \
+     FROM json_each($1) WHERE true \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
          update_time_us = excluded.update_time_us, seq = excluded.seq";
 
@@ -230,27 +236,42 @@ impl Store {
     }
 }
 
+/// SQLite: one statement per table, the rows passed as one JSON array (`json_each`), so a
+/// batch costs a few round trips to the database's worker whatever its size.
 async fn write_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     change: &Change,
 ) -> Result<(), StoreError> {
-    for row in super::last_per_key(&change.datapoints) {
-        sqlx::query(DATAPOINT_ONE)
-            .bind(&row.key)
-            .bind(&row.value_json)
-            .bind(to_micros(row.update_time))
-            .bind(row.seq as i64)
+    let rows = super::last_per_key(&change.datapoints);
+    if !rows.is_empty() {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!([r.key, r.value_json, to_micros(r.update_time), r.seq as i64])
+            })
+            .collect();
+        sqlx::query(DATAPOINT_ALL_SQLITE)
+            .bind(serde_json::Value::Array(json).to_string())
             .execute(&mut **tx)
             .await?;
     }
-    for row in &change.journal {
-        sqlx::query(JOURNAL_ONE)
-            .bind(row.seq as i64)
-            .bind(to_micros(row.time))
-            .bind(&row.topic)
-            .bind(&row.actor)
-            .bind(&row.subject)
-            .bind(&row.data)
+    if !change.journal.is_empty() {
+        let json: Vec<serde_json::Value> = change
+            .journal
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.seq as i64,
+                    to_micros(r.time),
+                    r.topic,
+                    r.actor,
+                    r.subject,
+                    r.data
+                ])
+            })
+            .collect();
+        sqlx::query(JOURNAL_ALL_SQLITE)
+            .bind(serde_json::Value::Array(json).to_string())
             .execute(&mut **tx)
             .await?;
     }

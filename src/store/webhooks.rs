@@ -323,17 +323,28 @@ fn attempt_row(c: AttemptColumns) -> Result<AttemptRow, StoreError> {
     })
 }
 
-/// One event's delivery rows, for every enabled subscription of its topic (SQLite: one
-/// statement per event; PostgreSQL takes them all at once, see `enqueue_all_pg`).
-const ENQUEUE_ONE: &str = "INSERT INTO webhook_deliveries \
+/// Every event's delivery rows, for every enabled subscription of its topic, in one statement:
+/// SQLite reads the events from one JSON array (`json_each`), PostgreSQL from arrays
+/// (`UNNEST`). One statement per batch, not one per event: each statement is a round trip to
+/// the database's worker.
+const ENQUEUE_ALL_SQLITE: &str = "WITH e AS ( \
+       SELECT j.key AS n, json_extract(j.value, '$[0]') AS event_id, \
+              json_extract(j.value, '$[1]') AS topic, json_extract(j.value, '$[2]') AS qos, \
+              json_extract(j.value, '$[3]') AS payload, \
+              json_extract(j.value, '$[4]') AS correlation_id, \
+              json_extract(j.value, '$[5]') AS t, json_extract(j.value, '$[6]') AS subject, \
+              json_extract(j.value, '$[7]') AS needs_admin \
+       FROM json_each($1) AS j) \
+     INSERT INTO webhook_deliveries \
      (subscription_id, event_id, topic, qos, payload, correlation_id, event_time_us, state, \
       attempts, next_at_us, subject) \
-     SELECT s.id, $1, $2, $3, $4, $5, $6, 0, 0, $6, $7 \
-     FROM webhook_subscription_topics t \
-     JOIN webhook_subscriptions s ON s.id = t.subscription_id AND s.enabled \
-          AND (s.sees_all OR NOT $8) \
-     WHERE t.topic = $2 OR t.topic = '*' \
-     ORDER BY s.id";
+     SELECT s.id, e.event_id, e.topic, e.qos, e.payload, e.correlation_id, e.t, 0, 0, e.t, \
+            e.subject \
+     FROM e \
+     JOIN webhook_subscription_topics st ON st.topic = e.topic OR st.topic = '*' \
+     JOIN webhook_subscriptions s ON s.id = st.subscription_id AND s.enabled \
+          AND (s.sees_all OR NOT e.needs_admin) \
+     ORDER BY e.n, s.id";
 
 const ENQUEUE_ALL_PG: &str = "INSERT INTO webhook_deliveries \
      (subscription_id, event_id, topic, qos, payload, correlation_id, event_time_us, state, \
@@ -353,19 +364,28 @@ pub(super) async fn enqueue_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     events: &[OutboxEvent],
 ) -> Result<(), StoreError> {
-    for event in events {
-        sqlx::query(ENQUEUE_ONE)
-            .bind(&event.event_id)
-            .bind(event.topic)
-            .bind(event.qos)
-            .bind(&event.payload)
-            .bind(&event.correlation_id)
-            .bind(to_micros(event.time))
-            .bind(&event.subject)
-            .bind(event.needs_admin)
-            .execute(&mut **tx)
-            .await?;
+    if events.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!([
+                e.event_id,
+                e.topic,
+                e.qos,
+                e.payload,
+                e.correlation_id,
+                to_micros(e.time),
+                e.subject,
+                e.needs_admin
+            ])
+        })
+        .collect();
+    sqlx::query(ENQUEUE_ALL_SQLITE)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
