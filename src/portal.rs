@@ -47,11 +47,43 @@ pub struct Item {
     pub payload: Box<str>,
 }
 
+/// A portal's id: 1 to 32 ASCII letters and digits (the XRTC seed's rule), checked once where
+/// it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PortalId(Arc<str>);
+
+impl PortalId {
+    /// Parses a portal id.
+    pub fn parse(id: &str) -> Result<Self, InvalidPortalId> {
+        if (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(Self(Arc::from(id)))
+        } else {
+            Err(InvalidPortalId)
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PortalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Not a portal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a portal id is 1 to 32 ASCII letters and digits")]
+pub struct InvalidPortalId;
+
 /// An item to set.
 #[derive(Debug)]
 pub struct NewItem {
     /// The portal (created on first set).
-    pub portal: String,
+    pub portal: PortalId,
     /// The payload as a JSON string literal.
     pub payload: Box<str>,
 }
@@ -291,7 +323,7 @@ impl Portals {
             for item in items {
                 let portal = entry
                     .portals
-                    .entry(Arc::from(item.portal.as_str()))
+                    .entry(item.portal.0.clone())
                     .or_insert_with_key(|id| {
                         Arc::new(Portal {
                             id: id.clone(),
@@ -355,12 +387,12 @@ impl Portals {
     /// The account's portal named `id`, created empty if it does not exist yet (a reader may
     /// wait for a portal before anything was set). An empty portal does not count against the
     /// account's portal limit and is removed by [`Self::sweep`] once nobody holds it.
-    pub fn portal_or_empty(&self, account: &str, id: &str) -> Arc<Portal> {
+    pub fn portal_or_empty(&self, account: &str, id: &PortalId) -> Arc<Portal> {
         let mut shard = lock(self.shard(account));
         let entry = shard.entry(Arc::from(account)).or_default();
         entry
             .portals
-            .entry(Arc::from(id))
+            .entry(id.0.clone())
             .or_insert_with_key(|id| {
                 Arc::new(Portal {
                     id: id.clone(),
@@ -432,7 +464,7 @@ mod tests {
 
     fn item(portal: &str, payload: &str) -> NewItem {
         NewItem {
-            portal: portal.into(),
+            portal: PortalId::parse(portal).unwrap(),
             payload: format!("\"{payload}\"").into(),
         }
     }
@@ -474,7 +506,7 @@ mod tests {
     #[tokio::test]
     async fn a_registered_waiter_sees_a_publish_that_happens_before_it_awaits() {
         let portals = portals();
-        let portal = portals.portal_or_empty("AC1", "p");
+        let portal = portals.portal_or_empty("AC1", &PortalId::parse("p").unwrap());
         let mut waiter = portal.waiter();
         waiter.register();
         assert!(portal.read(0, 0).items.is_empty());
@@ -490,7 +522,7 @@ mod tests {
     fn sweep_removes_empty_unheld_portals() {
         let portals = portals();
         portals.set("AC1", vec![item("p", "x")], 0).unwrap();
-        let held = portals.portal_or_empty("AC1", "q");
+        let held = portals.portal_or_empty("AC1", &PortalId::parse("q").unwrap());
         assert_eq!(portals.sweep(20_000), 1, "q is held by a reader");
         drop(held);
         assert_eq!(portals.sweep(20_000), 0);

@@ -25,11 +25,11 @@ use tokio::time::Instant;
 use super::AppState;
 use super::extract::ClientIp;
 use crate::access::{Ending, ending};
-use crate::portal::{NewItem, Portal};
+use crate::portal::{NewItem, Portal, PortalId};
 use crate::xrtc::session::Session;
 use crate::xrtc::{
     PortalAsk, Rendered, Schedule, SessionCredential, Xrtc, XrtcError, answer, code, group,
-    lenient, render, valid_portal_id,
+    lenient, render,
 };
 
 /// The XRTC routes and the portal event stream.
@@ -127,6 +127,16 @@ fn ok_json(body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A portal id from the wire, or the seed's error for a bad one.
+fn portal_id(error_group: u8, id: &str) -> Result<PortalId, XrtcError> {
+    PortalId::parse(id).map_err(|_| {
+        invalid(
+            error_group,
+            format!("portalid {id:?} is not 1 to 32 ASCII letters and digits."),
+        )
+    })
 }
 
 fn invalid(error_group: u8, why: impl Into<String>) -> XrtcError {
@@ -291,15 +301,7 @@ async fn set_item(
     }
     let mut items = Vec::with_capacity(input.items.len());
     for item in input.items {
-        if !valid_portal_id(&item.portalid) {
-            return Err(invalid(
-                group::APPLICATION,
-                format!(
-                    "portalid {:?} is not 1 to 32 ASCII letters and digits.",
-                    item.portalid
-                ),
-            ));
-        }
+        let portal = portal_id(group::APPLICATION, &item.portalid)?;
         let payload = item.payload.get();
         if !payload.starts_with('"') {
             return Err(invalid(
@@ -308,7 +310,7 @@ async fn set_item(
             ));
         }
         items.push(NewItem {
-            portal: item.portalid,
+            portal,
             payload: payload.into(),
         });
     }
@@ -410,25 +412,17 @@ fn plan(xrtc: &Xrtc, account: &str, input: GetIn) -> Result<Option<GetPlan>, Xrt
     }
     let mut asks: Vec<PortalAsk> = Vec::with_capacity(portals.len());
     for portal in portals {
-        if !valid_portal_id(&portal.portalid) {
-            return Err(invalid(
-                g,
-                format!(
-                    "portalid {:?} is not 1 to 32 ASCII letters and digits.",
-                    portal.portalid
-                ),
-            ));
-        }
+        let id = portal_id(g, &portal.portalid)?;
         let since_ms = match portal.servertimestamp {
             None | Some(0) => None,
             Some(ms) if ms > 0 => Some(ms),
             Some(ms) => return Err(invalid(g, format!("servertimestamp {ms} is negative."))),
         };
-        if asks.iter().any(|ask| **ask.portal.id() == portal.portalid) {
+        if asks.iter().any(|ask| **ask.portal.id() == *id.as_str()) {
             continue;
         }
         asks.push(PortalAsk {
-            portal: xrtc.portals.portal_or_empty(account, &portal.portalid),
+            portal: xrtc.portals.portal_or_empty(account, &id),
             since_ms,
         });
     }
@@ -620,16 +614,11 @@ pub struct PortalItemOut {
 pub async fn portal_events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Path(portal_id): Path<String>,
+    Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, XrtcError> {
     let session = session(&state, &headers, ip)?;
-    if !valid_portal_id(&portal_id) {
-        return Err(invalid(
-            group::APPLICATION,
-            "A portal id is 1 to 32 ASCII letters and digits.",
-        ));
-    }
+    let portal_id = portal_id(group::APPLICATION, &id)?;
     let xrtc = xrtc(&state)?.clone();
     let portal = xrtc.portals.portal_or_empty(&session.account, &portal_id);
     let last_seen = headers

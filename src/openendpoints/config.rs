@@ -512,26 +512,24 @@ fn check_endpoint(
                         "key `{at}`: publish-portal needs XRTC (`xrtc.enabled`)"
                     ));
                 }
-                let account_ok = account.len() == 18
-                    && account.starts_with("AC")
-                    && account[2..].bytes().all(|b| b.is_ascii_digit());
-                if !account_ok {
+                let account = crate::xrtc::AccountId::parse(account);
+                if account.is_none() {
                     problems.push(format!(
-                        "key `{at}.account`: `{account}` is not an XRTC account id (AC and 16 \
-                         digits)"
+                        "key `{at}.account`: not an XRTC account id (AC and 16 digits)"
                     ));
                 }
-                if !crate::xrtc::valid_portal_id(portal) {
-                    problems.push(format!("key `{at}.portal`: `{portal}` is not a portal id"));
+                let portal = crate::portal::PortalId::parse(portal);
+                if let Err(e) = &portal {
+                    problems.push(format!("key `{at}.portal`: {e}"));
                 }
                 let payload = match payload {
                     Some(text) => template(format!("{at}.payload"), text, problems).map(Some),
                     None => Some(None),
                 };
-                if let Some(payload) = payload {
+                if let (Some(payload), Some(account), Ok(portal)) = (payload, account, portal) {
                     actions.push(Action::PublishPortal {
-                        account: Arc::from(account.as_str()),
-                        portal: portal.clone(),
+                        account,
+                        portal,
                         payload,
                     });
                 }
@@ -632,9 +630,7 @@ fn check_endpoint(
                     .collect();
                 // A recipient from an unhashed value would let anyone mail anyone.
                 let to = match Template::parse(to, &hashed) {
-                    Ok(t) if t.has_values() || crate::xrtc::normalize_email(to).is_some() => {
-                        Some(t)
-                    }
+                    Ok(t) if t.has_values() || crate::mail::Address::parse(to).is_some() => Some(t),
                     Ok(_) => {
                         problems.push(format!("key `{at}.to`: `{to}` is not an e-mail address"));
                         None

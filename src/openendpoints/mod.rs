@@ -156,9 +156,9 @@ pub enum Action {
     /// See [`ActionConfig::PublishPortal`].
     PublishPortal {
         /// The account.
-        account: Arc<str>,
+        account: crate::xrtc::AccountId,
         /// The portal.
-        portal: String,
+        portal: crate::portal::PortalId,
         /// The payload, or the parameters as JSON.
         payload: Option<Template>,
     },

@@ -74,7 +74,7 @@ pub enum CallError {
 /// An action, prepared: everything rendered and checked, ready to be carried out.
 enum Step {
     Write(DatapointId, Value),
-    Publish(Arc<str>, NewItem),
+    Publish(crate::xrtc::AccountId, NewItem),
     Http(reqwest::RequestBuilder, String),
     Email(Message),
 }
@@ -364,7 +364,7 @@ impl Runner {
                 attach_uploads,
             } => {
                 let rendered = to.render(values, Escape::None);
-                let to = crate::xrtc::normalize_email(&rendered).ok_or_else(|| {
+                let to = crate::mail::Address::parse(&rendered).ok_or_else(|| {
                     CallError::Invalid(format!(
                         "`{}` is not an e-mail address.",
                         shorten(&rendered)
@@ -379,7 +379,7 @@ impl Runner {
                     false => Vec::new(),
                 };
                 Ok(Step::Email(Message {
-                    to,
+                    to: to.as_str().to_owned(),
                     subject: subject.render(values, Escape::None),
                     body: body.render(values, Escape::None),
                     attachments,

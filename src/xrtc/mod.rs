@@ -254,34 +254,41 @@ fn month_of(time: OffsetDateTime) -> String {
     format!("{:04}-{:02}", time.year(), u8::from(time.month()))
 }
 
-/// A portal id: ASCII letters and digits, 1 to 32 of them.
-pub fn valid_portal_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+/// An XRTC account id: `AC` and 16 digits, checked once where it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountId(Arc<str>);
+
+impl AccountId {
+    /// Parses an account id.
+    pub fn parse(id: &str) -> Option<Self> {
+        let ok =
+            id.len() == 18 && id.starts_with("AC") && id[2..].bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| Self(Arc::from(id)))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id, shared.
+    pub fn shared(&self) -> &Arc<str> {
+        &self.0
+    }
 }
 
-/// A plausible e-mail address (RFC 5321 sizes; dot-atom local part; a domain with a dot), in
-/// lowercase; `None` if it is not one. Whether the mailbox exists is for the mail server to say.
-pub fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim();
-    let (local, domain) = email.rsplit_once('@')?;
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
-    let local_ok = (1..=64).contains(&local.len())
-        && local
-            .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(atext));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = domain.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|label| {
-            (1..=63).contains(&label.len())
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
-    (local_ok && domain_ok).then(|| email.to_ascii_lowercase())
+impl std::ops::Deref for AccountId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `n` characters drawn uniformly from `alphabet` with a CSPRNG.
@@ -450,7 +457,7 @@ impl Xrtc {
         token: Option<&str>,
         client_ip: IpAddr,
     ) -> Result<String, XrtcError> {
-        let Some(email) = normalize_email(email) else {
+        let Some(address) = crate::mail::Address::parse(email) else {
             return Err(XrtcError::new(
                 group::REGISTRATION,
                 code::INVALID_EMAIL,
@@ -458,9 +465,10 @@ impl Xrtc {
             ));
         };
         let now = self.clock.now();
+        let email = address.as_str();
         match token {
-            Some(token) => self.resend(&email, token, now).await,
-            None => self.start(&email, client_ip, now).await,
+            Some(token) => self.resend(email, token, now).await,
+            None => self.start(email, client_ip, now).await,
         }
     }
 
@@ -712,10 +720,10 @@ impl Xrtc {
                 i64::from(s.api_key_age_max_days) * 86_400 * 1_000_000,
             )
             .await?;
-        match check {
-            LoginCheck::Ok => {}
-            LoginCheck::Unknown | LoginCheck::Disabled => return Err(bad()),
-            LoginCheck::TooSoon => {
+        let account = match (check, AccountId::parse(account_id)) {
+            (LoginCheck::Ok, Some(account)) => account,
+            (LoginCheck::Ok | LoginCheck::Unknown | LoginCheck::Disabled, _) => return Err(bad()),
+            (LoginCheck::TooSoon, _) => {
                 return Err(XrtcError::new(
                     group::LOGIN,
                     code::TOO_FREQUENT_LOGIN,
@@ -726,14 +734,14 @@ impl Xrtc {
                 )
                 .retry_after(Duration::from_millis(s.login_timeout_ms)));
             }
-        }
+        };
         let month = month_of(now);
         let used = self.store.xrtc_usage(account_id, &month).await?;
         self.usage.load(account_id, &month, used);
         let now_ms = unix_ms(now);
         let cookie = self
             .sessions
-            .open(account_id, key, client_ip, now_ms)
+            .open(account, key, client_ip, now_ms)
             .ok_or_else(|| {
                 XrtcError::new(
                     group::SYSTEM,
@@ -784,7 +792,7 @@ impl Xrtc {
         }
         if !self
             .usage
-            .count(&session.account, &session.key, &month_of(now))
+            .count(session.account.shared(), &session.key, &month_of(now))
         {
             let next_month = next_month_start(now);
             return Err(XrtcError::new(
@@ -833,7 +841,7 @@ impl Xrtc {
     pub async fn publish(
         &self,
         actor: &Actor,
-        account: &Arc<str>,
+        account: &AccountId,
         items: Vec<NewItem>,
     ) -> Result<i64, XrtcError> {
         let now_ms = self.now_ms();
@@ -848,7 +856,7 @@ impl Xrtc {
             time,
             actor: actor.clone(),
             payload: EventPayload::PortalItemSet {
-                account: account.clone(),
+                account: account.shared().clone(),
                 item,
             },
         };
@@ -1025,26 +1033,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_checked_for_shape_and_lowercased() {
-        assert_eq!(
-            normalize_email(" Name.Surname@Example.COM ").as_deref(),
-            Some("name.surname@example.com")
-        );
-        for bad in [
-            "plain",
-            "a@b",
-            "a@b.c",
-            "a..b@example.com",
-            "a@-x.com",
-            "a b@example.com",
-            "a@example.com\r\nBcc: x@y.z",
-            "<a@example.com>",
-        ] {
-            assert_eq!(normalize_email(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn keys_and_codes_have_the_seeds_shapes() {
         let key = new_api_key();
         assert_eq!(key.len(), 32);
@@ -1052,8 +1040,8 @@ mod tests {
         assert_ne!(key, new_api_key());
         let code = random_from(DIGITS, 6);
         assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
-        assert!(valid_portal_id("abc123") && !valid_portal_id("a-b") && !valid_portal_id(""));
-        assert!(!valid_portal_id(&"a".repeat(33)));
+        assert!(AccountId::parse("AC0123456789012345").is_some());
+        assert!(AccountId::parse("AC01234567890123").is_none());
     }
 
     #[test]

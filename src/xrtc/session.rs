@@ -22,7 +22,7 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct Session {
     /// The account.
-    pub account: Arc<str>,
+    pub account: super::AccountId,
     /// SHA-256 of the API key it logged in with.
     pub key: [u8; 32],
     /// The client address it is bound to.
@@ -39,7 +39,7 @@ impl Session {
     pub fn actor(&self) -> Actor {
         let key = self.key[..6].iter().map(|b| format!("{b:02x}")).collect();
         Actor::Xrtc(Arc::new(XrtcActor {
-            account: self.account.clone(),
+            account: self.account.shared().clone(),
             key,
         }))
     }
@@ -91,7 +91,13 @@ impl Sessions {
 
     /// Opens a session and returns its cookie value, or `None` when the node holds the most
     /// sessions allowed.
-    pub fn open(&self, account: &str, key: [u8; 32], ip: IpAddr, now_ms: i64) -> Option<String> {
+    pub fn open(
+        &self,
+        account: super::AccountId,
+        key: [u8; 32],
+        ip: IpAddr,
+        now_ms: i64,
+    ) -> Option<String> {
         if self.count.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return None;
@@ -99,7 +105,7 @@ impl Sessions {
         let cookie = crate::secrets::generate();
         let hash = Hashed::of(&cookie).0;
         let session = Arc::new(Session {
-            account: Arc::from(account),
+            account,
             key,
             ip,
             cookie: hash,
@@ -324,6 +330,10 @@ impl Usage {
 mod tests {
     use super::*;
 
+    fn account() -> super::super::AccountId {
+        super::super::AccountId::parse("AC0000000000000001").unwrap()
+    }
+
     #[test]
     fn a_bucket_allows_its_rate_then_says_when_to_retry() {
         let rates = Rates::new(20);
@@ -354,7 +364,7 @@ mod tests {
     fn sessions_expire_when_idle_and_are_bound_to_their_address() {
         let sessions = Sessions::new(2, 60_000);
         let here: IpAddr = [127, 0, 0, 1].into();
-        let cookie = sessions.open("AC1", [0; 32], here, 0).unwrap();
+        let cookie = sessions.open(account(), [0; 32], here, 0).unwrap();
         assert!(sessions.use_session(&cookie, here, 59_000).is_ok());
         assert_eq!(
             sessions
@@ -371,10 +381,10 @@ mod tests {
             sessions.use_session(&cookie, here, 179_001).err(),
             Some(SessionRefused::Unknown)
         );
-        sessions.open("AC1", [0; 32], here, 0).unwrap();
-        sessions.open("AC1", [0; 32], here, 0).unwrap();
+        sessions.open(account(), [0; 32], here, 0).unwrap();
+        sessions.open(account(), [0; 32], here, 0).unwrap();
         assert!(
-            sessions.open("AC1", [0; 32], here, 0).is_none(),
+            sessions.open(account(), [0; 32], here, 0).is_none(),
             "at most two"
         );
         assert_eq!(sessions.sweep(60_001), 0);

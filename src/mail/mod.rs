@@ -16,6 +16,10 @@ use tokio::net::TcpStream;
 
 use crate::secrets::Secret;
 
+mod address;
+
+pub use address::Address;
+
 /// The longest reply line accepted from a server (RFC 5321 allows 512; some send more).
 const MAX_REPLY_LINE: usize = 4096;
 /// Most lines in one multi-line reply.
