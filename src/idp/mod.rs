@@ -10,7 +10,9 @@
 //! `aud` the realm's audience) are accepted wherever bearer tokens are.
 
 pub mod apps;
+mod checks;
 pub mod grants;
+mod keys;
 pub mod model;
 pub mod settings;
 
@@ -33,6 +35,9 @@ use crate::jose::verifier::Verifier;
 use crate::secrets::{self, Hashed, Sealer};
 use crate::store::{ClientRow, RealmKeyRow, RealmRow, Store, StoreError, UserRow};
 
+use checks::{check_client_settings, check_realm_settings};
+pub use checks::{check_identifier, check_realm_name};
+use keys::{key_identity, realm_algorithm};
 pub use model::{AppSettings, ClientSettings, RealmSettings, UserSettings};
 
 /// The permission (role) that opens the admin API, in tokens of the admin realm.
@@ -96,33 +101,6 @@ impl From<StoreError> for IdpError {
             other => IdpError::Store(other),
         }
     }
-}
-
-/// Checks a realm name: 1–64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
-pub fn check_realm_name(name: &str) -> Result<(), String> {
-    check_name(name, 64, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-    })
-    .map_err(|e| format!("realm name `{name}` {e}"))
-}
-
-/// Checks a client id, app id, user name or role: 1–128 printable ASCII characters from
-/// `A-Za-z0-9` and `-._~:@`, starting with a letter or digit (safe in URLs and Basic auth).
-pub fn check_identifier(what: &str, name: &str) -> Result<(), IdpError> {
-    check_name(name, 128, |c| {
-        c.is_ascii_alphanumeric() || "-._~:@".contains(c)
-    })
-    .map_err(|e| IdpError::Invalid(format!("{what} `{}` {e}", crate::jose::jws::truncate(name))))
-}
-
-fn check_name(name: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), String> {
-    if name.is_empty() || name.len() > max {
-        return Err(format!("must have 1 to {max} characters"));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.chars().all(allowed) {
-        return Err("has a character that is not allowed".into());
-    }
-    Ok(())
 }
 
 /// A realm, ready to issue and verify tokens.
@@ -428,72 +406,6 @@ impl Idp {
         }
     }
 
-    /// Rotates a realm's keys: each `next` key starts signing, each active key retires (still
-    /// published until the tokens it signed have expired), and new `next` keys are published.
-    pub async fn rotate_keys(&self, realm: &str) -> Result<(), IdpError> {
-        let current = self
-            .realm(realm)
-            .ok_or_else(|| IdpError::NotFound(format!("realm `{realm}`")))?;
-        let now = self.clock.now();
-        let settings = &current.settings;
-        let mut next = Vec::new();
-        for (purpose, alg) in [
-            ("access", &settings.access_token_alg),
-            ("id", &settings.id_token_alg),
-        ] {
-            next.push(self.new_key(realm, purpose, alg, "next", now)?);
-        }
-        // Retired keys stay published until every token they signed has expired: the realm's
-        // lifetimes, clients' overrides and app tokens.
-        let mut longest = settings
-            .access_token_seconds
-            .max(settings.id_token_seconds)
-            .max(self.app_token_seconds);
-        for client in self.store.clients(realm).await? {
-            if let Ok(client) = serde_json::from_str::<ClientSettings>(&client.settings) {
-                longest = longest.max(client.access_token_seconds.unwrap_or(0));
-            }
-        }
-        let longest = longest.saturating_add(120).min(i64::MAX as u64);
-        let retire_at = now + time::Duration::seconds(longest as i64);
-        self.store
-            .rotate_realm_keys(realm, &next, retire_at, now)
-            .await?;
-        self.reload().await
-    }
-
-    fn new_key(
-        &self,
-        realm: &str,
-        purpose: &str,
-        alg: &str,
-        state: &str,
-        now: OffsetDateTime,
-    ) -> Result<RealmKeyRow, IdpError> {
-        let algorithm = realm_algorithm(alg).map_err(IdpError::Invalid)?;
-        let generated = keygen::generate(algorithm, 2048).map_err(IdpError::Keys)?;
-        let der = ::pem::parse(&generated.private)
-            .map_err(|e| IdpError::Keys(e.to_string()))?
-            .into_contents();
-        let mut jwk = generated.jwk;
-        if let Value::Object(members) = &mut jwk {
-            // `EdDSA` is what most verifiers expect (PyJWT, jose); RFC 9864's `Ed25519` is newer.
-            members.insert("alg".into(), alg_name(algorithm).into());
-            members.insert("use".into(), "sig".into());
-        }
-        Ok(RealmKeyRow {
-            realm: realm.to_owned(),
-            kid: generated.kid.clone(),
-            purpose: purpose.to_owned(),
-            alg: alg_name(algorithm).to_owned(),
-            state: state.to_owned(),
-            public_jwk: jwk.to_string(),
-            sealed_private: self.sealer.seal(&key_identity(realm, &generated.kid), &der),
-            created: now,
-            retire_at: None,
-        })
-    }
-
     /// Creates a client; returns its secret (shown once) when it is confidential.
     pub async fn create_client(
         &self,
@@ -721,148 +633,6 @@ impl Idp {
     }
 }
 
-/// The associated data sealing a realm key: its realm and kid.
-fn key_identity(realm: &str, kid: &str) -> String {
-    format!("realm-key:{realm}:{kid}")
-}
-
-/// A realm signing algorithm by name (`EdDSA` is Ed25519).
-fn realm_algorithm(name: &str) -> Result<Algorithm, String> {
-    let alg = match name {
-        "EdDSA" => Some(Algorithm::Ed25519),
-        other => Algorithm::parse(other),
-    };
-    alg.filter(|a| REALM_ALGORITHMS.contains(a)).ok_or_else(|| {
-        format!("`{name}` is not a realm signing algorithm (ES256, ES384, RS256, PS256, EdDSA)")
-    })
-}
-
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::Ed25519 => "EdDSA",
-        other => other.name(),
-    }
-}
-
-fn check_realm_settings(settings: &RealmSettings) -> Result<(), IdpError> {
-    realm_algorithm(&settings.access_token_alg).map_err(IdpError::Invalid)?;
-    realm_algorithm(&settings.id_token_alg).map_err(IdpError::Invalid)?;
-    for (name, value, min, max) in [
-        (
-            "access_token_seconds",
-            settings.access_token_seconds,
-            10,
-            86_400,
-        ),
-        ("id_token_seconds", settings.id_token_seconds, 10, 86_400),
-        (
-            "refresh_idle_seconds",
-            settings.refresh_idle_seconds,
-            60,
-            31_536_000,
-        ),
-        (
-            "refresh_max_seconds",
-            settings.refresh_max_seconds,
-            60,
-            31_536_000,
-        ),
-        ("code_seconds", settings.code_seconds, 10, 600),
-        (
-            "refresh_reuse_grace_seconds",
-            settings.refresh_reuse_grace_seconds,
-            0,
-            60,
-        ),
-    ] {
-        if !(min..=max).contains(&value) {
-            return Err(IdpError::Invalid(format!(
-                "`{name}` must be between {min} and {max}, not {value}"
-            )));
-        }
-    }
-    if settings.audience.is_empty() {
-        return Err(IdpError::Invalid("`audience` must not be empty".into()));
-    }
-    Ok(())
-}
-
-fn check_client_settings(settings: &ClientSettings, confidential: bool) -> Result<(), IdpError> {
-    for grant in &settings.grant_types {
-        if !model::GRANT_TYPES.contains(&grant.as_str()) {
-            return Err(IdpError::Invalid(format!(
-                "grant type `{grant}` is not supported (authorization_code, client_credentials, refresh_token)"
-            )));
-        }
-    }
-    if !confidential
-        && settings
-            .grant_types
-            .iter()
-            .any(|g| g == "client_credentials")
-    {
-        return Err(IdpError::Invalid(
-            "a public client cannot use client_credentials: it has no secret".into(),
-        ));
-    }
-    for uri in settings
-        .redirect_uris
-        .iter()
-        .chain(&settings.post_logout_redirect_uris)
-    {
-        check_redirect_uri(uri)?;
-    }
-    for name in settings.roles.iter().chain(&settings.scopes) {
-        check_identifier("role or scope", name)?;
-    }
-    for (name, value, min, max) in [
-        (
-            "access_token_seconds",
-            settings.access_token_seconds,
-            10,
-            86_400,
-        ),
-        (
-            "refresh_idle_seconds",
-            settings.refresh_idle_seconds,
-            60,
-            31_536_000,
-        ),
-    ] {
-        if let Some(value) = value
-            && !(min..=max).contains(&value)
-        {
-            return Err(IdpError::Invalid(format!(
-                "`{name}` must be between {min} and {max}, not {value}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A registered redirect URI: absolute, no fragment; `http` only for loopback hosts.
-fn check_redirect_uri(uri: &str) -> Result<(), IdpError> {
-    let bad = |why: &str| IdpError::Invalid(format!("redirect URI `{uri}` {why}"));
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(bad("is not an absolute URI"));
-    };
-    if uri.contains('#') {
-        return Err(bad("has a fragment"));
-    }
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    if host.contains('@') {
-        return Err(bad("has user information (`user@host`)"));
-    }
-    let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    match scheme {
-        "https" if !host.is_empty() => Ok(()),
-        "http" if ["127.0.0.1", "[::1]", "localhost"].contains(&host_only) => Ok(()),
-        "http" => Err(bad("uses http for a host other than a loopback address")),
-        s if !s.is_empty() && s.contains('.') => Ok(()), // private-use scheme (RFC 8252 §7.1)
-        _ => Err(bad("has an unsupported scheme")),
-    }
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, IdpError> {
     serde_json::to_string(value).map_err(|e| IdpError::Invalid(e.to_string()))
 }
@@ -880,32 +650,4 @@ async fn hash_password(password: String) -> Result<String, IdpError> {
     tokio::task::spawn_blocking(move || secrets::password::hash(&password))
         .await
         .map_err(|e| IdpError::Keys(format!("password hashing failed: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirect_uris_are_registered_only_when_safe() {
-        for good in [
-            "https://app.example/cb",
-            "http://127.0.0.1/cb",
-            "http://[::1]:8080/cb",
-            "http://localhost/cb",
-            "com.example.app://cb",
-        ] {
-            assert!(check_redirect_uri(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "https://app.example/cb#x",
-            "http://app.example/cb",
-            "http://localhost:80@evil.example/cb",
-            "https://user@app.example/cb",
-            "app/cb",
-            "javascript://x",
-        ] {
-            assert!(check_redirect_uri(bad).is_err(), "{bad}");
-        }
-    }
 }

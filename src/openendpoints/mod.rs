@@ -11,6 +11,7 @@
 mod config;
 pub mod form;
 pub mod run;
+mod settings;
 pub mod template;
 
 use std::path::PathBuf;

@@ -7,29 +7,29 @@
 //! portal items just before they are set; a subscription's disabling with its update), so an
 //! acknowledged change always has its deliveries.
 
+mod bodies;
 pub mod dispatch;
 pub mod sign;
+
+pub use bodies::outbox;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::access::Actor;
 use crate::clock::Clock;
-use crate::events::{Event, EventPayload, Journal, Projection, Topic, Visibility};
+use crate::events::{Journal, Topic, Visibility};
 use crate::metrics::Metrics;
 use crate::net::IpNets;
 use crate::net::targets::Targets;
 use crate::secrets::Sealer;
-use crate::store::{
-    AttemptRow, DeliveryRow, DeliveryState, OutboxEvent, Store, StoreError, SubscriptionRow,
-};
+use crate::store::{AttemptRow, DeliveryRow, DeliveryState, Store, StoreError, SubscriptionRow};
 
 /// `[webhooks]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -174,162 +174,6 @@ impl Interest {
             }
         }
         self.0.store(Arc::new(wanted));
-    }
-}
-
-fn outbox_event(event: &Event, body: impl Serialize, correlation_id: String) -> OutboxEvent {
-    let topic = event.topic();
-    let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
-    OutboxEvent {
-        event_id: crate::secrets::uuid(),
-        topic: topic.name(),
-        subject: event.subject(),
-        needs_admin: topic.needs_admin(),
-        qos: i64::from(topic.qos()),
-        payload: sign::ascii_json(&json),
-        correlation_id,
-        time: event.time,
-    }
-}
-
-/// The webhook body of `event`, in the seed's PascalCase with `EventQoS`; `None` for what never
-/// leaves the server (a write-only datapoint's value).
-pub fn outbox(event: &Event) -> Option<OutboxEvent> {
-    let qos = event.topic().qos();
-    let fresh = crate::secrets::uuid;
-    let raw = |text: &str, fallback: &'static str| {
-        serde_json::from_str::<&RawValue>(text)
-            .or_else(|_| serde_json::from_str::<&RawValue>(fallback))
-            .map(|raw| raw.to_owned())
-            .ok()
-    };
-    Some(match &event.payload {
-        EventPayload::DatapointWritten { key, value } => {
-            #[derive(Serialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Body<'a> {
-                datapoint: &'a str,
-                value: Option<Box<RawValue>>,
-                timestamp: String,
-                sequence: u64,
-                #[serde(rename = "EventQoS")]
-                event_qos: u8,
-            }
-            let value = value.as_ref()?;
-            let body = Body {
-                datapoint: key.as_str(),
-                value: raw(&value.to_json(), "null"),
-                timestamp: crate::timefmt::rfc3339(event.time),
-                sequence: event.seq,
-                event_qos: qos,
-            };
-            outbox_event(event, body, fresh())
-        }
-        EventPayload::PortalItemSet { account, item } => {
-            #[derive(Serialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Body<'a> {
-                account_id: &'a str,
-                portal_id: &'a str,
-                payload: Option<Box<RawValue>>,
-                server_timestamp: i64,
-                #[serde(rename = "EventQoS")]
-                event_qos: u8,
-            }
-            let body = Body {
-                account_id: account,
-                portal_id: &item.portal,
-                payload: raw(&item.payload, "\"\""),
-                server_timestamp: item.time_ms,
-                event_qos: qos,
-            };
-            outbox_event(event, body, fresh())
-        }
-        EventPayload::EndpointCalled {
-            application,
-            endpoint,
-            environment,
-            parameters,
-            files,
-        } => {
-            #[derive(Serialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct File<'a> {
-                parameter: &'a str,
-                file_name: &'a str,
-                content_type: &'a str,
-                size: usize,
-            }
-            #[derive(Serialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Body<'a> {
-                application: &'a str,
-                endpoint: &'a str,
-                environment: &'a str,
-                parameters: Option<Box<RawValue>>,
-                files: Vec<File<'a>>,
-                timestamp: String,
-                #[serde(rename = "EventQoS")]
-                event_qos: u8,
-            }
-            let body = Body {
-                application,
-                endpoint,
-                environment,
-                parameters: raw(parameters, "{}"),
-                files: files
-                    .iter()
-                    .map(|f| File {
-                        parameter: &f.parameter,
-                        file_name: &f.file_name,
-                        content_type: &f.content_type,
-                        size: f.size,
-                    })
-                    .collect(),
-                timestamp: crate::timefmt::rfc3339(event.time),
-                event_qos: qos,
-            };
-            outbox_event(event, body, fresh())
-        }
-        EventPayload::SubscriptionDisabled {
-            subscription,
-            url,
-            reason,
-            cause,
-        } => {
-            #[derive(Serialize)]
-            #[serde(rename_all = "PascalCase")]
-            struct Body<'a> {
-                subscription_id: &'a str,
-                url: &'a str,
-                reason: &'a str,
-                timestamp: String,
-                #[serde(rename = "EventQoS")]
-                event_qos: u8,
-            }
-            let body = Body {
-                subscription_id: subscription,
-                url,
-                reason,
-                timestamp: crate::timefmt::rfc3339(event.time),
-                event_qos: qos,
-            };
-            outbox_event(event, body, cause.to_string())
-        }
-    })
-}
-
-impl Projection for Webhooks {
-    fn wants(&self, topic: Topic) -> bool {
-        self.interest.wants(topic)
-    }
-
-    fn project(&self, event: &Event) -> Option<OutboxEvent> {
-        outbox(event)
-    }
-
-    fn committed(&self) {
-        self.wake();
     }
 }
 

@@ -12,6 +12,7 @@
 //! (`idp::throttle`), answered 429 with `Retry-After`.
 
 mod authorize;
+mod pages;
 mod tokens;
 
 use std::collections::BTreeMap;
