@@ -9,9 +9,9 @@ use portico::clock::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
+use crate::helpers::receiver::Receiver;
+use crate::helpers::tokens::{Signer, claims};
 use crate::helpers::{EventReader, TestApp};
-use crate::tokens::{Signer, claims};
-use crate::webhooks::{Receiver, deliveries, subscribe};
 
 const SECRET: &str = "a shared secret of at least thirty-two bytes";
 const ISSUER: &str = "https://hmac.example";
@@ -133,7 +133,7 @@ async fn a_datapoint_protected_on_its_endpoint_is_protected_on_the_native_api() 
 async fn settled(app: &TestApp, token: &str, id: &str, count: usize) -> Vec<(String, String)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let all = deliveries(app, token, id).await;
+        let all = app.deliveries(token, id).await;
         if all.len() >= count && all.iter().all(|d| d["state"] != "pending") {
             return all
                 .iter()
@@ -158,17 +158,18 @@ async fn settled(app: &TestApp, token: &str, id: &str, count: usize) -> Vec<(Str
 #[tokio::test]
 async fn webhooks_deliver_only_what_the_subscriptions_maker_may_read() {
     let app = TestApp::spawn_with(&plant("")).await;
-    let manager = crate::admin::token(&app, "node", "hooks", &["portico:webhooks"]).await;
-    let admin = crate::admin::token(&app, "node", "ops", &["portico:admin", "plant:read"]).await;
+    let manager = app.token("node", "hooks", &["portico:webhooks"]).await;
+    let admin = app
+        .token("node", "ops", &["portico:admin", "plant:read"])
+        .await;
     let mut managers = Receiver::start().await;
     let mut admins = Receiver::start().await;
-    let (manager_sub, _) = subscribe(
-        &app,
-        &manager,
-        json!({"url": managers.url, "topics": ["*"]}),
-    )
-    .await;
-    let (admin_sub, _) = subscribe(&app, &admin, json!({"url": admins.url, "topics": ["*"]})).await;
+    let (manager_sub, _) = app
+        .subscribe(&manager, json!({"url": managers.url, "topics": ["*"]}))
+        .await;
+    let (admin_sub, _) = app
+        .subscribe(&admin, json!({"url": admins.url, "topics": ["*"]}))
+        .await;
 
     put(&app, "/plant/temp", "21.5").await;
     put(&app, "/plant/secret", "42").await;
@@ -285,4 +286,22 @@ async fn a_stream_ends_when_its_token_is_revoked() {
     get(&app, "/api/v1/datapoints/plant.temp", Some(&access))
         .await
         .assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_portal_stream_ends_when_its_api_key_is_replaced() {
+    // One key per account: registering the address again replaces (deletes) the first key.
+    let toml = "[xrtc]\napi_key_count_max = 1\n[auth]\nrevocation_check_seconds = 1\n";
+    let app = TestApp::spawn_with(toml).await;
+    let mut owner = crate::helpers::xrtc::logged_in(&app, "owner@example.com").await;
+    let mut stream = owner.follow("p1").await;
+    assert_eq!(owner.set("p1", "aGk=").await.status, 200);
+    let item = stream.next().await.expect("an item while the key is valid");
+    assert_eq!(item.event, "portal.item.set");
+
+    crate::helpers::xrtc::register(&app, "owner@example.com").await;
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ended with its key"
+    );
 }

@@ -6,42 +6,6 @@ use serde_json::{Value as Json, json};
 
 use crate::helpers::{PROTECTED, Reply, TestApp};
 
-/// A client-credentials token of `realm` carrying `roles`.
-pub(crate) async fn token(app: &TestApp, realm: &str, id: &str, roles: &[&str]) -> String {
-    let idp = app.idp.as_ref().expect("identity provider on");
-    let settings = portico::idp::ClientSettings {
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        ..Default::default()
-    };
-    let secret = idp
-        .create_client(realm, id, settings, true)
-        .await
-        .expect("client")
-        .expect("secret");
-    let reply = app
-        .client
-        .post(app.at(&format!("/realms/{realm}/protocol/openid-connect/token")))
-        .basic_auth(id, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .expect("token request");
-    let reply = Reply::from(reply).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
-}
-
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Json>) -> Reply {
-    let bearer = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    app.authorized(method, path, Some(&bearer), body.as_deref())
-        .await
-}
-
 async fn authenticate(app: &TestApp, body: &Json) -> Reply {
     app.send(
         Method::POST,
@@ -74,20 +38,20 @@ async fn the_admin_api_needs_the_admin_role_in_the_admin_realm() {
     app.authorized(Method::GET, path, None, None)
         .await
         .assert_problem(401, "unauthenticated");
-    let plain = token(&app, "node", "viewer", &["plant:read"]).await;
-    call(&app, Method::GET, path, &plain, None)
+    let plain = app.token("node", "viewer", &["plant:read"]).await;
+    app.call(Method::GET, path, &plain, None)
         .await
         .assert_problem(403, "forbidden");
     let idp = app.idp.as_ref().expect("idp");
     idp.create_realm("other", Default::default())
         .await
         .expect("realm");
-    let elsewhere = token(&app, "other", "intruder", &["portico:admin"]).await;
-    call(&app, Method::GET, path, &elsewhere, None)
+    let elsewhere = app.token("other", "intruder", &["portico:admin"]).await;
+    app.call(Method::GET, path, &elsewhere, None)
         .await
         .assert_problem(403, "forbidden");
-    let admin = token(&app, "node", "operator", &["portico:admin"]).await;
-    let realms = call(&app, Method::GET, path, &admin, None).await;
+    let admin = app.token("node", "operator", &["portico:admin"]).await;
+    let realms = app.call(Method::GET, path, &admin, None).await;
     assert_eq!(realms.status, 200, "{}", realms.text);
     let names: Vec<Json> = realms
         .json()
@@ -102,21 +66,20 @@ async fn the_admin_api_needs_the_admin_role_in_the_admin_realm() {
 #[tokio::test]
 async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     let app = TestApp::spawn_with(PROTECTED).await;
-    let admin = token(&app, "node", "operator", &["portico:admin"]).await;
+    let admin = app.token("node", "operator", &["portico:admin"]).await;
 
-    let created = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/realms",
-        &admin,
-        Some(json!({ "name": "plant", "settings": { "access_token_seconds": 120 } })),
-    )
-    .await;
+    let created = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/realms",
+            &admin,
+            Some(json!({ "name": "plant", "settings": { "access_token_seconds": 120 } })),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.json()["issuer"], app.at("/realms/plant"));
     assert_eq!(created.json()["settings"]["access_token_seconds"], 120);
-    call(
-        &app,
+    app.call(
         Method::POST,
         "/api/v1/admin/realms",
         &admin,
@@ -124,8 +87,7 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     )
     .await
     .assert_problem(409, "conflict");
-    call(
-        &app,
+    app.call(
         Method::POST,
         "/api/v1/admin/realms",
         &admin,
@@ -133,8 +95,7 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     )
     .await
     .assert_problem(422, "invalid_value");
-    call(
-        &app,
+    app.call(
         Method::POST,
         "/api/v1/admin/realms",
         &admin,
@@ -148,14 +109,14 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     assert_eq!(discovery.status, 200, "the new realm serves at once");
 
     // A client: the secret is in the creating answer only, and it works.
-    let client = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/realms/plant/clients",
-        &admin,
-        Some(json!({ "client_id": "gateway", "settings": { "roles": ["plant:read"] } })),
-    )
-    .await;
+    let client = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/realms/plant/clients",
+            &admin,
+            Some(json!({ "client_id": "gateway", "settings": { "roles": ["plant:read"] } })),
+        )
+        .await;
     assert_eq!(client.status, 201, "{}", client.text);
     assert_eq!(client.header("cache-control"), "no-store");
     let secret = client.json()["client_secret"]
@@ -163,14 +124,14 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
         .expect("secret")
         .to_owned();
     assert_eq!(secret.len(), 43, "256 bits, base64url");
-    let read = call(
-        &app,
-        Method::GET,
-        "/api/v1/admin/realms/plant/clients/gateway",
-        &admin,
-        None,
-    )
-    .await;
+    let read = app
+        .call(
+            Method::GET,
+            "/api/v1/admin/realms/plant/clients/gateway",
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(read.status, 200);
     assert!(read.json().get("client_secret").is_none());
     let reply = app
@@ -195,23 +156,23 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
         .await;
     assert_eq!(datapoint.status, 200, "{}", datapoint.text);
 
-    let updated = call(
-        &app,
-        Method::PUT,
-        "/api/v1/admin/realms/plant/clients/gateway",
-        &admin,
-        Some(json!({ "roles": [], "redirect_uris": ["http://example.com/cb"] })),
-    )
-    .await;
+    let updated = app
+        .call(
+            Method::PUT,
+            "/api/v1/admin/realms/plant/clients/gateway",
+            &admin,
+            Some(json!({ "roles": [], "redirect_uris": ["http://example.com/cb"] })),
+        )
+        .await;
     updated.assert_problem(422, "invalid_value");
-    let reset = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/realms/plant/clients/gateway/secret",
-        &admin,
-        None,
-    )
-    .await;
+    let reset = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/realms/plant/clients/gateway/secret",
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(reset.status, 200);
     assert_ne!(
         reset.json()["client_secret"].as_str(),
@@ -219,19 +180,18 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     );
 
     // A user without a password gets a generated one, once.
-    let user = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/realms/plant/users",
-        &admin,
-        Some(json!({ "username": "ada", "settings": { "roles": ["plant:read"] } })),
-    )
-    .await;
+    let user = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/realms/plant/users",
+            &admin,
+            Some(json!({ "username": "ada", "settings": { "roles": ["plant:read"] } })),
+        )
+        .await;
     assert_eq!(user.status, 201, "{}", user.text);
     assert_eq!(user.json()["password"].as_str().map(str::len), Some(43));
     let id = user.json()["id"].as_str().expect("id").to_owned();
-    call(
-        &app,
+    app.call(
         Method::PUT,
         &format!("/api/v1/admin/realms/plant/users/{id}/password"),
         &admin,
@@ -239,26 +199,26 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     )
     .await
     .assert_problem(422, "invalid_value");
-    let users = call(
-        &app,
-        Method::GET,
-        "/api/v1/admin/realms/plant/users",
-        &admin,
-        None,
-    )
-    .await;
+    let users = app
+        .call(
+            Method::GET,
+            "/api/v1/admin/realms/plant/users",
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(users.json()[0]["username"], "ada");
     assert!(users.json()[0].get("password").is_none());
 
     // Keys: rotation publishes a new next key and retires the active one.
-    let rotated = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/realms/plant/keys/rotate",
-        &admin,
-        None,
-    )
-    .await;
+    let rotated = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/realms/plant/keys/rotate",
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let states: Vec<String> = rotated
         .json()
@@ -270,23 +230,12 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     assert_eq!(states.iter().filter(|s| *s == "retired").count(), 2);
     assert_eq!(states.iter().filter(|s| *s == "next").count(), 2);
 
-    call(
-        &app,
-        Method::DELETE,
-        "/api/v1/admin/realms/node",
-        &admin,
-        None,
-    )
-    .await
-    .assert_problem(409, "conflict");
-    let gone = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/admin/realms/plant",
-        &admin,
-        None,
-    )
-    .await;
+    app.call(Method::DELETE, "/api/v1/admin/realms/node", &admin, None)
+        .await
+        .assert_problem(409, "conflict");
+    let gone = app
+        .call(Method::DELETE, "/api/v1/admin/realms/plant", &admin, None)
+        .await;
     assert_eq!(gone.status, 204);
     app.get("/realms/plant/.well-known/openid-configuration")
         .await
@@ -297,19 +246,19 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
 async fn apps_authenticate_by_secret_revalidation_and_self_signed_tokens() {
     // This test fails on purpose more often than the default throttle allows one address.
     let app = TestApp::spawn_with(&format!("{PROTECTED}\n[idp.throttle]\nip_burst = 1000\n")).await;
-    let admin = token(&app, "node", "operator", &["portico:admin"]).await;
-    let created = call(
-        &app,
-        Method::POST,
-        "/api/v1/admin/apps",
-        &admin,
-        Some(json!({
-            "app_id": "fooApp",
-            "generate_key": true,
-            "settings": { "name": "Foo App", "roles": ["plant:read"] }
-        })),
-    )
-    .await;
+    let admin = app.token("node", "operator", &["portico:admin"]).await;
+    let created = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/apps",
+            &admin,
+            Some(json!({
+                "app_id": "fooApp",
+                "generate_key": true,
+                "settings": { "name": "Foo App", "roles": ["plant:read"] }
+            })),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let secret = created.json()["app_secret"]
         .as_str()
@@ -354,7 +303,7 @@ async fn apps_authenticate_by_secret_revalidation_and_self_signed_tokens() {
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json()["accessToken"], issued.as_str());
     // A token of a client (not an app) is not an app token.
-    let other = token(&app, "node", "gateway", &["plant:read"]).await;
+    let other = app.token("node", "gateway", &["plant:read"]).await;
     assert_not_authenticated(
         &authenticate(&app, &json!({ "strategy": "jwt", "accessToken": other })).await,
     );
@@ -461,14 +410,9 @@ async fn apps_authenticate_by_secret_revalidation_and_self_signed_tokens() {
     );
 
     // A deleted app can no longer authenticate.
-    let gone = call(
-        &app,
-        Method::DELETE,
-        "/api/v1/admin/apps/fooApp",
-        &admin,
-        None,
-    )
-    .await;
+    let gone = app
+        .call(Method::DELETE, "/api/v1/admin/apps/fooApp", &admin, None)
+        .await;
     assert_eq!(gone.status, 204);
     assert_not_authenticated(
         &authenticate(

@@ -9,8 +9,8 @@ use portico::clock::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::helpers::tokens::{Idp, Signer, b64, claims, hmac};
 use crate::helpers::{Reply, TestApp, rand_u64};
-use crate::tokens::{Idp, Signer, b64, claims, hmac};
 
 const SECRET: &str = "a shared secret of at least thirty-two bytes";
 const ISSUER: &str = "https://hmac.example";

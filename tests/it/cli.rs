@@ -218,8 +218,9 @@ fn keys_generate_and_token_inspect_work_together() {
 
     let now = portico::clock::Clock::now(&portico::clock::SystemClock).unix_timestamp();
     let sign = |exp: i64| {
-        let header = crate::tokens::b64(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#).as_bytes());
-        let claims = crate::tokens::b64(
+        let header =
+            crate::helpers::tokens::b64(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#).as_bytes());
+        let claims = crate::helpers::tokens::b64(
             format!(r#"{{"iss":"https://idp.example","sub":"d1","exp":{exp},"scope":"a b"}}"#)
                 .as_bytes(),
         );
@@ -227,7 +228,10 @@ fn keys_generate_and_token_inspect_work_together() {
         let signature = pair
             .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
             .expect("sign");
-        format!("{input}.{}", crate::tokens::b64(signature.as_ref()))
+        format!(
+            "{input}.{}",
+            crate::helpers::tokens::b64(signature.as_ref())
+        )
     };
     let config = config.to_str().expect("utf-8");
     let (code, stdout, _) = portico(&["token", "inspect", &sign(now + 300), "--config", config]);

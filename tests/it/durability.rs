@@ -1,59 +1,7 @@
 //! Acknowledged writes survive `kill -9`: the real binary is killed with SIGKILL and restarted.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
+use crate::helpers::process::Process;
 use crate::helpers::{DATAPOINTS, TestDatabase, client_for};
-
-/// A `portico serve` process, killed with SIGKILL when dropped.
-pub(crate) struct Process {
-    child: Child,
-    pub(crate) url: String,
-    stdout: Option<BufReader<std::process::ChildStdout>>,
-}
-
-impl Process {
-    pub(crate) fn start(config: &Path, data_dir: &Path, database: &TestDatabase) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("PORTICO_DATABASE_URL", &database.url)
-            .env("PORTICO_LOG__LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start portico");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut first = String::new();
-        let mut stdout = BufReader::new(stdout);
-        stdout.read_line(&mut first).expect("banner");
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("https://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_owned();
-        Self {
-            child,
-            url,
-            stdout: Some(stdout),
-        }
-    }
-
-    pub(crate) fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill() {

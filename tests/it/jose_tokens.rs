@@ -18,7 +18,7 @@ use portico::jose::keys::{KeySet, KeySetError};
 use portico::jose::primitive::Algorithm;
 use serde_json::{Value as Json, json};
 
-use crate::jose_vectors::{vectors, wycheproof};
+use crate::helpers::vectors::{vectors, wycheproof};
 
 /// A group's key as a JWK set: the public key where the group has one, else the secret one.
 fn group_keys(group: &Json) -> Json {

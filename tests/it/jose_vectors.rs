@@ -2,27 +2,10 @@
 //! `../shared/vectors`, or `PORTICO_VECTORS`). Every `valid`/`invalid` verdict must match; each
 //! case Portico decides differently by policy is counted and explained where it is decided.
 
-use std::path::PathBuf;
-
 use portico::jose::primitive::{Algorithm, VerifyingKey};
 use serde_json::Value as Json;
 
-pub fn vectors() -> PathBuf {
-    std::env::var_os("PORTICO_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
-}
-
-pub fn wycheproof(file: &str) -> Json {
-    let path = vectors().join("wycheproof").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set PORTICO_VECTORS to the vectors folder)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("vector JSON")
-}
+use crate::helpers::vectors::wycheproof;
 
 fn hex(text: &str) -> Vec<u8> {
     (0..text.len() / 2)

@@ -9,7 +9,7 @@ use portico::openendpoints::{Environment, hash, hex};
 use reqwest::Method;
 use serde_json::Value as Json;
 
-use crate::durability::Process;
+use crate::helpers::process::Process;
 use crate::helpers::{DATAPOINTS, EventReader, Reply, TestApp, TestDatabase, client_for};
 
 const SIGNED: &str = r#"
@@ -33,11 +33,6 @@ fn ping_path() -> String {
         b"a-signing-secret-for-the-journal-tests",
     ));
     format!("/forms/ping?hash={hash}")
-}
-
-/// An admin's token: admins read every topic.
-async fn admin(app: &TestApp) -> String {
-    crate::webhooks::admin(app).await
 }
 
 async fn page(app: &TestApp, query: &str, token: Option<&str>) -> Json {
@@ -77,9 +72,9 @@ async fn write(client: &reqwest::Client, base: &str, value: i64) {
 #[tokio::test]
 async fn writes_portal_items_and_signed_calls_share_one_increasing_sequence() {
     let app = TestApp::spawn_with(&config()).await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let mut stream = EventReader::open_as(&app, "/api/v1/events/stream", &token).await;
-    let mut xrtc = crate::xrtc::logged_in(&app, "journal@example.com").await;
+    let mut xrtc = crate::helpers::xrtc::logged_in(&app, "journal@example.com").await;
 
     write(&app.client, &app.url, 1).await;
     assert_eq!(xrtc.set("p1", "aGk=").await.status, 200);
@@ -220,7 +215,7 @@ async fn the_sequence_keeps_increasing_across_kill_9() {
     let toml = format!("{}\n[xrtc]\nlogin_timeout_ms = 0\n", config());
     // An XRTC account and an admin client, made on the same data directory and database first.
     let setup = TestApp::spawn_in(data.clone(), database.clone(), &toml).await;
-    let (account, key) = crate::xrtc::register(&setup, "kill@example.com").await;
+    let (account, key) = crate::helpers::xrtc::register(&setup, "kill@example.com").await;
     let secret = setup
         .client_with_roles("journal-admin", &["portico:admin"])
         .await;
@@ -249,7 +244,7 @@ async fn the_sequence_keeps_increasing_across_kill_9() {
             .await
             .expect("JSON");
         let token = token["access_token"].as_str().expect("token").to_owned();
-        let mut xrtc = crate::xrtc::Client::to(&process.url, Some(&cert), [127, 0, 0, 1]);
+        let mut xrtc = crate::helpers::xrtc::Client::to(&process.url, Some(&cert), [127, 0, 0, 1]);
         let login = xrtc.login(&account, &key).await;
         assert_eq!(login.status, 200, "{}", login.text);
         let mut portal = xrtc.follow("p1").await;

@@ -22,6 +22,5 @@ mod sse;
 mod store;
 mod store_identity;
 mod tls;
-mod tokens;
 mod webhooks;
 mod xrtc;

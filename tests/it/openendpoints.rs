@@ -10,8 +10,8 @@ use std::path::Path;
 use portico::openendpoints::{Environment, hash, hex};
 use serde_json::{Value as Json, json};
 
+use crate::helpers::receiver::{Answer, Receiver};
 use crate::helpers::{Reply, TestApp};
-use crate::webhooks::{Answer, Receiver};
 
 const LIVE: &str = "82bb6e7f675a8d872688cb593a64f615b37f88478d7fed8705496d3e7a1c2699";
 const PREVIEW: &str = "4afcbe21891e5be6762f495958659a25950a83e7c52f13594cbebe43cfdd9bf4";
@@ -525,16 +525,16 @@ async fn every_action_runs_and_the_call_is_an_event() {
     let base = crm.url.trim_end_matches("/hook").to_owned();
     // An XRTC account first: the configuration names it.
     let app = TestApp::spawn_with("").await;
-    let (account, key) = crate::xrtc::register(&app, "forms@example.com").await;
+    let (account, key) = crate::helpers::xrtc::register(&app, "forms@example.com").await;
     let (dir, database) = app.stop().await;
     let app = TestApp::spawn_in(dir, database, &actions_config(&base, &statics, &account)).await;
-    let token = crate::webhooks::admin(&app).await;
-    let (hook, _) = crate::webhooks::subscribe(
-        &app,
-        &token,
-        json!({"url": hooks.url, "topics": ["endpoint.called"]}),
-    )
-    .await;
+    let token = app.admin_token().await;
+    let (hook, _) = app
+        .subscribe(
+            &token,
+            json!({"url": hooks.url, "topics": ["endpoint.called"]}),
+        )
+        .await;
 
     // The static file answer, and no way out of the folder.
     let page = sign("page", &[], Environment::Live, "plant-secret");
@@ -565,10 +565,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     // Only the call that could be answered is an event; refused ones change nothing.
     let event = hooks.next().await.json();
     assert_eq!(event["Endpoint"], "page", "an authentic call is an event");
-    assert_eq!(
-        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
-        1
-    );
+    assert_eq!(app.deliveries(&token, &hook).await.len(), 1);
 
     // contact: datapoint, portal, HTTP call, e-mail with the upload; then the success redirect.
     let who = "Zoë & co";
@@ -604,7 +601,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     );
     let note = app.get("/api/v1/datapoints/plant.note").await.json();
     assert_eq!(note["current"]["value"], "Grüße aus dem Werk");
-    let mut xrtc = crate::xrtc::Client::new(&app);
+    let mut xrtc = crate::helpers::xrtc::Client::new(&app);
     assert_eq!(xrtc.login(&account, &key).await.status, 200);
     let items = xrtc.get(r#"{"portals":[{"portalid":"forms"}]}"#).await;
     assert_eq!(items, ["Zoë & co: Grüße aus dem Werk"]);
@@ -665,10 +662,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     assert_problem(&reply, 422, "type_mismatch");
     let note = app.get("/api/v1/datapoints/plant.note").await.json();
     assert_eq!(note["current"]["value"], "Grüße aus dem Werk");
-    assert_eq!(
-        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
-        2
-    );
+    assert_eq!(app.deliveries(&token, &hook).await.len(), 2);
     let reply = get(&app, &format!("/forms/plant/two?note=a&level=1&hash={two}")).await;
     assert_eq!(reply.status, 405, "methods = [\"POST\"]");
     // Values never move a request or a redirect: `..` as a path segment, `//` from an empty one.
@@ -695,10 +689,7 @@ async fn every_action_runs_and_the_call_is_an_event() {
     assert_problem(&reply, 400, "invalid_parameter");
     let reply = get(&app, &format!("/forms/plant/hop?a=x&b=y&hash={hop}")).await;
     assert_eq!(reply.header("location"), "/x/y");
-    assert_eq!(
-        crate::webhooks::deliveries(&app, &token, &hook).await.len(),
-        3
-    );
+    assert_eq!(app.deliveries(&token, &hook).await.len(), 3);
 
     // An HTTP call with a templated form body.
     let relay = sign("relay", &[], Environment::Live, "plant-secret");

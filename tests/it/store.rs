@@ -4,16 +4,7 @@
 use portico::store::{DatapointRow, Store, StoreError};
 use time::OffsetDateTime;
 
-use crate::helpers::TestDatabase;
-
-pub async fn fresh() -> (tempfile::TempDir, TestDatabase, Store) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database = TestDatabase::fresh(dir.path()).await;
-    let store = Store::open(&database.location())
-        .await
-        .unwrap_or_else(|e| panic!("open: {e}"));
-    (dir, database, store)
-}
+use crate::helpers::fresh_store as fresh;
 
 fn row(key: &str, value_json: &str, micros: i64, seq: u64) -> DatapointRow {
     DatapointRow {

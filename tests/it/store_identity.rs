@@ -4,7 +4,7 @@
 use portico::store::{ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, StoreError, UserRow};
 use time::OffsetDateTime;
 
-use crate::store::fresh;
+use crate::helpers::fresh_store as fresh;
 
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(seconds).expect("time")

@@ -5,138 +5,18 @@
 
 #![allow(clippy::unwrap_used)] // a test's helpers fail the test by panicking
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use portico::clock::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 
-use crate::helpers::{DATAPOINTS, Reply, TestApp};
-
-/// What the receiver answers: a status and headers.
-#[derive(Debug, Clone)]
-pub(crate) struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl Answer {
-    pub(crate) fn status(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-        }
-    }
-
-    fn with(mut self, name: &'static str, value: &str) -> Self {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-}
-
-/// A request the receiver got.
-#[derive(Debug)]
-pub(crate) struct Got {
-    pub(crate) path: String,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-impl Got {
-    pub(crate) fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    pub(crate) fn json(&self) -> Json {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-}
-
-#[derive(Clone)]
-struct Script {
-    answers: Arc<Mutex<VecDeque<Answer>>>,
-    otherwise: Arc<Mutex<Answer>>,
-    got: mpsc::UnboundedSender<Got>,
-}
-
-/// A real HTTP server on 127.0.0.1 that records each request and answers as scripted.
-pub(crate) struct Receiver {
-    pub(crate) url: String,
-    script: Script,
-    got: mpsc::UnboundedReceiver<Got>,
-}
-
-impl Receiver {
-    pub(crate) async fn start() -> Self {
-        let (sender, got) = mpsc::unbounded_channel();
-        let script = Script {
-            answers: Arc::default(),
-            otherwise: Arc::new(Mutex::new(Answer::status(200))),
-            got: sender,
-        };
-        let app = axum::Router::new()
-            .fallback(
-                |axum::extract::State(script): axum::extract::State<Script>,
-                 uri: axum::http::Uri,
-                 headers: HeaderMap,
-                 body: Bytes| async move {
-                    let answer = script
-                        .answers
-                        .lock()
-                        .unwrap()
-                        .pop_front()
-                        .unwrap_or_else(|| script.otherwise.lock().unwrap().clone());
-                    let _ = script.got.send(Got {
-                        path: uri.to_string(),
-                        headers,
-                        body,
-                    });
-                    let mut response: Response = "ok".into_response();
-                    *response.status_mut() = answer.status.try_into().unwrap();
-                    for (name, value) in answer.headers {
-                        response.headers_mut().insert(name, value.parse().unwrap());
-                    }
-                    response
-                },
-            )
-            .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, script, got }
-    }
-
-    pub(crate) fn answer(&self, answers: impl IntoIterator<Item = Answer>) {
-        self.script.answers.lock().unwrap().extend(answers);
-    }
-
-    fn otherwise(&self, answer: Answer) {
-        *self.script.otherwise.lock().unwrap() = answer;
-    }
-
-    /// The next request, within 10 s.
-    pub(crate) async fn next(&mut self) -> Got {
-        tokio::time::timeout(Duration::from_secs(10), self.got.recv())
-            .await
-            .expect("a delivery within 10 s")
-            .expect("receiver running")
-    }
-
-    /// Nothing arrived so far (everything sent before was taken with `next`).
-    pub(crate) fn nothing_pending(&mut self) -> bool {
-        self.got.try_recv().is_err()
-    }
-}
+use crate::helpers::receiver::{Answer, Receiver};
+use crate::helpers::{DATAPOINTS, TestApp};
 
 const ALLOW_LOOPBACK: &str = r#"
 [webhooks]
@@ -149,43 +29,6 @@ fn config(extra: &str) -> String {
     format!("{DATAPOINTS}\n{ALLOW_LOOPBACK}{extra}")
 }
 
-/// A manager's token (from a new client each time: tests on a moving clock need fresh ones).
-pub(crate) async fn manager(app: &TestApp) -> String {
-    let id = format!("hooks-{:08x}", crate::helpers::rand_u64() as u32);
-    crate::admin::token(app, "node", &id, &["portico:webhooks"]).await
-}
-
-/// An admin's token: reads every topic (portal items and signed calls are for admins alone).
-pub(crate) async fn admin(app: &TestApp) -> String {
-    let id = format!("admin-{:08x}", crate::helpers::rand_u64() as u32);
-    crate::admin::token(app, "node", &id, &["portico:admin"]).await
-}
-
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Json>) -> Reply {
-    let bearer = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    app.authorized(method, path, Some(&bearer), body.as_deref())
-        .await
-}
-
-/// Creates a subscription; answers (id, secret).
-pub(crate) async fn subscribe(app: &TestApp, token: &str, body: Json) -> (String, String) {
-    let reply = call(
-        app,
-        Method::POST,
-        "/api/v1/webhooks/subscriptions",
-        token,
-        Some(body),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let json = reply.json();
-    (
-        json["id"].as_str().unwrap().to_owned(),
-        json["secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn write_int(app: &TestApp, value: i64) {
     let reply = app
         .put_json("/api/v1/t/int", &format!(r#"{{"value":{value}}}"#))
@@ -193,25 +36,11 @@ async fn write_int(app: &TestApp, value: i64) {
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
-/// The subscription's deliveries, newest first.
-pub(crate) async fn deliveries(app: &TestApp, token: &str, id: &str) -> Vec<Json> {
-    let reply = call(
-        app,
-        Method::GET,
-        &format!("/api/v1/webhooks/subscriptions/{id}/deliveries"),
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json().as_array().unwrap().clone()
-}
-
 /// Waits (polling the API, at most 10 s) until the newest delivery has `attempts` recorded.
 async fn recorded(app: &TestApp, token: &str, id: &str, attempts: i64) -> Json {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let all = deliveries(app, token, id).await;
+        let all = app.deliveries(token, id).await;
         if let Some(newest) = all.first()
             && newest["attempts"] == attempts
             && (newest["state"] != "pending" || newest["next_attempt"].is_string())
@@ -239,14 +68,11 @@ struct Clocked {
 async fn clocked(extra: &str, topic: &str) -> Clocked {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let app = TestApp::spawn_clocked(&config(extra), clock.clone()).await;
-    let token = admin(&app).await;
+    let token = app.admin_token().await;
     let receiver = Receiver::start().await;
-    let (id, secret) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": [topic]}),
-    )
-    .await;
+    let (id, secret) = app
+        .subscribe(&token, json!({"url": receiver.url, "topics": [topic]}))
+        .await;
     Clocked {
         app,
         clock,
@@ -294,15 +120,15 @@ fn assert_dotnet_timestamp(text: &str) {
 #[tokio::test]
 async fn deliveries_carry_the_seeds_headers_and_signature() {
     let app = TestApp::spawn_with(&config("")).await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     let mut receiver = Receiver::start().await;
-    let (id, secret) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["datapoint.written"],
+    let (id, secret) = app
+        .subscribe(
+            &token,
+            json!({"url": receiver.url, "topics": ["datapoint.written"],
                "options": {"standard_webhooks": true}}),
-    )
-    .await;
+        )
+        .await;
     assert!(
         secret.starts_with("whsec_") && secret.len() == 50,
         "{secret}"
@@ -348,23 +174,18 @@ async fn deliveries_carry_the_seeds_headers_and_signature() {
     );
 
     // The secret is never shown again.
-    let read = call(
-        &app,
-        Method::GET,
-        &format!("/api/v1/webhooks/subscriptions/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let read = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/subscriptions/{id}"),
+            &token,
+            None,
+        )
+        .await;
     assert!(!read.text.contains(&secret[6..]), "{}", read.text);
-    let list = call(
-        &app,
-        Method::GET,
-        "/api/v1/webhooks/subscriptions",
-        &token,
-        None,
-    )
-    .await;
+    let list = app
+        .call(Method::GET, "/api/v1/webhooks/subscriptions", &token, None)
+        .await;
     assert!(!list.text.contains(&secret[6..]), "{}", list.text);
     let delivered = recorded(&app, &token, &id, 1).await;
     assert_eq!(delivered["state"], "delivered");
@@ -386,8 +207,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn the_api_lists_topics_and_manages_subscriptions() {
     let app = TestApp::spawn_with(&config("")).await;
-    let token = manager(&app).await;
-    let topics = call(&app, Method::GET, "/api/v1/webhooks/topics", &token, None).await;
+    let token = app.manager_token().await;
+    let topics = app
+        .call(Method::GET, "/api/v1/webhooks/topics", &token, None)
+        .await;
     assert_eq!(topics.status, 200);
     let topics = topics.json();
     let names: Vec<(&str, &str, u64)> = topics
@@ -419,28 +242,28 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
     // Who may call it.
     let anonymous = app.get("/api/v1/webhooks/subscriptions").await;
     assert_eq!(anonymous.status, 401);
-    let reader = crate::admin::token(&app, "node", "reader", &["plant:read"]).await;
-    call(&app, Method::GET, "/api/v1/webhooks/topics", &reader, None)
+    let reader = app.token("node", "reader", &["plant:read"]).await;
+    app.call(Method::GET, "/api/v1/webhooks/topics", &reader, None)
         .await
         .assert_problem(403, "forbidden");
 
     // Create, read, replace, delete.
-    let (id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": "http://127.0.0.1:9/a", "topics": ["*"], "description": "all"}),
-    )
-    .await;
+    let (id, _) = app
+        .subscribe(
+            &token,
+            json!({"url": "http://127.0.0.1:9/a", "topics": ["*"], "description": "all"}),
+        )
+        .await;
     let path = format!("/api/v1/webhooks/subscriptions/{id}");
     let changes = json!({"url": "http://127.0.0.1:9/b",
                          "topics": ["portal.item.set", "datapoint.written"],
                          "enabled": false, "options": {"accept_any_2xx": true}});
     // Portal items are for admins alone: a webhooks-only manager may not name them.
-    call(&app, Method::PUT, &path, &token, Some(changes.clone()))
+    app.call(Method::PUT, &path, &token, Some(changes.clone()))
         .await
         .assert_problem(403, "forbidden");
-    let admin = admin(&app).await;
-    let replaced = call(&app, Method::PUT, &path, &admin, Some(changes)).await;
+    let admin = app.admin_token().await;
+    let replaced = app.call(Method::PUT, &path, &admin, Some(changes)).await;
     assert_eq!(replaced.status, 200, "{}", replaced.text);
     let replaced = replaced.json();
     assert_eq!(replaced["url"], "http://127.0.0.1:9/b");
@@ -453,18 +276,13 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
         replaced["options"],
         json!({"accept_any_2xx": true, "standard_webhooks": false})
     );
-    let list = call(
-        &app,
-        Method::GET,
-        "/api/v1/webhooks/subscriptions",
-        &token,
-        None,
-    )
-    .await;
+    let list = app
+        .call(Method::GET, "/api/v1/webhooks/subscriptions", &token, None)
+        .await;
     assert_eq!(list.json().as_array().unwrap().len(), 1);
-    let deleted = call(&app, Method::DELETE, &path, &token, None).await;
+    let deleted = app.call(Method::DELETE, &path, &token, None).await;
     assert_eq!(deleted.status, 204);
-    call(&app, Method::GET, &path, &token, None)
+    app.call(Method::GET, &path, &token, None)
         .await
         .assert_problem(404, "not_found");
 
@@ -491,8 +309,7 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
             "invalid_value",
         ),
     ] {
-        call(
-            &app,
+        app.call(
             Method::POST,
             "/api/v1/webhooks/subscriptions",
             &token,
@@ -501,21 +318,16 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
         .await
         .assert_problem(422, code);
     }
-    let list = call(
-        &app,
-        Method::GET,
-        "/api/v1/webhooks/subscriptions",
-        &token,
-        None,
-    )
-    .await;
+    let list = app
+        .call(Method::GET, "/api/v1/webhooks/subscriptions", &token, None)
+        .await;
     assert_eq!(list.json(), json!([]));
 }
 
 #[tokio::test]
 async fn non_global_targets_are_refused_unless_allowed() {
     let app = TestApp::spawn_with(&format!("{DATAPOINTS}\n[webhooks]\npoll_ms = 20\n")).await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     for url in [
         "http://127.0.0.1:8080/hook",
         "http://localhost:8080/hook",
@@ -526,14 +338,14 @@ async fn non_global_targets_are_refused_unless_allowed() {
         "http://192.168.0.10/hook",
         "http://0.0.0.0/hook",
     ] {
-        let reply = call(
-            &app,
-            Method::POST,
-            "/api/v1/webhooks/subscriptions",
-            &token,
-            Some(json!({"url": url, "topics": ["*"]})),
-        )
-        .await;
+        let reply = app
+            .call(
+                Method::POST,
+                "/api/v1/webhooks/subscriptions",
+                &token,
+                Some(json!({"url": url, "topics": ["*"]})),
+            )
+            .await;
         let problem = reply.assert_problem(422, "target_forbidden");
         assert!(
             problem["detail"]
@@ -550,11 +362,9 @@ async fn non_global_targets_are_refused_unless_allowed() {
 #[tokio::test]
 async fn targets_are_checked_again_at_delivery() {
     let app = TestApp::spawn_with(&config("")).await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     let mut receiver = Receiver::start().await;
-    let (id, _) = subscribe(
-        &app,
-        &token,
+    let (id, _) = app.subscribe(&token,
         json!({"url": receiver.url.replace("127.0.0.1", "localhost"), "topics": ["datapoint.written"]}),
     )
     .await;
@@ -565,7 +375,7 @@ async fn targets_are_checked_again_at_delivery() {
         &format!("{DATAPOINTS}\n[webhooks]\npoll_ms = 20\n"),
     )
     .await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     write_int(&app, 1).await;
     let failed = recorded(&app, &token, &id, 1).await;
     assert_eq!(failed["state"], "pending");
@@ -642,15 +452,15 @@ async fn retries_follow_the_seeds_backoff_and_redirects_are_not_followed() {
     assert_eq!(failed["last_status"], 204);
     assert!(elsewhere.nothing_pending(), "the redirect was not followed");
 
-    let log = call(
-        &app,
-        Method::GET,
-        &format!("/api/v1/webhooks/subscriptions/{id}/attempts"),
-        &token,
-        None,
-    )
-    .await
-    .json();
+    let log = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/subscriptions/{id}/attempts"),
+            &token,
+            None,
+        )
+        .await
+        .json();
     let statuses: Vec<&Json> = log
         .as_array()
         .unwrap()
@@ -688,7 +498,7 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
             clock.advance(time::Duration::seconds_f64(
                 (attempt as f64 + 0.7).powi(4) + 1.0,
             ));
-            token = admin(&app).await;
+            token = app.admin_token().await;
         } else {
             assert_eq!(delivery["state"], "dead", "after attempt {attempt}");
         }
@@ -696,15 +506,15 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
     assert!(receiver.nothing_pending());
 
     receiver.otherwise(Answer::status(200));
-    let replay = call(
-        &app,
-        Method::POST,
-        &format!("/api/v1/webhooks/subscriptions/{id}/replay"),
-        &token,
-        Some(json!({"from": portico::timefmt::rfc3339(from),
+    let replay = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/subscriptions/{id}/replay"),
+            &token,
+            Some(json!({"from": portico::timefmt::rfc3339(from),
                     "to": portico::timefmt::rfc3339(clock.now()), "states": ["dead"]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(replay.status, 200, "{}", replay.text);
     assert_eq!(replay.json(), json!({"replayed": 1}));
     receiver.next().await;
@@ -712,17 +522,17 @@ async fn qos2_becomes_a_dead_letter_after_10_retries_and_replays() {
     assert_eq!(delivered["state"], "delivered");
 
     // A single delivery can be sent again by hand.
-    let again = call(
-        &app,
-        Method::POST,
-        &format!(
-            "/api/v1/webhooks/subscriptions/{id}/deliveries/{}/redeliver",
-            delivered["id"]
-        ),
-        &token,
-        None,
-    )
-    .await;
+    let again = app
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/webhooks/subscriptions/{id}/deliveries/{}/redeliver",
+                delivered["id"]
+            ),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json()["state"], "pending");
     receiver.next().await;
@@ -744,7 +554,7 @@ async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
     )
     .await;
     receiver.otherwise(Answer::status(503));
-    let mut client = crate::xrtc::logged_in(&app, "hooks@example.com").await;
+    let mut client = crate::helpers::xrtc::logged_in(&app, "hooks@example.com").await;
     let set = client.set("p1", "aGVsbG8=").await;
     assert_eq!(set.status, 200, "{}", set.text);
 
@@ -765,20 +575,20 @@ async fn qos1_portal_items_are_discarded_after_4_retries_and_counted() {
             clock.advance(time::Duration::seconds_f64(
                 (attempt as f64 + 0.7).powi(4) + 1.0,
             ));
-            token = admin(&app).await;
+            token = app.admin_token().await;
         } else {
             assert_eq!(delivery["state"], "discarded");
         }
     }
-    let subscription = call(
-        &app,
-        Method::GET,
-        &format!("/api/v1/webhooks/subscriptions/{id}"),
-        &token,
-        None,
-    )
-    .await
-    .json();
+    let subscription = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/subscriptions/{id}"),
+            &token,
+            None,
+        )
+        .await
+        .json();
     assert_eq!(subscription["discarded_total"], 1);
     let metrics = app.get("/metrics").await.text;
     assert!(
@@ -841,26 +651,25 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
         clock.clone(),
     )
     .await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     let mut failing = Receiver::start().await;
     let mut gone = Receiver::start().await;
     let mut watcher = Receiver::start().await;
     failing.otherwise(Answer::status(500));
     gone.otherwise(Answer::status(410));
-    let (failing_id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": failing.url, "topics": ["datapoint.written"]}),
-    )
-    .await;
-    let (gone_id, _) = subscribe(
-        &app,
-        &token,
-        json!({"url": gone.url, "topics": ["datapoint.written"]}),
-    )
-    .await;
-    subscribe(
-        &app,
+    let (failing_id, _) = app
+        .subscribe(
+            &token,
+            json!({"url": failing.url, "topics": ["datapoint.written"]}),
+        )
+        .await;
+    let (gone_id, _) = app
+        .subscribe(
+            &token,
+            json!({"url": gone.url, "topics": ["datapoint.written"]}),
+        )
+        .await;
+    app.subscribe(
         &token,
         json!({"url": watcher.url, "topics": ["webhook.subscription.disabled"]}),
     )
@@ -884,7 +693,7 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     failing.next().await;
     recorded(&app, &token, &failing_id, 2).await;
     let path = format!("/api/v1/webhooks/subscriptions/{failing_id}");
-    let still = call(&app, Method::GET, &path, &token, None).await.json();
+    let still = app.call(Method::GET, &path, &token, None).await.json();
     assert_eq!(
         still["enabled"], true,
         "9.35 s of failures is within the window"
@@ -894,34 +703,34 @@ async fn failing_subscriptions_are_disabled_with_a_reason_and_can_be_re_enabled(
     failing.next().await;
     let second = watcher.next().await;
     assert_eq!(second.json()["SubscriptionId"], failing_id.as_str());
-    let disabled = call(&app, Method::GET, &path, &token, None).await.json();
+    let disabled = app.call(Method::GET, &path, &token, None).await.json();
     assert_eq!(disabled["enabled"], false);
     let reason = disabled["disabled_reason"].as_str().unwrap();
     assert!(reason.contains("HTTP 500"), "{reason}");
 
-    // Disabled: new events are not queued for it.
+    // Disabled: new events are not queued for it, and it is not disabled twice.
     write_int(&app, 6).await;
-    watcher.nothing_pending();
-    let queued = deliveries(&app, &token, &failing_id).await;
+    let queued = app.deliveries(&token, &failing_id).await;
     assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(watcher.nothing_pending(), "one disabling, one event");
 
     // Re-enabled by the API: the reason goes, the pending delivery is delivered when due.
     failing.otherwise(Answer::status(200));
-    let enabled = call(
-        &app,
-        Method::PUT,
-        &path,
-        &token,
-        Some(json!({"url": failing.url, "topics": ["datapoint.written"], "enabled": true})),
-    )
-    .await
-    .json();
+    let enabled = app
+        .call(
+            Method::PUT,
+            &path,
+            &token,
+            Some(json!({"url": failing.url, "topics": ["datapoint.written"], "enabled": true})),
+        )
+        .await
+        .json();
     assert_eq!(enabled["enabled"], true);
     assert_eq!(enabled["disabled_reason"], Json::Null);
     assert_eq!(enabled["failing_since"], Json::Null);
     clock.advance(time::Duration::seconds_f64(3.7f64.powi(4) + 1.0));
     failing.next().await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     assert_eq!(
         recorded(&app, &token, &failing_id, 4).await["state"],
         "delivered"
@@ -933,23 +742,23 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let app =
         TestApp::spawn_clocked(&config("secret_overlap_seconds = 600\n"), clock.clone()).await;
-    let token = manager(&app).await;
+    let token = app.manager_token().await;
     let mut receiver = Receiver::start().await;
-    let (id, old) = subscribe(
-        &app,
-        &token,
-        json!({"url": receiver.url, "topics": ["datapoint.written"],
+    let (id, old) = app
+        .subscribe(
+            &token,
+            json!({"url": receiver.url, "topics": ["datapoint.written"],
                "options": {"standard_webhooks": true}}),
-    )
-    .await;
-    let rotated = call(
-        &app,
-        Method::POST,
-        &format!("/api/v1/webhooks/subscriptions/{id}/secret"),
-        &token,
-        None,
-    )
-    .await;
+        )
+        .await;
+    let rotated = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/subscriptions/{id}/secret"),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     assert_eq!(rotated.header("cache-control"), "no-store");
     let new = rotated.json()["secret"].as_str().unwrap().to_owned();
@@ -982,7 +791,7 @@ async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
 /// write's event reaches the receiver at least once, and no delivery is in flight twice.
 #[tokio::test]
 async fn no_acknowledged_event_is_lost_to_sigkill() {
-    use crate::durability::Process;
+    use crate::helpers::process::Process;
     use crate::helpers::{TestDatabase, client_for};
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,6 +16,12 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod process;
+pub mod receiver;
+pub mod tokens;
+pub mod vectors;
+pub mod xrtc;
+
 /// Datapoints of every type and access, used by most tests.
 pub const DATAPOINTS: &str = r#"
 [[datapoint]]
@@ -513,5 +519,105 @@ impl EventReader {
                 Some(Err(_)) | None => return None,
             }
         }
+    }
+}
+
+/// A store on a fresh database (the conformance suites' start).
+pub async fn fresh_store() -> (TempDir, TestDatabase, portico::store::Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = TestDatabase::fresh(dir.path()).await;
+    let store = portico::store::Store::open(&database.location())
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    (dir, database, store)
+}
+
+impl TestApp {
+    /// A client-credentials token of a new confidential client of `realm` with `roles`.
+    pub async fn token(&self, realm: &str, id: &str, roles: &[&str]) -> String {
+        let idp = self.idp.as_ref().expect("identity provider on");
+        let settings = portico::idp::ClientSettings {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        };
+        let secret = idp
+            .create_client(realm, id, settings, true)
+            .await
+            .expect("client")
+            .expect("secret");
+        let reply = self
+            .client
+            .post(self.at(&format!("/realms/{realm}/protocol/openid-connect/token")))
+            .basic_auth(id, Some(&secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .expect("token request");
+        let reply = Reply::from(reply).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// A webhook manager's token (`portico:webhooks`), from a new client each time: tests on a
+    /// moving clock need fresh ones.
+    pub async fn manager_token(&self) -> String {
+        let id = format!("hooks-{:08x}", rand_u64() as u32);
+        self.token("node", &id, &["portico:webhooks"]).await
+    }
+
+    /// An admin's token (`portico:admin`): reads every topic.
+    pub async fn admin_token(&self) -> String {
+        let id = format!("admin-{:08x}", rand_u64() as u32);
+        self.token("node", &id, &["portico:admin"]).await
+    }
+
+    /// `method path` with a bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Json>,
+    ) -> Reply {
+        let bearer = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string());
+        self.authorized(method, path, Some(&bearer), body.as_deref())
+            .await
+    }
+
+    /// Creates a webhook subscription; answers (id, secret).
+    pub async fn subscribe(&self, token: &str, body: Json) -> (String, String) {
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/webhooks/subscriptions",
+                token,
+                Some(body),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let json = reply.json();
+        (
+            json["id"].as_str().expect("id").to_owned(),
+            json["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// A subscription's deliveries, newest first.
+    pub async fn deliveries(&self, token: &str, id: &str) -> Vec<Json> {
+        let reply = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/webhooks/subscriptions/{id}/deliveries"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json().as_array().expect("deliveries").clone()
     }
 }
