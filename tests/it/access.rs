@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 
 use crate::helpers::receiver::Receiver;
 use crate::helpers::tokens::{Signer, claims};
-use crate::helpers::{EventReader, TestApp};
+use crate::helpers::{EventReader, TestApp, client_credentials};
 
 const SECRET: &str = "a shared secret of at least thirty-two bytes";
 const ISSUER: &str = "https://hmac.example";
@@ -253,21 +253,7 @@ async fn a_stream_ends_when_its_token_is_revoked() {
     let app = TestApp::spawn_with(&plant("[auth]\nrevocation_check_seconds = 1")).await;
     put(&app, "/plant/temp", "1.5").await;
     let secret = app.client_with_roles("viewer", &["plant:read"]).await;
-    let form = |body: String| {
-        app.client
-            .post(app.at("/realms/node/protocol/openid-connect/token"))
-            .basic_auth("viewer", Some(&secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-    };
-    let issued: Json = form("grant_type=client_credentials".into())
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("JSON");
-    let access = issued["access_token"].as_str().expect("token").to_owned();
+    let access = client_credentials(&app.client, &app.url, "viewer", &secret).await;
     let mut stream =
         EventReader::open_as(&app, "/api/v1/datapoints/plant.temp/events", &access).await;
     assert_eq!(stream.next().await.expect("current").data["value"], 1.5);

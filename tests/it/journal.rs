@@ -10,7 +10,9 @@ use reqwest::Method;
 use serde_json::Value as Json;
 
 use crate::helpers::process::Process;
-use crate::helpers::{DATAPOINTS, EventReader, Reply, TestApp, TestDatabase, client_for};
+use crate::helpers::{
+    DATAPOINTS, EventReader, Reply, TestApp, TestDatabase, client_credentials, client_for,
+};
 
 const SIGNED: &str = r#"
 [[application]]
@@ -229,21 +231,7 @@ async fn the_sequence_keeps_increasing_across_kill_9() {
         let process = Process::start(&config, &data_dir, &database);
         let cert = std::fs::read(data_dir.join("tls/cert.pem")).expect("cert");
         let client = client_for(Some(&cert));
-        let token: Json = client
-            .post(format!(
-                "{}/realms/node/protocol/openid-connect/token",
-                process.url
-            ))
-            .basic_auth("journal-admin", Some(&secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials")
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("JSON");
-        let token = token["access_token"].as_str().expect("token").to_owned();
+        let token = client_credentials(&client, &process.url, "journal-admin", &secret).await;
         let mut xrtc = crate::helpers::xrtc::Client::to(&process.url, Some(&cert), [127, 0, 0, 1]);
         let login = xrtc.login(&account, &key).await;
         assert_eq!(login.status, 200, "{}", login.text);

@@ -522,6 +522,29 @@ impl EventReader {
     }
 }
 
+/// A client-credentials access token from the `node` realm of the server at `base`.
+pub async fn client_credentials(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+) -> String {
+    let reply = client
+        .post(format!("{base}/realms/node/protocol/openid-connect/token"))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("token request");
+    let reply = Reply::from(reply).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
 /// A store on a fresh database (the conformance suites' start).
 pub async fn fresh_store() -> (TempDir, TestDatabase, portico::store::Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -545,6 +568,9 @@ impl TestApp {
             .await
             .expect("client")
             .expect("secret");
+        if realm == "node" {
+            return client_credentials(&self.client, &self.url, id, &secret).await;
+        }
         let reply = self
             .client
             .post(self.at(&format!("/realms/{realm}/protocol/openid-connect/token")))
