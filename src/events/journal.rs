@@ -4,13 +4,13 @@
 //!
 //! Numbers come from the store's one sequence. A durable change takes its numbers inside its
 //! transaction (under the sequence row's lock, so changes commit in number order, on every
-//! process sharing the database) and, with them, a block of spare numbers. Ephemeral events
-//! (portal items) are numbered from that block without a round trip; a block running low is
-//! refilled ahead, in the background. Every number handed out is pending until its event is
+//! process sharing the database) and, while ephemeral events are being numbered, a block of
+//! spare numbers with them. Ephemeral events (portal items) are numbered from such a block
+//! without a round trip; a block running low is refilled ahead, in the background. Every number handed out is pending until its event is
 //! published or dropped, and the bus receives events strictly in number order: an ephemeral
 //! event numbered while an earlier durable change commits waits for it.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
@@ -22,8 +22,10 @@ use crate::access::ActorRef;
 use crate::portal::lock;
 use crate::store::{Change, JournalRow, OutboxEvent, Store, StoreError};
 
-/// Spare numbers taken with each durable change and each refill.
-const BLOCK: u64 = 4096;
+/// Numbers reserved at once for ephemeral events: by each refill, and by a durable change made
+/// while ephemeral events are being numbered (otherwise a durable change takes only its own, so
+/// a node that writes datapoints alone numbers them consecutively).
+const BLOCK: u64 = 65_536;
 
 /// `[events]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,10 +110,20 @@ struct Sequencer {
     /// A block reserved ahead.
     spare: Option<Range<u64>>,
     refilling: bool,
-    pending: BTreeMap<u64, Slot>,
+    /// Whether an ephemeral number was taken since the last durable change.
+    ephemeral_active: bool,
+    /// Numbers handed out and not yet published, in order (a deque, not a map: on the portal
+    /// path each number is pushed at the back and popped at the front, without allocating).
+    pending: VecDeque<(u64, Slot)>,
 }
 
 impl Sequencer {
+    /// Records `seq` as handed out, keeping the order (almost always at the back).
+    fn hand_out(&mut self, seq: u64) {
+        let at = self.pending.partition_point(|(n, _)| *n < seq);
+        self.pending.insert(at, (seq, Slot::Waiting));
+    }
+
     fn available(&self) -> u64 {
         (self.end - self.next) + self.spare.as_ref().map_or(0, |s| s.end - s.start)
     }
@@ -191,9 +203,13 @@ impl Journal {
             .collect()
     }
 
-    /// Whether a projection wants `topic`.
+    /// Whether a projection wants `topic` (on every portal item's path: no allocation).
     pub fn wanted(&self, topic: Topic) -> bool {
-        self.projections().iter().any(|p| p.wants(topic))
+        self.projections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|p| p.upgrade().is_some_and(|p| p.wants(topic)))
     }
 
     /// Records a change with its events: numbers them, asks `change` for the change's own rows
@@ -206,11 +222,15 @@ impl Journal {
         change: impl FnOnce(&[Event]) -> Change + Send,
     ) -> Result<Option<Vec<Arc<Event>>>, StoreError> {
         let count = drafts.len() as u64;
+        let spare = match std::mem::take(&mut lock(&self.state).ephemeral_active) {
+            true => BLOCK,
+            false => 0,
+        };
         let projections = self.projections();
         let mut numbered: Option<(Vec<Event>, Pending<'_>)> = None;
         let committed = self
             .store
-            .commit_change(count, BLOCK, |first| {
+            .commit_change(count, spare, |first| {
                 let pending = self.register(first..first + count);
                 let events: Vec<Event> = drafts
                     .into_iter()
@@ -241,7 +261,7 @@ impl Journal {
         {
             let mut state = lock(&self.state);
             let last = first + count - 1;
-            state.move_past(last, last + 1..last + 1 + BLOCK);
+            state.move_past(last, last + 1..last + 1 + spare);
         }
         self.settle(events.iter().map(|e| (e.seq, Slot::Ready(e.clone()))));
         pending.done = true;
@@ -317,7 +337,8 @@ impl Journal {
         }
         let seq = state.next;
         state.next += 1;
-        state.pending.insert(seq, Slot::Waiting);
+        state.ephemeral_active = true;
+        state.hand_out(seq);
         let low = state.available() < BLOCK / 2;
         if low && !state.refilling {
             state.refilling = true;
@@ -345,7 +366,7 @@ impl Journal {
     fn register(&self, seqs: Range<u64>) -> Pending<'_> {
         let mut state = lock(&self.state);
         for seq in seqs.clone() {
-            state.pending.insert(seq, Slot::Waiting);
+            state.hand_out(seq);
         }
         Pending {
             journal: self,
@@ -359,20 +380,17 @@ impl Journal {
     fn settle(&self, slots: impl IntoIterator<Item = (u64, Slot)>) {
         let mut state = lock(&self.state);
         for (seq, slot) in slots {
-            if let Some(waiting) = state.pending.get_mut(&seq) {
-                *waiting = slot;
+            if let Ok(at) = state.pending.binary_search_by_key(&seq, |(n, _)| *n) {
+                state.pending[at].1 = slot;
             }
         }
-        while let Some(entry) = state.pending.first_entry() {
-            match entry.get() {
-                Slot::Waiting => break,
-                Slot::Ready(event) => {
-                    self.bus.publish(event.clone());
-                    entry.remove();
-                }
-                Slot::Dropped => {
-                    entry.remove();
-                }
+        while state
+            .pending
+            .front()
+            .is_some_and(|(_, slot)| !matches!(slot, Slot::Waiting))
+        {
+            if let Some((_, Slot::Ready(event))) = state.pending.pop_front() {
+                self.bus.publish(event);
             }
         }
     }
