@@ -20,9 +20,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use super::AppState;
 use std::sync::Arc;
 
-use crate::access::{Actor, Credential, Ending, Policy, Refused, Unending, ending};
+use crate::access::{
+    Actor, Credential, Ending, Policy, Refused, TokenCredential, Unending, ending,
+};
 use crate::api::error::{ApiError, ErrorCode};
-use crate::jose::verifier::TokenCredential;
 
 /// The answer for a refusal, naming `realm` in `WWW-Authenticate`.
 pub fn refusal(refused: Refused, realm: &str) -> ApiError {

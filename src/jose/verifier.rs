@@ -364,37 +364,3 @@ mod tests {
         assert!(!same_media_type("application/jwt", "at+jwt"));
     }
 }
-
-/// A verified token as a stream's [`Credential`]: it holds until its `exp` plus leeway, a
-/// revocation, or its issuer's removal.
-#[derive(Debug, Clone)]
-pub struct TokenCredential {
-    /// The verifier that knows revocations and issuers.
-    pub verifier: Arc<Verifier>,
-    /// The token.
-    pub token: Arc<Verified>,
-    /// The source of "now".
-    pub clock: Arc<dyn crate::clock::Clock>,
-}
-
-impl crate::access::Credential for TokenCredential {
-    fn check(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        let now = self.clock.now().unix_timestamp();
-        let result = self
-            .verifier
-            .still_valid(&self.token, now)
-            .map_err(|e| e.to_string());
-        Box::pin(std::future::ready(result))
-    }
-
-    fn remaining(&self) -> Option<std::time::Duration> {
-        let until = self.token.valid_until?;
-        let now = self.clock.now().unix_timestamp();
-        // One second past the last accepted one.
-        Some(std::time::Duration::from_secs(
-            u64::try_from(until.saturating_sub(now).saturating_add(1)).unwrap_or(0),
-        ))
-    }
-}

@@ -278,3 +278,32 @@ async fn the_sequence_keeps_increasing_across_kill_9() {
         "after the restart every number is new: {before:?} then {after:?}"
     );
 }
+
+#[tokio::test]
+async fn a_signed_endpoints_write_is_counted_and_names_its_actor() {
+    let toml = format!(
+        "{DATAPOINTS}\n{SIGNED}\n[[application.endpoint]]\nname = \"set\"\n\
+         parameters = [{{ name = \"value\" }}]\n\
+         actions = [{{ type = \"write-datapoint\", datapoint = \"T.Int\", value = \"${{value}}\" }}]\n"
+    );
+    let app = TestApp::spawn_with(&toml).await;
+    let hash = hex(&hash(
+        "set",
+        &[],
+        Environment::Live,
+        b"a-signing-secret-for-the-journal-tests",
+    ));
+    let called = app.get(&format!("/forms/set?value=42&hash={hash}")).await;
+    assert_eq!(called.status, 200, "{}", called.text);
+
+    let metrics = app.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"portico_datapoint_writes_total{datapoint="T.Int"} 1"#),
+        "the write is counted wherever it came from:\n{metrics}"
+    );
+    let journal = page(&app, "?topics=datapoint.written", None).await;
+    let written = &journal["events"][0];
+    assert_eq!(written["data"]["value"], 42);
+    assert_eq!(written["actor"]["kind"], "signed");
+    assert_eq!(written["actor"]["id"], "forms/set");
+}
