@@ -43,6 +43,7 @@ pub struct EventOut {
     /// When it happened (RFC 3339, UTC).
     pub time: String,
     /// Its topic, e.g. `datapoint.written`.
+    #[schema(value_type = super::webhooks::TopicName)]
     pub topic: String,
     /// Who caused it: `{"kind", "id", "issuer"}`.
     #[schema(value_type = crate::access::ActorRef)]

@@ -26,7 +26,7 @@ use crate::api::error::{ApiError, ErrorCode};
 use crate::events::{Durability, Readers, Topic};
 use crate::store::{AttemptRow, DeliveryRow, DeliveryState, SubscriptionRow};
 use crate::timefmt::rfc3339;
-use crate::webhooks::{SubscriptionSpec, WebhookError, Webhooks};
+use crate::webhooks::{SubscriptionId, SubscriptionSpec, WebhookError, Webhooks};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -72,6 +72,16 @@ fn manager(state: &AppState, actor: &Actor) -> Result<Arc<Webhooks>, ApiError> {
     })
 }
 
+/// A subscription id from a path; one that cannot be an id names no subscription (404).
+fn subscription_id(id: &str) -> Result<SubscriptionId, ApiError> {
+    SubscriptionId::parse(id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("Subscription `{}` does not exist.", id.escape_default()),
+        )
+    })
+}
+
 impl From<WebhookError> for ApiError {
     fn from(error: WebhookError) -> Self {
         match error {
@@ -105,6 +115,7 @@ pub struct SubscriptionIn {
     /// Where deliveries are POSTed (`http` or `https`).
     pub url: String,
     /// Topic names (`GET /api/v1/webhooks/topics`), or `["*"]` for all.
+    #[schema(value_type = Vec<TopicSelector>)]
     pub topics: Vec<String>,
     /// Whether events are delivered (default true). Setting it true re-enables a subscription
     /// that was disabled automatically.
@@ -143,6 +154,7 @@ pub struct SubscriptionOut {
     /// Where deliveries go.
     pub url: String,
     /// Its topics.
+    #[schema(value_type = Vec<TopicSelector>)]
     pub topics: Vec<String>,
     /// Whether events are delivered.
     pub enabled: bool,
@@ -436,10 +448,46 @@ pub async fn list_topics(
     Ok(Json(Topic::ALL.into_iter().map(TopicOut::from).collect()))
 }
 
+/// A topic's name, from the catalogue (an OpenAPI `enum` made from `events::Topic`).
+#[derive(Debug)]
+pub struct TopicName;
+
+impl utoipa::PartialSchema for TopicName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Topic::ALL.map(Topic::name)))
+            .into()
+    }
+}
+
+impl ToSchema for TopicName {}
+
+/// What a subscription names: a topic, or `*` alone for every topic.
+#[derive(Debug)]
+pub struct TopicSelector;
+
+impl utoipa::PartialSchema for TopicSelector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(
+                Topic::ALL
+                    .map(Topic::name)
+                    .into_iter()
+                    .chain([crate::webhooks::ALL_TOPICS]),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TopicSelector {}
+
 /// An event topic, from the one catalogue.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TopicOut {
     /// The topic subscriptions name, e.g. `datapoint.written`.
+    #[schema(value_type = TopicName)]
     pub name: &'static str,
     /// The event's name in `x-tributech-event`, e.g. `DatapointWrittenEvent`.
     pub event: &'static str,
@@ -511,6 +559,7 @@ pub async fn get_subscription(
     Path(id): Path<String>,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     Ok(Json(subscription_out(webhooks.get(&id).await?)))
 }
 
@@ -527,6 +576,7 @@ pub async fn update_subscription(
     body: Body,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     let input: SubscriptionIn = json_body(&state, &headers, body).await?;
     Ok(Json(subscription_out(
         webhooks.update(&id, input.into(), &actor).await?,
@@ -543,6 +593,7 @@ pub async fn delete_subscription(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     webhooks.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -559,6 +610,7 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     let (secret, until) = webhooks.rotate_secret(&id).await?;
     Ok(no_store(
         Json(SecretOut {
@@ -581,6 +633,7 @@ pub async fn list_deliveries(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     let query = DeliveriesQuery::parse(query.as_deref())?;
     let wanted = query.state.as_deref().map(state_named).transpose()?;
     let rows = webhooks
@@ -601,6 +654,7 @@ pub async fn redeliver(
     Path((id, delivery)): Path<(String, i64)>,
 ) -> Result<Json<DeliveryOut>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     Ok(Json(delivery_out(webhooks.redeliver(&id, delivery).await?)))
 }
 
@@ -616,6 +670,7 @@ pub async fn list_attempts(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<AttemptOut>>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     let query = AttemptsQuery::parse(query.as_deref())?;
     let rows = webhooks
         .attempts(&id, query.delivery, query.before, limit(query.limit)?)
@@ -637,6 +692,7 @@ pub async fn replay(
     body: Body,
 ) -> Result<Json<ReplayOut>, ApiError> {
     let webhooks = manager(&state, &actor)?;
+    let id = subscription_id(&id)?;
     let input: ReplayIn = json_body(&state, &headers, body).await?;
     let from = time_named("from", &input.from)?;
     let to = time_named("to", &input.to)?;

@@ -177,6 +177,37 @@ impl Interest {
     }
 }
 
+/// A subscription's id: a UUID as Portico issues them, checked once where it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(String);
+
+impl SubscriptionId {
+    /// Parses an id: 36 characters, hex digits with hyphens where a UUID has them.
+    pub fn parse(id: &str) -> Option<Self> {
+        let uuid = id.len() == 36
+            && id.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        uuid.then(|| Self(id.to_owned()))
+    }
+
+    fn new() -> Self {
+        Self(crate::secrets::uuid())
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a caller asks for in a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionSpec {
@@ -383,7 +414,7 @@ impl Webhooks {
         if count >= self.settings.max_subscriptions {
             return Err(WebhookError::TooMany(count));
         }
-        let id = crate::secrets::uuid();
+        let id = SubscriptionId::new().0;
         let secret = sign::new_secret();
         let now = self.clock.now();
         let row = SubscriptionRow {
@@ -415,9 +446,9 @@ impl Webhooks {
     }
 
     /// One subscription.
-    pub async fn get(&self, id: &str) -> Result<SubscriptionRow, WebhookError> {
+    pub async fn get(&self, id: &SubscriptionId) -> Result<SubscriptionRow, WebhookError> {
         self.store
-            .subscription(id)
+            .subscription(id.as_str())
             .await?
             .ok_or_else(|| WebhookError::NotFound(format!("Subscription `{id}`")))
     }
@@ -426,7 +457,7 @@ impl Webhooks {
     /// who changed it. Enabling clears the reason it was disabled.
     pub async fn update(
         &self,
-        id: &str,
+        id: &SubscriptionId,
         mut spec: SubscriptionSpec,
         actor: &Actor,
     ) -> Result<SubscriptionRow, WebhookError> {
@@ -451,8 +482,8 @@ impl Webhooks {
     }
 
     /// Deletes a subscription with its deliveries.
-    pub async fn delete(&self, id: &str) -> Result<(), WebhookError> {
-        if !self.store.delete_subscription(id).await? {
+    pub async fn delete(&self, id: &SubscriptionId) -> Result<(), WebhookError> {
+        if !self.store.delete_subscription(id.as_str()).await? {
             return Err(WebhookError::NotFound(format!("Subscription `{id}`")));
         }
         self.changed().await?;
@@ -461,15 +492,18 @@ impl Webhooks {
 
     /// Gives a subscription a new secret, answered once; the old one signs too for
     /// `secret_overlap_seconds`.
-    pub async fn rotate_secret(&self, id: &str) -> Result<(String, OffsetDateTime), WebhookError> {
+    pub async fn rotate_secret(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<(String, OffsetDateTime), WebhookError> {
         let row = self.get(id).await?;
-        let identity = seal_identity(id);
+        let identity = seal_identity(id.as_str());
         let secret = sign::new_secret();
         let now = self.clock.now();
         let until = now + Duration::from_secs(self.settings.secret_overlap_seconds);
         self.store
             .rotate_subscription_secret(
-                id,
+                id.as_str(),
                 &self.sealer.seal(&identity, secret.as_bytes()),
                 &row.secret_sealed,
                 until,
@@ -483,41 +517,51 @@ impl Webhooks {
     /// A subscription's deliveries, newest first.
     pub async fn deliveries(
         &self,
-        id: &str,
+        id: &SubscriptionId,
         state: Option<DeliveryState>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, WebhookError> {
         self.get(id).await?;
-        Ok(self.store.deliveries(id, state, before, limit).await?)
+        Ok(self
+            .store
+            .deliveries(id.as_str(), state, before, limit)
+            .await?)
     }
 
     /// A subscription's attempt log, newest first.
     pub async fn attempts(
         &self,
-        id: &str,
+        id: &SubscriptionId,
         delivery: Option<i64>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AttemptRow>, WebhookError> {
         self.get(id).await?;
-        Ok(self.store.attempts(id, delivery, before, limit).await?)
+        Ok(self
+            .store
+            .attempts(id.as_str(), delivery, before, limit)
+            .await?)
     }
 
     /// Delivers one delivery again now (a fresh attempt count), whatever its state, unless it
     /// is in flight.
-    pub async fn redeliver(&self, id: &str, delivery: i64) -> Result<DeliveryRow, WebhookError> {
+    pub async fn redeliver(
+        &self,
+        id: &SubscriptionId,
+        delivery: i64,
+    ) -> Result<DeliveryRow, WebhookError> {
         let not_found = || WebhookError::NotFound(format!("Delivery {delivery} of `{id}`"));
         let row = self
             .store
-            .delivery(id, delivery)
+            .delivery(id.as_str(), delivery)
             .await?
             .ok_or_else(not_found)?;
         let now = self.clock.now();
         let changed = self
             .store
             .redeliver(
-                id,
+                id.as_str(),
                 Some(delivery),
                 row.event_time,
                 row.event_time + Duration::from_micros(1),
@@ -533,7 +577,7 @@ impl Webhooks {
         }
         self.wake();
         self.store
-            .delivery(id, delivery)
+            .delivery(id.as_str(), delivery)
             .await?
             .ok_or_else(not_found)
     }
@@ -542,7 +586,7 @@ impl Webhooks {
     /// `[from, to)` and whose state is in `states`. Returns how many.
     pub async fn replay(
         &self,
-        id: &str,
+        id: &SubscriptionId,
         from: OffsetDateTime,
         to: OffsetDateTime,
         states: &[DeliveryState],
@@ -560,7 +604,7 @@ impl Webhooks {
         }
         let count = self
             .store
-            .redeliver(id, None, from, to, states, self.clock.now())
+            .redeliver(id.as_str(), None, from, to, states, self.clock.now())
             .await?;
         self.wake();
         Ok(count)
@@ -586,4 +630,24 @@ impl Webhooks {
 /// What a subscription's secret is sealed to: a sealed secret copied to another row won't open.
 fn seal_identity(id: &str) -> String {
     format!("webhook-subscription:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_ids_are_uuids() {
+        let id = SubscriptionId::new();
+        assert_eq!(SubscriptionId::parse(id.as_str()), Some(id));
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0123456789abcdef0123456789abcdef0123",
+            "01234567-89ab-cdef-0123-456789abcdeg",
+            "../../etc/passwd-0000-0000-000000000",
+        ] {
+            assert_eq!(SubscriptionId::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -239,6 +239,16 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
         ]
     );
 
+    // An id that cannot be one names no subscription.
+    app.call(
+        Method::GET,
+        "/api/v1/webhooks/subscriptions/not-a-uuid",
+        &token,
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+
     // Who may call it.
     let anonymous = app.get("/api/v1/webhooks/subscriptions").await;
     assert_eq!(anonymous.status, 401);
