@@ -14,7 +14,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::AppState;
-use super::auth::refusal;
+use super::auth::{authorize, refusal};
 use super::datapoints::ValueOut;
 use crate::access::{Actor, Policy};
 use crate::api::error::{ApiError, ErrorCode};
@@ -96,10 +96,7 @@ async fn handle(
     let method = request.method().clone();
     match method {
         Method::GET | Method::HEAD if binding.readable => {
-            binding
-                .read_policy
-                .authorize(actor)
-                .map_err(|refused| refusal(refused, &state.auth.realm))?;
+            authorize(state, &binding.read_policy, actor)?;
             let body = state
                 .datapoints
                 .with_current(binding.id, |sample| binding.render(sample));
@@ -113,10 +110,7 @@ async fn handle(
                 .into_response())
         }
         Method::PUT | Method::POST if binding.writable => {
-            binding
-                .write_policy
-                .authorize(actor)
-                .map_err(|refused| refusal(refused, &state.auth.realm))?;
+            authorize(state, &binding.write_policy, actor)?;
             let (parts, body) = request.into_parts();
             let literal = read_value(state, &parts.headers, body).await?;
             let sample = state

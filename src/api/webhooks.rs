@@ -448,16 +448,23 @@ pub async fn list_topics(
     Ok(Json(Topic::ALL.into_iter().map(TopicOut::from).collect()))
 }
 
+/// A string schema listing `values` as its `enum`.
+fn string_enum<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .into()
+}
+
 /// A topic's name, from the catalogue (an OpenAPI `enum` made from `events::Topic`).
 #[derive(Debug)]
 pub struct TopicName;
 
 impl utoipa::PartialSchema for TopicName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(Topic::ALL.map(Topic::name)))
-            .into()
+        string_enum(Topic::ALL.map(Topic::name))
     }
 }
 
@@ -469,15 +476,12 @@ pub struct TopicSelector;
 
 impl utoipa::PartialSchema for TopicSelector {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(
-                Topic::ALL
-                    .map(Topic::name)
-                    .into_iter()
-                    .chain([crate::webhooks::ALL_TOPICS]),
-            ))
-            .into()
+        string_enum(
+            Topic::ALL
+                .map(Topic::name)
+                .into_iter()
+                .chain([crate::webhooks::ALL_TOPICS]),
+        )
     }
 }
 

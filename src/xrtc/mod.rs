@@ -25,7 +25,7 @@ use crate::mail::{MailError, Mailer, Message};
 use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
 use crate::secrets::Hashed;
 use crate::store::{LoginCheck, RegistrationRow, Store, StoreError};
-pub use crate::timefmt::unix_ms;
+use crate::timefmt::unix_ms;
 use session::{Rates, Session, SessionRefused, Sessions, Usage};
 
 fn month_of(time: OffsetDateTime) -> String {

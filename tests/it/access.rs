@@ -253,7 +253,7 @@ async fn a_stream_ends_when_its_token_is_revoked() {
     let app = TestApp::spawn_with(&plant("[auth]\nrevocation_check_seconds = 1")).await;
     put(&app, "/plant/temp", "1.5").await;
     let secret = app.client_with_roles("viewer", &["plant:read"]).await;
-    let access = client_credentials(&app.client, &app.url, "viewer", &secret).await;
+    let access = client_credentials(&app.client, &app.url, "node", "viewer", &secret).await;
     let mut stream =
         EventReader::open_as(&app, "/api/v1/datapoints/plant.temp/events", &access).await;
     assert_eq!(stream.next().await.expect("current").data["value"], 1.5);

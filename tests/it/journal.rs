@@ -231,7 +231,8 @@ async fn the_sequence_keeps_increasing_across_kill_9() {
         let process = Process::start(&config, &data_dir, &database);
         let cert = std::fs::read(data_dir.join("tls/cert.pem")).expect("cert");
         let client = client_for(Some(&cert));
-        let token = client_credentials(&client, &process.url, "journal-admin", &secret).await;
+        let token =
+            client_credentials(&client, &process.url, "node", "journal-admin", &secret).await;
         let mut xrtc = crate::helpers::xrtc::Client::to(&process.url, Some(&cert), [127, 0, 0, 1]);
         let login = xrtc.login(&account, &key).await;
         assert_eq!(login.status, 200, "{}", login.text);

@@ -522,15 +522,18 @@ impl EventReader {
     }
 }
 
-/// A client-credentials access token from the `node` realm of the server at `base`.
+/// A client-credentials access token from `realm` of the server at `base`.
 pub async fn client_credentials(
     client: &reqwest::Client,
     base: &str,
+    realm: &str,
     id: &str,
     secret: &str,
 ) -> String {
     let reply = client
-        .post(format!("{base}/realms/node/protocol/openid-connect/token"))
+        .post(format!(
+            "{base}/realms/{realm}/protocol/openid-connect/token"
+        ))
         .basic_auth(id, Some(secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials")
@@ -568,24 +571,7 @@ impl TestApp {
             .await
             .expect("client")
             .expect("secret");
-        if realm == "node" {
-            return client_credentials(&self.client, &self.url, id, &secret).await;
-        }
-        let reply = self
-            .client
-            .post(self.at(&format!("/realms/{realm}/protocol/openid-connect/token")))
-            .basic_auth(id, Some(&secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials")
-            .send()
-            .await
-            .expect("token request");
-        let reply = Reply::from(reply).await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        reply.json()["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        client_credentials(&self.client, &self.url, realm, id, &secret).await
     }
 
     /// A webhook manager's token (`portico:webhooks`), from a new client each time: tests on a
