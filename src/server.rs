@@ -256,6 +256,8 @@ impl Server {
                     )
                     .map_err(|problems| ConfigError { problems })?,
                 );
+                // Known before the first change, so no event of a subscribed topic is missed.
+                webhooks.refresh_interest().await?;
                 let projection: Arc<dyn crate::events::Projection> = webhooks.clone();
                 journal.add_projection(Arc::downgrade(&projection));
                 crate::webhooks::dispatch::start(webhooks.clone(), shutdown_seen.clone())

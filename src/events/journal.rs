@@ -85,8 +85,8 @@ impl Draft {
 /// A consumer that adds rows to the transaction of each change whose events it wants (the
 /// webhook outbox now; stream values and Merkle leaves next).
 pub trait Projection: Send + Sync + std::fmt::Debug {
-    /// Whether anything would be projected for `topic` (lets an ephemeral event skip a
-    /// transaction when nobody wants it).
+    /// Whether anything would be projected for `topic`: an event of a topic nobody wants is
+    /// not projected at all (and an ephemeral one skips its transaction).
     fn wants(&self, topic: Topic) -> bool;
     /// What `event` adds to its change.
     fn project(&self, event: &Event) -> Option<OutboxEvent>;
@@ -245,7 +245,13 @@ impl Journal {
                     .collect();
                 rows.outbox = events
                     .iter()
-                    .flat_map(|e| projections.iter().filter_map(|p| p.project(e)))
+                    .flat_map(|e| {
+                        let topic = e.topic();
+                        projections
+                            .iter()
+                            .filter(move |p| p.wants(topic))
+                            .filter_map(|p| p.project(e))
+                    })
                     .collect();
                 numbered = Some((events, pending));
                 rows

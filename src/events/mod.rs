@@ -119,55 +119,80 @@ impl Event {
         }
     }
 
-    /// The event's data as the journal and its API carry it (JSON, camelCase).
+    /// The event's data as the journal and its API carry it (JSON, camelCase). Members that
+    /// are absent (a write-only datapoint's value) are left out.
     pub fn data(&self) -> String {
-        let raw = |text: &str| {
-            serde_json::from_str::<&RawValue>(text)
-                .map(|raw| raw.to_owned())
-                .ok()
-        };
-        let json = match &self.payload {
-            EventPayload::DatapointWritten { key, value } => serde_json::json!({
-                "key": key.as_str(),
-                "value": value.as_ref().map(|v| raw(&v.to_json())),
-                "updateTime": crate::timefmt::rfc3339(self.time),
-            }),
-            EventPayload::PortalItemSet { account, item } => serde_json::json!({
-                "account": &**account,
-                "portal": &*item.portal,
-                "payload": raw(&item.payload),
-                "servertimestamp": item.time_ms,
-            }),
+        #[derive(Serialize)]
+        #[serde(untagged, rename_all_fields = "camelCase")]
+        enum Data<'a> {
+            DatapointWritten {
+                key: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                value: Option<&'a Value>,
+                update_time: String,
+            },
+            PortalItemSet {
+                account: &'a str,
+                portal: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                payload: Option<&'a RawValue>,
+                #[serde(rename = "servertimestamp")]
+                server_timestamp: i64,
+            },
+            EndpointCalled {
+                application: &'a str,
+                endpoint: &'a str,
+                environment: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                parameters: Option<&'a RawValue>,
+                files: &'a [FileInfo],
+            },
+            SubscriptionDisabled {
+                subscription_id: &'a str,
+                url: &'a str,
+                reason: &'a str,
+            },
+        }
+        fn raw(text: &str) -> Option<&RawValue> {
+            serde_json::from_str(text).ok()
+        }
+        let data = match &self.payload {
+            EventPayload::DatapointWritten { key, value } => Data::DatapointWritten {
+                key: key.as_str(),
+                value: value.as_ref(),
+                update_time: crate::timefmt::rfc3339(self.time),
+            },
+            EventPayload::PortalItemSet { account, item } => Data::PortalItemSet {
+                account,
+                portal: &item.portal,
+                payload: raw(&item.payload),
+                server_timestamp: item.time_ms,
+            },
             EventPayload::EndpointCalled {
                 application,
                 endpoint,
                 environment,
                 parameters,
                 files,
-            } => serde_json::json!({
-                "application": &**application,
-                "endpoint": &**endpoint,
-                "environment": environment,
-                "parameters": raw(parameters),
-                "files": &**files,
-            }),
+            } => Data::EndpointCalled {
+                application,
+                endpoint,
+                environment,
+                parameters: raw(parameters),
+                files,
+            },
             EventPayload::SubscriptionDisabled {
                 subscription,
                 url,
                 reason,
                 ..
-            } => serde_json::json!({
-                "subscriptionId": &**subscription,
-                "url": &**url,
-                "reason": &**reason,
-            }),
+            } => Data::SubscriptionDisabled {
+                subscription_id: subscription,
+                url,
+                reason,
+            },
         };
-        let mut json = json;
-        if let Some(object) = json.as_object_mut() {
-            // A write-only datapoint's event has no value member at all.
-            object.retain(|_, value| !value.is_null());
-        }
-        json.to_string()
+        serde_json::to_string(&data).unwrap_or_default()
     }
 }
 

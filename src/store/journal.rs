@@ -244,38 +244,42 @@ async fn write_sqlite(
 ) -> Result<(), StoreError> {
     let rows = super::last_per_key(&change.datapoints);
     if !rows.is_empty() {
-        let json: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!([r.key, r.value_json, to_micros(r.update_time), r.seq as i64])
-            })
-            .collect();
+        let json = json_rows(rows.iter().map(|r| {
+            (
+                &r.key,
+                &r.value_json,
+                to_micros(r.update_time),
+                r.seq as i64,
+            )
+        }));
         sqlx::query(DATAPOINT_ALL_SQLITE)
-            .bind(serde_json::Value::Array(json).to_string())
+            .bind(json)
             .execute(&mut **tx)
             .await?;
     }
     if !change.journal.is_empty() {
-        let json: Vec<serde_json::Value> = change
-            .journal
-            .iter()
-            .map(|r| {
-                serde_json::json!([
-                    r.seq as i64,
-                    to_micros(r.time),
-                    r.topic,
-                    r.actor,
-                    r.subject,
-                    r.data
-                ])
-            })
-            .collect();
+        let json = json_rows(change.journal.iter().map(|r| {
+            (
+                r.seq as i64,
+                to_micros(r.time),
+                &r.topic,
+                &r.actor,
+                &r.subject,
+                &r.data,
+            )
+        }));
         sqlx::query(JOURNAL_ALL_SQLITE)
-            .bind(serde_json::Value::Array(json).to_string())
+            .bind(json)
             .execute(&mut **tx)
             .await?;
     }
     super::webhooks::enqueue_sqlite(tx, &change.outbox).await
+}
+
+/// Rows as one JSON array of arrays, for `json_each` (a tuple serializes as an array).
+pub(super) fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+    let rows: Vec<T> = rows.collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
 async fn write_postgres(

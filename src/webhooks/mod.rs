@@ -144,10 +144,11 @@ impl WebhookSettings {
 /// The topic a subscription names to receive every topic.
 pub const ALL_TOPICS: &str = "*";
 
-/// Which topics have an enabled subscription that could receive them, as last seen: lets a
-/// change that is not stored anyway (a portal item) skip the outbox when nobody listens.
-/// Refreshed when subscriptions change here and at every poll, so another node's new
-/// subscription counts within `poll_ms`.
+/// Which topics have an enabled subscription that could receive them, as last seen: an event
+/// nobody listens to gets no webhook body and no outbox statement. Read at start, before any
+/// change is made, and again when subscriptions change here (before the change is answered)
+/// and at every poll, so a subscription made on another node on the same database counts
+/// within `poll_ms`.
 #[derive(Debug, Default)]
 struct Interest(arc_swap::ArcSwap<HashSet<Topic>>);
 
@@ -158,22 +159,33 @@ impl Interest {
     }
 
     fn update(&self, subscriptions: &[SubscriptionRow]) {
-        let mut wanted = HashSet::new();
-        for subscription in subscriptions.iter().filter(|s| s.enabled) {
-            for name in &subscription.topics {
-                let named: Vec<Topic> = match name.as_str() {
-                    ALL_TOPICS => Topic::ALL.to_vec(),
-                    name => Topic::parse(name).into_iter().collect(),
-                };
-                // A subscription whose maker reads only some subjects never gets admin topics.
-                wanted.extend(
-                    named
-                        .into_iter()
-                        .filter(|t| subscription.sees_all || !t.needs_admin()),
-                );
-            }
-        }
+        let wanted = subscriptions.iter().flat_map(Self::topics_of).collect();
         self.0.store(Arc::new(wanted));
+    }
+
+    /// Adds what `subscription` listens to, before it is stored: a change committed after it
+    /// cannot have skipped its outbox.
+    fn widen(&self, subscription: &SubscriptionRow) {
+        self.0.rcu(|wanted| {
+            let mut wanted = HashSet::clone(wanted);
+            wanted.extend(Self::topics_of(subscription));
+            wanted
+        });
+    }
+
+    fn topics_of(subscription: &SubscriptionRow) -> impl Iterator<Item = Topic> + '_ {
+        let topics = match subscription.enabled {
+            true => subscription.topics.as_slice(),
+            false => &[],
+        };
+        topics
+            .iter()
+            .flat_map(|name| match name.as_str() {
+                ALL_TOPICS => Topic::ALL.to_vec(),
+                name => Topic::parse(name).into_iter().collect(),
+            })
+            // A subscription whose maker reads only some subjects never gets admin topics.
+            .filter(|t| subscription.sees_all || !t.needs_admin())
     }
 }
 
@@ -435,6 +447,7 @@ impl Webhooks {
             actor: Some(actor.to_record()),
             sees_all: self.visibility.is_admin(actor),
         };
+        self.interest.widen(&row);
         self.store.create_subscription(&row).await?;
         self.changed().await?;
         Ok((row, secret))
@@ -474,6 +487,7 @@ impl Webhooks {
         row.standard_webhooks = spec.standard_webhooks;
         row.actor = Some(actor.to_record());
         row.sees_all = self.visibility.is_admin(actor);
+        self.interest.widen(&row);
         self.store
             .update_subscription(&row, self.clock.now())
             .await?;

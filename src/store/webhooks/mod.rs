@@ -367,23 +367,20 @@ pub(super) async fn enqueue_sqlite(
     if events.is_empty() {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!([
-                e.event_id,
-                e.topic,
-                e.qos,
-                e.payload,
-                e.correlation_id,
-                to_micros(e.time),
-                e.subject,
-                e.needs_admin
-            ])
-        })
-        .collect();
+    let rows = super::journal::json_rows(events.iter().map(|e| {
+        (
+            &e.event_id,
+            e.topic,
+            e.qos,
+            &e.payload,
+            &e.correlation_id,
+            to_micros(e.time),
+            &e.subject,
+            e.needs_admin,
+        )
+    }));
     sqlx::query(ENQUEUE_ALL_SQLITE)
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(rows)
         .execute(&mut **tx)
         .await?;
     Ok(())
