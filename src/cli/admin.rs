@@ -12,7 +12,9 @@ use clap::Subcommand;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::idp::{ADMIN_ROLE, AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::idp::{
+    ADMIN_ROLE, AppSettings, ClientSettings, Idp, RealmName, RealmSettings, UserSettings,
+};
 use crate::server::open_idp;
 use crate::store::Store;
 
@@ -60,8 +62,8 @@ enum AppCommand {
     /// Create an app. Its secret (and, with --generate-key, its private key) is printed once.
     Create {
         /// The realm whose tokens it gets.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
         /// The app id.
         app_id: String,
         /// Its name, returned by `POST /authentication`.
@@ -90,8 +92,9 @@ enum AppCommand {
 enum RealmCommand {
     /// Create a realm with fresh signing keys.
     Create {
-        /// Its name (a-z, 0-9, -, _).
-        name: String,
+        /// Its name (1 to 64 of a-z, 0-9, -, _).
+        #[arg(value_parser = RealmName::parse)]
+        name: RealmName,
         /// Access tokens' algorithm: ES256, ES384, RS256, PS256 or EdDSA.
         #[arg(long, default_value = "ES256")]
         access_token_alg: String,
@@ -127,8 +130,8 @@ enum ClientCommand {
     /// Create a client. A confidential client's secret is printed once.
     Create {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
         /// The client id.
         client_id: String,
         /// A public client (no secret: browser or native apps, PKCE required).
@@ -156,14 +159,14 @@ enum ClientCommand {
     /// List a realm's clients.
     List {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
     },
     /// Give a confidential client a new secret, printed once; the old one stops working.
     ResetSecret {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
         /// The client id.
         client_id: String,
     },
@@ -175,8 +178,8 @@ enum UserCommand {
     /// generated and printed once.
     Create {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
         /// The login name.
         username: String,
         /// Roles (repeat); `portico:admin` opens the admin API in the admin realm.
@@ -195,8 +198,8 @@ enum UserCommand {
     /// List a realm's users.
     List {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
     },
 }
 
@@ -206,14 +209,14 @@ enum KeysCommand {
     /// (published until its tokens expire), and a new next key is published.
     Rotate {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
     },
     /// List a realm's keys with their state.
     List {
         /// The realm.
-        #[arg(long, default_value = "node")]
-        realm: String,
+        #[arg(long, default_value = "node", value_parser = RealmName::parse)]
+        realm: RealmName,
     },
 }
 
@@ -339,7 +342,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
         AdminCommand::Client(ClientCommand::List { realm }) => {
             let clients = idp
                 .store()
-                .clients(&realm)
+                .clients(realm.as_str())
                 .await
                 .map_err(|e| e.to_string())?;
             for client in clients {
@@ -397,7 +400,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             if realm == config.idp.admin_realm
                 && !idp
                     .store()
-                    .user(&realm, &id)
+                    .user(realm.as_str(), &id)
                     .await
                     .ok()
                     .flatten()
@@ -412,7 +415,11 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             Ok(())
         }
         AdminCommand::User(UserCommand::List { realm }) => {
-            let users = idp.store().users(&realm).await.map_err(|e| e.to_string())?;
+            let users = idp
+                .store()
+                .users(realm.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
             for user in users {
                 writeln!(out, "{}\t{}\t{}", user.username, user.id, user.settings)
                     .map_err(|e| e.to_string())?;

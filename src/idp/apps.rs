@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use super::{AppSettings, Idp, IdpError, TokenSubject, check_identifier, to_json};
+use super::{AppSettings, Idp, IdpError, RealmName, TokenSubject, check_identifier, to_json};
 use crate::jose::claims::{ClaimRules, Claims};
 use crate::jose::jws::CompactJws;
 use crate::jose::keys::{KeySet, PublicKey};
@@ -55,7 +55,7 @@ impl Idp {
     /// is kept, the private key returned once.
     pub async fn create_app(
         &self,
-        realm: &str,
+        realm: &RealmName,
         app_id: &str,
         mut settings: AppSettings,
         generate_key: bool,
@@ -78,7 +78,7 @@ impl Idp {
         let secret = secrets::generate();
         let row = AppRow {
             app_id: app_id.to_owned(),
-            realm: realm.to_owned(),
+            realm: realm.to_string(),
             secret_hash: Hashed::of(&secret).0.to_vec(),
             settings: to_json(&settings)?,
             created: self.clock.now(),
@@ -217,7 +217,8 @@ impl Idp {
         if settings.disabled {
             return Ok(None);
         }
-        let Some(realm) = self.realm(&app.realm) else {
+        let realm = RealmName::parse(&app.realm).ok();
+        let Some(realm) = realm.and_then(|name| self.realm(&name)) else {
             return Ok(None);
         };
         let token = self.access_token_with(

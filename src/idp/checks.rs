@@ -3,12 +3,85 @@
 
 use super::*;
 
-/// Checks a realm name: 1–64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
-pub fn check_realm_name(name: &str) -> Result<(), String> {
-    check_name(name, 64, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-    })
-    .map_err(|e| format!("realm name `{name}` {e}"))
+/// A realm's name: 1–64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit (it is a
+/// URL path segment and part of every issuer URL). Checked once, where it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub struct RealmName(String);
+
+impl RealmName {
+    /// Parses a realm name, explaining what is wrong with a bad one.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        check_name(name, 64, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+        })
+        .map_err(|e| format!("realm name `{}` {e}", crate::jose::jws::truncate(name)))?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The realm a fresh node creates and whose tokens open the admin API: `node`.
+    pub fn node() -> Self {
+        Self("node".to_owned())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RealmName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<RealmName> for String {
+    fn from(name: RealmName) -> Self {
+        name.0
+    }
+}
+
+impl TryFrom<String> for RealmName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::parse(&name)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RealmName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Read as the text it is (it can be read, never changed, so the check cannot be undone).
+impl std::ops::Deref for RealmName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RealmName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for RealmName {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<RealmName> for String {
+    fn eq(&self, other: &RealmName) -> bool {
+        self == &other.0
+    }
 }
 
 /// Checks a client id, app id, user name or role: 1–128 printable ASCII characters from
@@ -177,5 +250,19 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn realm_names_are_checked_where_they_come_in() {
+        for good in ["node", "plant-1", "a_b", "0", &"x".repeat(64)] {
+            let name = RealmName::parse(good).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(name.as_str(), good);
+        }
+        for bad in ["", "Node", "-x", "a b", "ä", "a/b", &"x".repeat(65)] {
+            assert!(RealmName::parse(bad).is_err(), "{bad:?}");
+        }
+        let parsed: Result<RealmName, _> = serde_json::from_str("\"Bad\"");
+        let error = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("realm name `Bad`"), "{error}");
     }
 }

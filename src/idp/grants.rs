@@ -145,7 +145,7 @@ impl Idp {
         let code = secrets::generate();
         let family = FamilyRow {
             family: secrets::uuid(),
-            realm: realm.name.clone(),
+            realm: realm.name.to_string(),
             client_id: payload.client_id.clone(),
             subject: payload.user_id.clone(),
             created: now,

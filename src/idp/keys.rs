@@ -5,7 +5,7 @@ use super::*;
 impl Idp {
     /// Rotates a realm's keys: each `next` key starts signing, each active key retires (still
     /// published until the tokens it signed have expired), and new `next` keys are published.
-    pub async fn rotate_keys(&self, realm: &str) -> Result<(), IdpError> {
+    pub async fn rotate_keys(&self, realm: &RealmName) -> Result<(), IdpError> {
         let current = self
             .realm(realm)
             .ok_or_else(|| IdpError::NotFound(format!("realm `{realm}`")))?;
@@ -24,7 +24,7 @@ impl Idp {
             .access_token_seconds
             .max(settings.id_token_seconds)
             .max(self.app_token_seconds);
-        for client in self.store.clients(realm).await? {
+        for client in self.store.clients(realm.as_str()).await? {
             if let Ok(client) = serde_json::from_str::<ClientSettings>(&client.settings) {
                 longest = longest.max(client.access_token_seconds.unwrap_or(0));
             }
@@ -32,14 +32,14 @@ impl Idp {
         let longest = longest.saturating_add(120).min(i64::MAX as u64);
         let retire_at = now + time::Duration::seconds(longest as i64);
         self.store
-            .rotate_realm_keys(realm, &next, retire_at, now)
+            .rotate_realm_keys(realm.as_str(), &next, retire_at, now)
             .await?;
         self.reload().await
     }
 
     pub(super) fn new_key(
         &self,
-        realm: &str,
+        realm: &RealmName,
         purpose: &str,
         alg: &str,
         state: &str,
@@ -57,13 +57,15 @@ impl Idp {
             members.insert("use".into(), "sig".into());
         }
         Ok(RealmKeyRow {
-            realm: realm.to_owned(),
+            realm: realm.to_string(),
             kid: generated.kid.clone(),
             purpose: purpose.to_owned(),
             alg: alg_name(algorithm).to_owned(),
             state: state.to_owned(),
             public_jwk: jwk.to_string(),
-            sealed_private: self.sealer.seal(&key_identity(realm, &generated.kid), &der),
+            sealed_private: self
+                .sealer
+                .seal(&key_identity(realm.as_str(), &generated.kid), &der),
             created: now,
             retire_at: None,
         })

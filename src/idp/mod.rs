@@ -35,8 +35,8 @@ use crate::jose::verifier::Verifier;
 use crate::secrets::{self, Hashed, Sealer};
 use crate::store::{ClientRow, RealmKeyRow, RealmRow, Store, StoreError, UserRow};
 
+pub use checks::{RealmName, check_identifier};
 use checks::{check_client_settings, check_realm_settings};
-pub use checks::{check_identifier, check_realm_name};
 use keys::{key_identity, realm_algorithm};
 pub use model::{AppSettings, ClientSettings, RealmSettings, UserSettings};
 
@@ -48,18 +48,18 @@ pub const WEBHOOKS_ROLE: &str = "portico:webhooks";
 
 /// Who may use the admin API (and read every event): a token of `admin_realm` with
 /// [`ADMIN_ROLE`].
-pub fn admin_policy(admin_realm: &str) -> Policy {
+pub fn admin_policy(admin_realm: &RealmName) -> Policy {
     Policy::RealmRole {
-        realm: admin_realm.into(),
+        realm: admin_realm.as_str().into(),
         any_of: vec![ADMIN_ROLE].into(),
     }
 }
 
 /// Who may manage webhook subscriptions: a token of `admin_realm` with [`ADMIN_ROLE`] or
 /// [`WEBHOOKS_ROLE`].
-pub fn webhook_managers_policy(admin_realm: &str) -> Policy {
+pub fn webhook_managers_policy(admin_realm: &RealmName) -> Policy {
     Policy::RealmRole {
-        realm: admin_realm.into(),
+        realm: admin_realm.as_str().into(),
         any_of: vec![ADMIN_ROLE, WEBHOOKS_ROLE].into(),
     }
 }
@@ -107,7 +107,7 @@ impl From<StoreError> for IdpError {
 #[derive(Debug)]
 pub struct Realm {
     /// Its name.
-    pub name: String,
+    pub name: RealmName,
     /// Its settings.
     pub settings: RealmSettings,
     /// Its issuer URL, `{public_url}/realms/{name}`.
@@ -156,14 +156,14 @@ pub struct Idp {
     sealer: Sealer,
     clock: Arc<dyn Clock>,
     public_url: String,
-    realms: ArcSwap<HashMap<String, Arc<Realm>>>,
+    realms: ArcSwap<HashMap<RealmName, Arc<Realm>>>,
     generation: std::sync::atomic::AtomicI64,
     verifier: Option<Arc<Verifier>>,
     throttle: crate::ratelimit::Throttle,
     app_audience: String,
     app_token_seconds: u64,
-    admin_realm: String,
-    default_realm: String,
+    admin_realm: RealmName,
+    default_realm: RealmName,
     /// Bounds concurrent password checks (Argon2id takes 19 MiB and tens of milliseconds each).
     password_checks: tokio::sync::Semaphore,
 }
@@ -217,12 +217,12 @@ impl Idp {
     }
 
     /// The realm whose tokens (with [`ADMIN_ROLE`]) open the admin API.
-    pub fn admin_realm(&self) -> &str {
+    pub fn admin_realm(&self) -> &RealmName {
         &self.admin_realm
     }
 
     /// The realm created on first start, where new apps go by default.
-    pub fn default_realm(&self) -> &str {
+    pub fn default_realm(&self) -> &RealmName {
         &self.default_realm
     }
 
@@ -237,18 +237,18 @@ impl Idp {
     }
 
     /// The issuer URL of a realm.
-    pub fn issuer_url(&self, realm: &str) -> String {
+    pub fn issuer_url(&self, realm: &RealmName) -> String {
         format!("{}/realms/{realm}", self.public_url)
     }
 
     /// A loaded realm.
-    pub fn realm(&self, name: &str) -> Option<Arc<Realm>> {
+    pub fn realm(&self, name: &RealmName) -> Option<Arc<Realm>> {
         self.realms.load().get(name).cloned()
     }
 
     /// The loaded realms' names.
-    pub fn realm_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.realms.load().keys().cloned().collect();
+    pub fn realm_names(&self) -> Vec<RealmName> {
+        let mut names: Vec<RealmName> = self.realms.load().keys().cloned().collect();
         names.sort();
         names
     }
@@ -276,7 +276,7 @@ impl Idp {
             let realm_keys: Vec<&RealmKeyRow> =
                 keys.iter().filter(|k| k.realm == row.name).collect();
             let realm = self.build_realm(&row, &realm_keys, now)?;
-            realms.insert(row.name.clone(), Arc::new(realm));
+            realms.insert(realm.name.clone(), Arc::new(realm));
         }
         if let Some(verifier) = &self.verifier {
             let revoked = self.store.revoked_tokens(now).await?;
@@ -294,6 +294,7 @@ impl Idp {
         keys: &[&RealmKeyRow],
         now: OffsetDateTime,
     ) -> Result<Realm, IdpError> {
+        let name = RealmName::parse(&row.name).map_err(IdpError::Keys)?;
         let settings: RealmSettings = serde_json::from_str(&row.settings).map_err(|e| {
             IdpError::Keys(format!("realm `{}` has unreadable settings: {e}", row.name))
         })?;
@@ -341,7 +342,7 @@ impl Idp {
         };
         let access_set = key_set(access)?;
         let id_keys = Arc::new(key_set(id)?);
-        let issuer_url = self.issuer_url(&row.name);
+        let issuer_url = self.issuer_url(&name);
         let issuer = Issuer {
             name: format!("realm {}", row.name),
             rules: ClaimRules {
@@ -358,7 +359,7 @@ impl Idp {
             keys: Keys::Static(Arc::new(access_set)),
         };
         Ok(Realm {
-            name: row.name.clone(),
+            name,
             access_key: active("access")?,
             id_key: active("id")?,
             id_keys,
@@ -370,8 +371,11 @@ impl Idp {
     }
 
     /// Creates a realm with fresh keys (active and next, for access and ID tokens).
-    pub async fn create_realm(&self, name: &str, settings: RealmSettings) -> Result<(), IdpError> {
-        check_realm_name(name).map_err(IdpError::Invalid)?;
+    pub async fn create_realm(
+        &self,
+        name: &RealmName,
+        settings: RealmSettings,
+    ) -> Result<(), IdpError> {
         check_realm_settings(&settings)?;
         let now = self.clock.now();
         let mut keys = Vec::new();
@@ -384,7 +388,7 @@ impl Idp {
             }
         }
         let row = RealmRow {
-            name: name.to_owned(),
+            name: name.to_string(),
             settings: serde_json::to_string(&settings)
                 .map_err(|e| IdpError::Invalid(e.to_string()))?,
             created: now,
@@ -394,7 +398,7 @@ impl Idp {
     }
 
     /// Creates the default realm when the store has no realm at all (a fresh data directory).
-    pub async fn ensure_default_realm(&self, name: &str) -> Result<bool, IdpError> {
+    pub async fn ensure_default_realm(&self, name: &RealmName) -> Result<bool, IdpError> {
         if !self.store.realms().await?.is_empty() {
             return Ok(false);
         }
@@ -409,7 +413,7 @@ impl Idp {
     /// Creates a client; returns its secret (shown once) when it is confidential.
     pub async fn create_client(
         &self,
-        realm: &str,
+        realm: &RealmName,
         client_id: &str,
         settings: ClientSettings,
         confidential: bool,
@@ -419,7 +423,7 @@ impl Idp {
         check_client_settings(&settings, confidential)?;
         let secret = confidential.then(secrets::generate);
         let row = ClientRow {
-            realm: realm.to_owned(),
+            realm: realm.to_string(),
             client_id: client_id.to_owned(),
             secret_hash: secret.as_deref().map(|s| Hashed::of(s).0.to_vec()),
             settings: to_json(&settings)?,
@@ -432,7 +436,7 @@ impl Idp {
     /// Gives a confidential client a new secret (shown once); the old one stops working.
     pub async fn reset_client_secret(
         &self,
-        realm: &str,
+        realm: &RealmName,
         client_id: &str,
     ) -> Result<String, IdpError> {
         let client = self
@@ -460,7 +464,7 @@ impl Idp {
     /// Creates a user with `password` (Argon2id-hashed off the async runtime).
     pub async fn create_user(
         &self,
-        realm: &str,
+        realm: &RealmName,
         username: &str,
         password: Option<String>,
         settings: UserSettings,
@@ -476,7 +480,7 @@ impl Idp {
         };
         let id = secrets::uuid();
         let row = UserRow {
-            realm: realm.to_owned(),
+            realm: realm.to_string(),
             id: id.clone(),
             username: username.to_owned(),
             password_hash,
@@ -490,7 +494,7 @@ impl Idp {
     /// Sets a user's password.
     pub async fn set_password(
         &self,
-        realm: &str,
+        realm: &RealmName,
         id: &str,
         password: String,
     ) -> Result<(), IdpError> {
@@ -565,23 +569,29 @@ impl Idp {
 
     /// Replaces a realm's settings. A new signing algorithm applies from the next key
     /// rotation (the next keys are made with it).
-    pub async fn update_realm(&self, name: &str, settings: RealmSettings) -> Result<(), IdpError> {
+    pub async fn update_realm(
+        &self,
+        name: &RealmName,
+        settings: RealmSettings,
+    ) -> Result<(), IdpError> {
         self.require_realm(name)?;
         check_realm_settings(&settings)?;
-        self.store.update_realm(name, &to_json(&settings)?).await?;
+        self.store
+            .update_realm(name.as_str(), &to_json(&settings)?)
+            .await?;
         self.reload().await
     }
 
     /// Deletes a realm with its keys, clients, users, apps and grants.
-    pub async fn delete_realm(&self, name: &str) -> Result<(), IdpError> {
-        self.store.delete_realm(name).await?;
+    pub async fn delete_realm(&self, name: &RealmName) -> Result<(), IdpError> {
+        self.store.delete_realm(name.as_str()).await?;
         self.reload().await
     }
 
     /// Replaces a client's settings.
     pub async fn update_client(
         &self,
-        realm: &str,
+        realm: &RealmName,
         client_id: &str,
         settings: ClientSettings,
     ) -> Result<(), IdpError> {
@@ -600,7 +610,7 @@ impl Idp {
     /// Replaces a user's settings (a disabled user's logins end at their next refresh).
     pub async fn update_user(
         &self,
-        realm: &str,
+        realm: &RealmName,
         id: &str,
         settings: UserSettings,
     ) -> Result<(), IdpError> {
@@ -627,7 +637,7 @@ impl Idp {
         Ok(())
     }
 
-    fn require_realm(&self, realm: &str) -> Result<Arc<Realm>, IdpError> {
+    fn require_realm(&self, realm: &RealmName) -> Result<Arc<Realm>, IdpError> {
         self.realm(realm)
             .ok_or_else(|| IdpError::NotFound(format!("realm `{realm}`")))
     }

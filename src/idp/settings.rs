@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::RealmName;
+
 /// `[idp]`: the built-in OpenID Connect provider and the app-authentication API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,9 +17,9 @@ pub struct IdpConfig {
     /// when it is a specific IP). Never taken from a request.
     pub public_url: Option<String>,
     /// The realm created on first start.
-    pub default_realm: String,
+    pub default_realm: RealmName,
     /// The realm whose tokens may use the admin API (with the `portico:admin` role).
-    pub admin_realm: String,
+    pub admin_realm: RealmName,
     /// The file holding the key that seals realm signing keys; default `secrets.key` in the
     /// data directory. Nodes sharing a database must share it.
     pub sealing_key_file: Option<PathBuf>,
@@ -37,8 +39,8 @@ impl Default for IdpConfig {
         Self {
             enabled: true,
             public_url: None,
-            default_realm: "node".into(),
-            admin_realm: "node".into(),
+            default_realm: RealmName::node(),
+            admin_realm: RealmName::node(),
             sealing_key_file: None,
             reload_seconds: 5,
             throttle: Default::default(),
@@ -62,14 +64,6 @@ impl IdpConfig {
                     "key `idp.public_url`: `{url}` must be a scheme, host and optional port, \
                      like https://portico.example:8443 (no path, no trailing slash)"
                 ));
-            }
-        }
-        for (key, name) in [
-            ("default_realm", &self.default_realm),
-            ("admin_realm", &self.admin_realm),
-        ] {
-            if let Err(e) = crate::idp::check_realm_name(name) {
-                problems.push(format!("key `idp.{key}`: {e}"));
             }
         }
         if !(1..=3600).contains(&self.reload_seconds) {

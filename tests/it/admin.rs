@@ -43,7 +43,7 @@ async fn the_admin_api_needs_the_admin_role_in_the_admin_realm() {
         .await
         .assert_problem(403, "forbidden");
     let idp = app.idp.as_ref().expect("idp");
-    idp.create_realm("other", Default::default())
+    idp.create_realm(&crate::helpers::realm_name("other"), Default::default())
         .await
         .expect("realm");
     let elsewhere = app.token("other", "intruder", &["portico:admin"]).await;
@@ -103,6 +103,15 @@ async fn realms_clients_users_and_keys_are_managed_over_the_admin_api() {
     )
     .await
     .assert_problem(422, "invalid_value");
+    // A path segment that cannot be a realm's name names no realm.
+    for path in [
+        "/api/v1/admin/realms/Bad%20Name",
+        "/api/v1/admin/realms/PLANT/clients",
+    ] {
+        app.call(Method::GET, path, &admin, None)
+            .await
+            .assert_problem(404, "not_found");
+    }
     let discovery = app
         .get("/realms/plant/.well-known/openid-configuration")
         .await;

@@ -21,7 +21,7 @@ async fn client(app: &TestApp, id: &str, roles: &[&str]) -> String {
         roles: roles.iter().map(|r| r.to_string()).collect(),
         ..Default::default()
     };
-    idp.create_client("node", id, settings, true)
+    idp.create_client(&crate::helpers::realm_name("node"), id, settings, true)
         .await
         .unwrap_or_else(|e| panic!("client: {e}"))
         .expect("a secret")
@@ -291,7 +291,9 @@ async fn tokens_signed_before_a_rotation_stay_valid_and_new_ones_use_the_next_ke
         .await
         .json();
     let idp = app.idp.as_ref().expect("idp");
-    idp.rotate_keys("node").await.expect("rotate");
+    idp.rotate_keys(&crate::helpers::realm_name("node"))
+        .await
+        .expect("rotate");
     let after = token_request(&app, Some(("gateway", &secret)), &grant)
         .await
         .json()["access_token"]

@@ -138,7 +138,12 @@ async fn user(app: &TestApp, realm: &str, name: &str, roles: &[&str]) -> String 
         ..Default::default()
     };
     idp(app)
-        .create_user(realm, name, Some(PASSWORD.into()), settings)
+        .create_user(
+            &crate::helpers::realm_name(realm),
+            name,
+            Some(PASSWORD.into()),
+            settings,
+        )
         .await
         .expect("user")
 }
@@ -152,7 +157,7 @@ async fn web_client(app: &TestApp, realm: &str, id: &str, public: bool) -> Optio
         ..Default::default()
     };
     idp(app)
-        .create_client(realm, id, settings, !public)
+        .create_client(&crate::helpers::realm_name(realm), id, settings, !public)
         .await
         .expect("client")
 }
@@ -542,7 +547,7 @@ async fn refresh_tokens_rotate_and_a_replay_after_the_grace_window_revokes_the_l
         ..Default::default()
     };
     idp(&app)
-        .create_realm("strict", strict)
+        .create_realm(&crate::helpers::realm_name("strict"), strict)
         .await
         .expect("realm");
     for realm in ["node", "strict"] {
@@ -603,7 +608,12 @@ async fn introspection_and_revocation_follow_rfc_7662_and_rfc_7009() {
         .await
         .expect("secret");
     let rs = idp(&app)
-        .create_client("node", "resource-server", Default::default(), true)
+        .create_client(
+            &crate::helpers::realm_name("node"),
+            "resource-server",
+            Default::default(),
+            true,
+        )
         .await
         .expect("client")
         .expect("secret");
@@ -868,7 +878,12 @@ async fn failed_sign_ins_and_token_requests_are_throttled_without_locking_out_th
     // The token endpoint: a client's failures from three networks throttle it elsewhere, not
     // on the address it authenticated from before.
     let secret = idp(&app)
-        .create_client("node", "gateway", Default::default(), true)
+        .create_client(
+            &crate::helpers::realm_name("node"),
+            "gateway",
+            Default::default(),
+            true,
+        )
         .await
         .expect("client")
         .expect("secret");
@@ -928,7 +943,12 @@ async fn a_user_cannot_take_a_role_by_asking_for_it_as_a_scope() {
         ..Default::default()
     };
     let secret = idp(&app)
-        .create_client("node", "service", settings, true)
+        .create_client(
+            &crate::helpers::realm_name("node"),
+            "service",
+            settings,
+            true,
+        )
         .await
         .expect("client")
         .expect("secret");

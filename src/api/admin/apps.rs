@@ -26,7 +26,8 @@ pub struct AppIn {
     /// The app id.
     pub app_id: String,
     /// The realm whose tokens it gets (default: the default realm).
-    pub realm: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub realm: Option<RealmName>,
     /// Generate a P-256 key pair for self-signed tokens (the private key is returned once).
     #[serde(default)]
     pub generate_key: bool,
@@ -79,9 +80,7 @@ pub async fn create_app(
 ) -> Result<Response, ApiError> {
     let idp = admin(&state, &actor)?;
     let input: AppIn = json_body(&state, &headers, body).await?;
-    let realm = input
-        .realm
-        .unwrap_or_else(|| idp.default_realm().to_owned());
+    let realm = input.realm.unwrap_or_else(|| idp.default_realm().clone());
     let new = idp
         .create_app(&realm, &input.app_id, input.settings, input.generate_key)
         .await?;

@@ -30,13 +30,17 @@ pub struct ClientIn {
     pub settings: ClientSettings,
 }
 
-async fn client_out(idp: &Idp, realm: &str, client_id: &str) -> Result<ClientOut, ApiError> {
-    let row = idp.store().client(realm, client_id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("There is no client `{client_id}` in realm `{realm}`."),
-        )
-    })?;
+async fn client_out(idp: &Idp, realm: &RealmName, client_id: &str) -> Result<ClientOut, ApiError> {
+    let row = idp
+        .store()
+        .client(realm.as_str(), client_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("There is no client `{client_id}` in realm `{realm}`."),
+            )
+        })?;
     ClientOut::from_row(row)
 }
 
@@ -60,9 +64,10 @@ pub async fn list_clients(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<ClientOut>>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
-    let rows = idp.store().clients(&realm).await?;
+    let rows = idp.store().clients(realm.as_str()).await?;
     let out = rows.into_iter().map(ClientOut::from_row);
     Ok(Json(out.collect::<Result<_, _>>()?))
 }
@@ -79,6 +84,7 @@ pub async fn create_client(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let input: ClientIn = json_body(&state, &headers, body).await?;
     let secret = idp
@@ -100,6 +106,7 @@ pub async fn get_client(
     actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<Json<ClientOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     Ok(Json(client_out(&idp, &realm, &client_id).await?))
 }
@@ -118,6 +125,7 @@ pub async fn update_client(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ClientOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let settings: ClientSettings = json_body(&state, &headers, body).await?;
     idp.update_client(&realm, &client_id, settings).await?;
@@ -135,8 +143,11 @@ pub async fn delete_client(
     actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
-    idp.store().delete_client(&realm, &client_id).await?;
+    idp.store()
+        .delete_client(realm.as_str(), &client_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -151,6 +162,7 @@ pub async fn reset_client_secret(
     actor: Actor,
     Path((realm, client_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let secret = idp.reset_client_secret(&realm, &client_id).await?;
     let mut out = client_out(&idp, &realm, &client_id).await?;

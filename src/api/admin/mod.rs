@@ -24,7 +24,7 @@ use super::AppState;
 use crate::access::Actor;
 use crate::api::auth::authorize;
 use crate::api::error::{ApiError, ErrorCode};
-use crate::idp::{AppSettings, ClientSettings, Idp, RealmSettings, UserSettings};
+use crate::idp::{AppSettings, ClientSettings, Idp, RealmName, RealmSettings, UserSettings};
 use crate::store::{AppRow, ClientRow, UserRow};
 
 /// The routes of this module.
@@ -127,6 +127,18 @@ fn parse<T: DeserializeOwned>(json: &str) -> Result<T, ApiError> {
     serde_json::from_str(json).map_err(|e| ApiError::internal(&e))
 }
 
+/// The realm a path names: a segment that cannot be a realm's name names none (404).
+fn realm_name(raw: &str) -> Result<RealmName, ApiError> {
+    RealmName::parse(raw).map_err(|_| no_realm(raw))
+}
+
+fn no_realm(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("There is no realm `{}`.", crate::jose::jws::truncate(name)),
+    )
+}
+
 /// A realm.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RealmOut {
@@ -142,19 +154,18 @@ pub struct RealmOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RealmIn {
-    /// Its name (a-z, 0-9, -, _).
-    pub name: String,
+    /// Its name (1 to 64 of a-z, 0-9, -, _).
+    #[schema(value_type = String)]
+    pub name: RealmName,
     /// Its settings (defaults when left out).
     #[serde(default)]
     pub settings: RealmSettings,
 }
 
-fn realm_out(idp: &Idp, name: &str) -> Result<RealmOut, ApiError> {
-    let realm = idp.realm(name).ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, format!("There is no realm `{name}`."))
-    })?;
+fn realm_out(idp: &Idp, name: &RealmName) -> Result<RealmOut, ApiError> {
+    let realm = idp.realm(name).ok_or_else(|| no_realm(name.as_str()))?;
     Ok(RealmOut {
-        name: realm.name.clone(),
+        name: realm.name.to_string(),
         issuer: realm.issuer_url.clone(),
         settings: realm.settings.clone(),
     })
@@ -203,6 +214,7 @@ pub async fn get_realm(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<RealmOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     Ok(Json(realm_out(&idp, &realm)?))
 }
@@ -219,6 +231,7 @@ pub async fn update_realm(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<RealmOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let settings: RealmSettings = json_body(&state, &headers, body).await?;
     idp.update_realm(&realm, settings).await?;
@@ -234,8 +247,9 @@ pub async fn delete_realm(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
-    if realm == idp.admin_realm() {
+    if &realm == idp.admin_realm() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "The admin realm cannot be deleted: its tokens open this API.",
@@ -269,12 +283,13 @@ pub async fn list_keys(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<KeyOut>>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
     let keys = idp.store().realm_keys().await?;
     Ok(Json(
         keys.into_iter()
-            .filter(|k| k.realm == realm)
+            .filter(|k| realm == *k.realm)
             .map(|k| KeyOut {
                 kid: k.kid,
                 purpose: k.purpose,
@@ -299,8 +314,9 @@ pub async fn rotate_keys(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<KeyOut>>, ApiError> {
+    let realm = realm_name(&realm)?;
     admin(&state, &actor)?.rotate_keys(&realm).await?;
-    list_keys(State(state), actor, Path(realm)).await
+    list_keys(State(state), actor, Path(realm.to_string())).await
 }
 
 mod apps;

@@ -37,8 +37,8 @@ pub struct PasswordIn {
     pub password: String,
 }
 
-async fn user_out(idp: &Idp, realm: &str, id: &str) -> Result<UserOut, ApiError> {
-    let row = idp.store().user(realm, id).await?.ok_or_else(|| {
+async fn user_out(idp: &Idp, realm: &RealmName, id: &str) -> Result<UserOut, ApiError> {
+    let row = idp.store().user(realm.as_str(), id).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
             format!("There is no user `{id}` in realm `{realm}`."),
@@ -67,9 +67,10 @@ pub async fn list_users(
     actor: Actor,
     Path(realm): Path<String>,
 ) -> Result<Json<Vec<UserOut>>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     realm_out(&idp, &realm)?;
-    let rows = idp.store().users(&realm).await?;
+    let rows = idp.store().users(realm.as_str()).await?;
     let out = rows.into_iter().map(UserOut::from_row);
     Ok(Json(out.collect::<Result<_, _>>()?))
 }
@@ -86,6 +87,7 @@ pub async fn create_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let input: UserIn = json_body(&state, &headers, body).await?;
     let (password, generated) = match input.password {
@@ -114,6 +116,7 @@ pub async fn get_user(
     actor: Actor,
     Path((realm, id)): Path<(String, String)>,
 ) -> Result<Json<UserOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     Ok(Json(user_out(&idp, &realm, &id).await?))
 }
@@ -132,6 +135,7 @@ pub async fn update_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<UserOut>, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let settings: UserSettings = json_body(&state, &headers, body).await?;
     idp.update_user(&realm, &id, settings).await?;
@@ -152,6 +156,7 @@ pub async fn set_password(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
     let input: PasswordIn = json_body(&state, &headers, body).await?;
     idp.set_password(&realm, &id, input.password).await?;
@@ -169,7 +174,8 @@ pub async fn delete_user(
     actor: Actor,
     Path((realm, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    let realm = realm_name(&realm)?;
     let idp = admin(&state, &actor)?;
-    idp.store().delete_user(&realm, &id).await?;
+    idp.store().delete_user(realm.as_str(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -187,7 +187,10 @@ fn idp(state: &AppState) -> Result<&Arc<Idp>, ApiError> {
 
 fn realm(state: &AppState, name: &str) -> Result<(Arc<Idp>, Arc<Realm>), ApiError> {
     let idp = idp(state)?;
-    let realm = idp.realm(name).ok_or_else(|| {
+    let found = crate::idp::RealmName::parse(name)
+        .ok()
+        .and_then(|name| idp.realm(&name));
+    let realm = found.ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
             format!("There is no realm `{}`.", crate::jose::jws::truncate(name)),

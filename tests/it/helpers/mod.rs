@@ -192,7 +192,7 @@ impl TestApp {
         self.idp
             .as_ref()
             .expect("identity provider on")
-            .create_client("node", id, settings, true)
+            .create_client(&realm_name("node"), id, settings, true)
             .await
             .expect("client")
             .expect("secret")
@@ -548,6 +548,11 @@ pub async fn client_credentials(
         .to_owned()
 }
 
+/// A realm's name, for the identity provider's calls.
+pub fn realm_name(name: &str) -> portico::idp::RealmName {
+    portico::idp::RealmName::parse(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A store on a fresh database (the conformance suites' start).
 pub async fn fresh_store() -> (TempDir, TestDatabase, portico::store::Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -567,7 +572,7 @@ impl TestApp {
             ..Default::default()
         };
         let secret = idp
-            .create_client(realm, id, settings, true)
+            .create_client(&realm_name(realm), id, settings, true)
             .await
             .expect("client")
             .expect("secret");
