@@ -236,44 +236,50 @@ impl Store {
     }
 }
 
-/// SQLite: one statement per table, the rows passed as one JSON array (`json_each`), so a
-/// batch costs a few round trips to the database's worker whatever its size.
+/// SQLite: a change's rows in one round trip to the database's worker, whatever its size: one
+/// statement per table, in one query text, each reading its rows from one JSON array
+/// (`json_each`; an empty array writes nothing).
+static CHANGE_SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // Each statement's rows are its own numbered parameter.
+    [
+        DATAPOINT_ALL_SQLITE.to_owned(),
+        JOURNAL_ALL_SQLITE.replace("$1", "$2"),
+        super::webhooks::ENQUEUE_ALL_SQLITE.replace("$1", "$3"),
+    ]
+    .join(";\n")
+});
+
 async fn write_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     change: &Change,
 ) -> Result<(), StoreError> {
     let rows = super::last_per_key(&change.datapoints);
-    if !rows.is_empty() {
-        let json = json_rows(rows.iter().map(|r| {
-            (
-                &r.key,
-                &r.value_json,
-                to_micros(r.update_time),
-                r.seq as i64,
-            )
-        }));
-        sqlx::query(DATAPOINT_ALL_SQLITE)
-            .bind(json)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !change.journal.is_empty() {
-        let json = json_rows(change.journal.iter().map(|r| {
-            (
-                r.seq as i64,
-                to_micros(r.time),
-                &r.topic,
-                &r.actor,
-                &r.subject,
-                &r.data,
-            )
-        }));
-        sqlx::query(JOURNAL_ALL_SQLITE)
-            .bind(json)
-            .execute(&mut **tx)
-            .await?;
-    }
-    super::webhooks::enqueue_sqlite(tx, &change.outbox).await
+    let datapoints = json_rows(rows.iter().map(|r| {
+        (
+            &r.key,
+            &r.value_json,
+            to_micros(r.update_time),
+            r.seq as i64,
+        )
+    }));
+    let journal = json_rows(change.journal.iter().map(|r| {
+        (
+            r.seq as i64,
+            to_micros(r.time),
+            &r.topic,
+            &r.actor,
+            &r.subject,
+            &r.data,
+        )
+    }));
+    // The text is fixed: it is prepared once and cached with the connection.
+    sqlx::query(sqlx::AssertSqlSafe(CHANGE_SQLITE.as_str()))
+        .bind(datapoints)
+        .bind(journal)
+        .bind(super::webhooks::outbox_json(&change.outbox))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Rows as one JSON array of arrays, for `json_each` (a tuple serializes as an array).

@@ -327,7 +327,7 @@ fn attempt_row(c: AttemptColumns) -> Result<AttemptRow, StoreError> {
 /// SQLite reads the events from one JSON array (`json_each`), PostgreSQL from arrays
 /// (`UNNEST`). One statement per batch, not one per event: each statement is a round trip to
 /// the database's worker.
-const ENQUEUE_ALL_SQLITE: &str = "WITH e AS ( \
+pub(super) const ENQUEUE_ALL_SQLITE: &str = "WITH e AS ( \
        SELECT j.key AS n, json_extract(j.value, '$[0]') AS event_id, \
               json_extract(j.value, '$[1]') AS topic, json_extract(j.value, '$[2]') AS qos, \
               json_extract(j.value, '$[3]') AS payload, \
@@ -367,7 +367,16 @@ pub(super) async fn enqueue_sqlite(
     if events.is_empty() {
         return Ok(());
     }
-    let rows = super::journal::json_rows(events.iter().map(|e| {
+    sqlx::query(ENQUEUE_ALL_SQLITE)
+        .bind(outbox_json(events))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The outbox rows as `ENQUEUE_ALL_SQLITE` reads them.
+pub(super) fn outbox_json(events: &[OutboxEvent]) -> String {
+    super::journal::json_rows(events.iter().map(|e| {
         (
             &e.event_id,
             e.topic,
@@ -378,12 +387,7 @@ pub(super) async fn enqueue_sqlite(
             &e.subject,
             e.needs_admin,
         )
-    }));
-    sqlx::query(ENQUEUE_ALL_SQLITE)
-        .bind(rows)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    }))
 }
 
 pub(super) async fn enqueue_postgres(
