@@ -175,9 +175,13 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most simultaneous client connections; more are closed at once.
     pub max_connections: usize,
+    /// Most simultaneous connections from one address (an IPv6 /64 counts as one; a trusted
+    /// proxy's are not counted); more are answered 503 with `Retry-After` and closed.
+    pub max_connections_per_address: usize,
     /// Longest a TLS handshake may take.
     pub tls_handshake_timeout_seconds: u64,
-    /// Longest a client may take to send its request headers (HTTP/1).
+    /// Longest a client may take to send its request headers (HTTP/1), and a new connection
+    /// its first bytes (any protocol).
     pub header_read_timeout_seconds: u64,
     /// Longest a client may take to send its request body.
     pub body_read_timeout_seconds: u64,
@@ -190,6 +194,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             max_connections: 4096,
+            max_connections_per_address: 256,
             tls_handshake_timeout_seconds: 10,
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 30,
@@ -298,6 +303,10 @@ impl Config {
             ("max_body_bytes", self.limits.max_body_bytes as u64),
             ("max_connections", self.limits.max_connections as u64),
             (
+                "max_connections_per_address",
+                self.limits.max_connections_per_address as u64,
+            ),
+            (
                 "tls_handshake_timeout_seconds",
                 self.limits.tls_handshake_timeout_seconds,
             ),
@@ -325,6 +334,11 @@ impl Config {
             (
                 "max_connections",
                 self.limits.max_connections as u64,
+                1_000_000,
+            ),
+            (
+                "max_connections_per_address",
+                self.limits.max_connections_per_address as u64,
                 1_000_000,
             ),
             (

@@ -80,6 +80,18 @@ impl IpNets {
     }
 }
 
+/// The group an address counts in for per-address limits: an IPv4 address itself, an IPv6
+/// address's /64 (what one subscriber is usually given, so one host cannot pass as many).
+pub fn address_group(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip.to_canonical() {
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Trusted proxies, parsed.
 #[derive(Debug, Clone)]
 pub struct TrustedProxies {
@@ -114,8 +126,9 @@ impl TrustedProxies {
         &self.header
     }
 
-    fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        self.nets.contains(ip)
+    /// Whether `ip` is a trusted proxy (many clients share its connections).
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.nets.contains(ip.to_canonical())
     }
 
     /// The client's address for a request from `peer` whose [`Self::header`] values are
@@ -194,6 +207,21 @@ mod tests {
             .unwrap_err()
             .len()
                 == 3
+        );
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(address_group(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_group(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            address_group(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(
+            address_group(ip("2001:db8:1:2::1")),
+            address_group(ip("2001:db8:1:3::1"))
         );
     }
 }

@@ -5,6 +5,7 @@ mod access;
 mod admin;
 mod auth;
 mod cli;
+mod connections;
 mod datapoints;
 mod durability;
 mod helpers;

@@ -2,17 +2,18 @@
 //! prepares TLS, opens the store, loads the datapoints and binds; [`Server::run`] accepts
 //! connections until the shutdown future resolves, then drains in-flight requests.
 
+mod conn;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
@@ -462,7 +463,10 @@ impl Server {
             .timer(TokioTimer::new())
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)));
+        let builders = conn::Builders::new(builder);
+        let per_address = conn::PerAddress::new(self.limits.max_connections_per_address);
         let handshake_timeout = Duration::from_secs(self.limits.tls_handshake_timeout_seconds);
+        let first_bytes_timeout = Duration::from_secs(self.limits.header_read_timeout_seconds);
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -481,18 +485,35 @@ impl Server {
                 tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; closing");
                 continue;
             };
+            let slot = match self.proxies.trusts(peer.ip()) {
+                true => None,
+                false => match per_address.admit(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::warn!(
+                            %peer, limit = self.limits.max_connections_per_address,
+                            "connection limit of the address reached; refusing"
+                        );
+                        tokio::spawn(conn::refuse(tcp, acceptor.is_some()));
+                        continue;
+                    }
+                },
+            };
             let _ = tcp.set_nodelay(true);
-            let connection = Connection {
+            let connection = conn::Connection {
                 service: self.router.clone(),
                 peer,
                 proxies: self.proxies.clone(),
-                builder: builder.clone(),
+                builders: builders.clone(),
                 watcher: graceful.watcher(),
+                slot,
+                handshake_timeout,
+                first_bytes_timeout,
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                connection.serve(tcp, acceptor, handshake_timeout).await;
+                connection.serve(tcp, acceptor).await;
             });
         }
         drop(self.listener);
@@ -506,72 +527,6 @@ impl Server {
         self.state.datapoints.shutdown().await;
         self.state.store.close().await;
         tracing::info!("stopped");
-    }
-}
-
-struct Connection {
-    service: Router,
-    peer: SocketAddr,
-    proxies: Arc<crate::net::TrustedProxies>,
-    builder: auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-}
-
-impl Connection {
-    async fn serve(
-        self,
-        tcp: TcpStream,
-        acceptor: Option<TlsAcceptor>,
-        handshake_timeout: Duration,
-    ) {
-        let peer = self.peer;
-        let proxies = self.proxies;
-        // Handlers that need the client's address (throttling, session binding) read
-        // `ClientIp`: the peer, or the address a trusted proxy forwarded.
-        let service = TowerToHyperService::new(tower::util::MapRequest::new(
-            self.service,
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                let forwarded = request
-                    .headers()
-                    .get_all(proxies.header())
-                    .iter()
-                    .filter_map(|value| value.to_str().ok());
-                let client = proxies.client(peer.ip(), forwarded);
-                let extensions = request.extensions_mut();
-                extensions.insert(axum::extract::ConnectInfo(peer));
-                extensions.insert(api::extract::ClientIp(client));
-                request
-            },
-        ));
-        let result = match acceptor {
-            Some(acceptor) => {
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let connection = self
-                            .builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        self.watcher.watch(connection.into_owned()).await
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                }
-            }
-            None => {
-                let connection = self
-                    .builder
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                self.watcher.watch(connection.into_owned()).await
-            }
-        };
-        if let Err(error) = result {
-            tracing::debug!(%peer, %error, "connection ended with an error");
-        }
     }
 }
 
