@@ -404,7 +404,7 @@ def padded_header(w):
 
 
 def padded_payload(w):
-    payload = first(lambda: json_b64url(w.claims("hmac", nonce=secrets.token_hex(
+    payload = first(lambda: json_b64url(w.claims("hmac", pad=secrets.token_hex(
         secrets.randbelow(4) + 1))), lambda part: len(part) % 4)
     return with_literal_parts(w, json_b64url({"alg": "HS256"}),
                               payload + "=" * (-len(payload) % 4))
@@ -417,7 +417,7 @@ def padded_signature(w):
 
 def standard_alphabet_in_payload(w, url_char, std_char):
     # `~`, `?` and `>` are high in ASCII: runs of them encode to 6-bit groups 62 and 63.
-    payload = first(lambda: json_b64url(w.claims("hmac", nonce="".join(
+    payload = first(lambda: json_b64url(w.claims("hmac", pad="".join(
         secrets.choice("~?>") for _ in range(8)))), lambda part: url_char in part)
     return with_literal_parts(w, json_b64url({"alg": "HS256"}),
                               payload.replace(url_char, std_char))

@@ -355,6 +355,7 @@ impl Idp {
             // subject may do (a user could otherwise ask for a role they lack).
             permission_claims: vec!["realm_access.roles".to_owned()],
             token_types: vec!["at+jwt".into()],
+            accept_id_tokens: false,
             realm: Some(row.name.clone()),
             keys: Keys::Static(Arc::new(access_set)),
         };

@@ -126,6 +126,17 @@ impl<'a> Claims<'a> {
         Ok(())
     }
 
+    /// Whether these are an OpenID Connect ID token's claims: `nonce` or `at_hash` (OpenID
+    /// Connect Core §2, §3.1.3.6), or Keycloak's `"typ": "ID"`. Access tokens carry none.
+    pub fn is_id_token(&self) -> bool {
+        self.all.contains("nonce")
+            || self.all.contains("at_hash")
+            || self
+                .all
+                .get("typ")
+                .is_some_and(|typ| typ.get() == r#""ID""#)
+    }
+
     /// The permissions found at `paths` (dotted claim paths such as `realm_access.roles`): a
     /// string is split on spaces (OAuth `scope`), an array contributes its strings. Anything
     /// else at a path (a number, an object, nested duplicate members) contributes nothing.

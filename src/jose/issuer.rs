@@ -29,9 +29,19 @@ pub struct IssuerConfig {
     pub name: Option<String>,
     /// The exact `iss` of its tokens (for OIDC, the issuer URL).
     pub issuer: String,
-    /// Accepted `aud` values; a token must name one. Empty accepts any audience.
+    /// Accepted `aud` values; a token must name one. Required for an issuer with a public key
+    /// (one that may mint tokens for other applications too) unless `any_audience` is set.
     #[serde(default)]
     pub audience: Vec<String>,
+    /// Accept tokens whatever their `aud` (only with no `audience`): for an issuer that mints
+    /// tokens for Portico alone.
+    #[serde(default)]
+    pub any_audience: bool,
+    /// Accept OpenID Connect ID tokens as bearer tokens. By default a token that carries
+    /// `nonce` or `at_hash`, or Keycloak's `"typ": "ID"`, is refused: it says who logged in to a
+    /// client, not what its bearer may do here.
+    #[serde(default)]
+    pub accept_id_tokens: bool,
     /// Algorithms its tokens may use. Required for `hmac_secret` and `public_key_file` (the key
     /// is pinned to them); for key sets, restricts them (default: every supported algorithm,
     /// each key keeping to its own).
@@ -113,6 +123,8 @@ pub struct Issuer {
     pub permission_claims: Vec<String>,
     /// Accepted header `typ` values; empty accepts any.
     pub token_types: Vec<String>,
+    /// Whether an ID token passes as a bearer token.
+    pub accept_id_tokens: bool,
     /// For a realm of Portico's identity provider, its name.
     pub realm: Option<String>,
     /// Where its keys come from.
@@ -191,6 +203,20 @@ impl Issuer {
         }
         if config.issuer.is_empty() {
             problems.push(format!("key `{at}.issuer` must not be empty"));
+        }
+        // A shared secret is Portico's alone; a public key may sign tokens for any application
+        // of the issuer, which must not be accepted here.
+        match (config.audience.is_empty(), config.any_audience) {
+            (true, false) if config.hmac_secret.is_none() => problems.push(format!(
+                "key `{at}.audience`: name the `aud` value(s) tokens for Portico carry (e.g. \
+                 [\"portico\"]), or set `any_audience = true` to accept tokens this issuer \
+                 minted for any application"
+            )),
+            (false, true) => problems.push(format!(
+                "key `{at}.any_audience`: `audience` is given, so tokens must name one of it; \
+                 leave out one of the two"
+            )),
+            _ => {}
         }
         for (name, value, min, max) in [
             ("leeway_seconds", config.leeway_seconds, 0, 3600),
@@ -299,6 +325,7 @@ impl Issuer {
             },
             permission_claims: config.permission_claims.clone(),
             token_types: config.token_types.clone(),
+            accept_id_tokens: config.accept_id_tokens,
             realm: None,
             keys,
         })

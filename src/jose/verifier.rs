@@ -62,6 +62,11 @@ pub enum TokenError {
     /// The header's `typ` is not one the issuer uses for access tokens.
     #[error("the token's type (`typ`) is not an access token's")]
     WrongType,
+    /// An OpenID Connect ID token, which its issuer does not let pass as a bearer token.
+    #[error(
+        "the token is an ID token (it carries `nonce`, `at_hash` or `typ: ID`), not an access token"
+    )]
+    IdToken,
     /// No key verified it.
     #[error(transparent)]
     Key(#[from] NoKey),
@@ -190,6 +195,9 @@ impl Verifier {
             return Err(TokenError::WrongType);
         }
         let generation = check_signature(&issuer, &jws).await?;
+        if !issuer.accept_id_tokens && claims.is_id_token() {
+            return Err(TokenError::IdToken);
+        }
         claims.check(&issuer.rules, now)?;
         let verified = Arc::new(Verified {
             issuer: issuer.name.clone(),

@@ -505,7 +505,7 @@ async fn a_key_set_with_a_duplicate_kid_is_refused_at_start_up() {
     .expect("jwks");
     let config = plant(
         &format!(
-            "[[issuer]]\nissuer = \"https://f\"\njwks_file = \"{}\"\n",
+            "[[issuer]]\nissuer = \"https://f\"\naudience = [\"portico\"]\njwks_file = \"{}\"\n",
             path.display()
         ),
         "",
@@ -517,5 +517,98 @@ async fn a_key_set_with_a_duplicate_kid_is_refused_at_start_up() {
     assert!(
         error.to_string().contains("two keys have the kid `same`"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_with_a_public_key_names_its_audience_or_says_it_takes_any() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("jwks.json");
+    std::fs::write(
+        &path,
+        json!({"keys": [Signer::es256("k").jwk()]}).to_string(),
+    )
+    .expect("jwks");
+    let validate = |lines: &str| {
+        let config = plant(
+            &format!(
+                "[[issuer]]\nissuer = \"https://f\"\njwks_file = \"{}\"\n{lines}",
+                path.display()
+            ),
+            "",
+        );
+        portico::config::Config::from_toml_str(&config)
+            .expect("parses")
+            .validate()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let missing = validate("").expect_err("no audience");
+    assert!(
+        missing.contains("`issuer[0].audience`") && missing.contains("any_audience = true"),
+        "{missing}"
+    );
+    assert_eq!(validate("any_audience = true\n"), Ok(()));
+    assert_eq!(validate("audience = [\"portico\"]\n"), Ok(()));
+    let both = validate("audience = [\"portico\"]\nany_audience = true\n").expect_err("both");
+    assert!(both.contains("`issuer[0].any_audience`"), "{both}");
+    // A shared secret is Portico's own: no audience needed.
+    let config = plant(
+        &format!(
+            "[[issuer]]\nissuer = \"{ISSUER}\"\nhmac_secret = \"{SECRET}\"\nalgorithms = [\"HS256\"]\n"
+        ),
+        "",
+    );
+    assert!(
+        portico::config::Config::from_toml_str(&config)
+            .expect("parses")
+            .validate()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn an_id_token_is_not_a_bearer_token_unless_its_issuer_says_so() {
+    let app = TestApp::spawn_with(&plant(&hmac_issuer(), "")).await;
+    let signer = Signer::hs256(SECRET.as_bytes());
+    for (claim, value) in [
+        ("nonce", json!("n-0S6_WzA2Mj")),
+        ("at_hash", json!("77QmUPtjPfzWtF2AnpK9RQ")),
+        ("typ", json!("ID")),
+    ] {
+        let mut id_token = claims(ISSUER, now(), "plant:read");
+        id_token[claim] = value;
+        let refused = get(&app, "/plant/temp", Some(&signer.sign(&id_token))).await;
+        refused.assert_problem(401, "invalid_token");
+        assert!(
+            refused
+                .header("www-authenticate")
+                .contains("is an ID token"),
+            "{claim}: {}",
+            refused.header("www-authenticate")
+        );
+    }
+    // An access token that says `"typ": "Bearer"` (as Keycloak's do) is one.
+    let mut access = claims(ISSUER, now(), "plant:read");
+    access["typ"] = json!("Bearer");
+    assert_eq!(
+        get(&app, "/plant/temp", Some(&signer.sign(&access)))
+            .await
+            .status,
+        200
+    );
+
+    let lenient = TestApp::spawn_with(&plant(
+        &format!("{}accept_id_tokens = true\n", hmac_issuer()),
+        "",
+    ))
+    .await;
+    let mut id_token = claims(ISSUER, now(), "plant:read");
+    id_token["nonce"] = json!("n-0S6_WzA2Mj");
+    assert_eq!(
+        get(&lenient, "/plant/temp", Some(&signer.sign(&id_token)))
+            .await
+            .status,
+        200
     );
 }

@@ -205,7 +205,8 @@ fn keys_generate_and_token_inspect_work_together() {
     std::fs::write(
         &config,
         format!(
-            "[[issuer]]\nname = \"plant-idp\"\nissuer = \"https://idp.example\"\njwks_file = \"{}\"\n",
+            "[[issuer]]\nname = \"plant-idp\"\nissuer = \"https://idp.example\"\naudience = [\"portico\"]\n\
+             jwks_file = \"{}\"\n",
             dir.path().join("set.json").display()
         ),
     )
@@ -221,7 +222,9 @@ fn keys_generate_and_token_inspect_work_together() {
         let header =
             crate::helpers::tokens::b64(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#).as_bytes());
         let claims = crate::helpers::tokens::b64(
-            format!(r#"{{"iss":"https://idp.example","sub":"d1","exp":{exp},"scope":"a b"}}"#)
+            format!(
+                r#"{{"iss":"https://idp.example","aud":"portico","sub":"d1","exp":{exp},"scope":"a b"}}"#
+            )
                 .as_bytes(),
         );
         let input = format!("{header}.{claims}");
