@@ -590,10 +590,15 @@ impl Webhooks {
             )));
         }
         self.wake();
-        self.store
-            .delivery(id.as_str(), delivery)
-            .await?
-            .ok_or_else(not_found)
+        // The delivery as queued again (what the update wrote), not whatever its next attempt,
+        // which may already have finished, made of it.
+        Ok(DeliveryRow {
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_at: now,
+            finished: None,
+            ..row
+        })
     }
 
     /// Delivers again every finished delivery of a subscription whose event happened in
