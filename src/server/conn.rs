@@ -115,26 +115,31 @@ pub(super) async fn refuse(mut tcp: TcpStream, tls: bool) {
     if tls {
         return;
     }
-    let body = serde_json::to_string(&ProblemOut {
-        type_uri: format!("urn:portico:problem:{}", ErrorCode::Unavailable.as_str()),
-        title: ErrorCode::Unavailable.title(),
-        status: 503,
-        detail: "This address has as many connections open as it may; try again later.".into(),
-        code: ErrorCode::Unavailable,
-    })
-    .unwrap_or_default();
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
-         Content-Type: application/problem+json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-        tcp.write_all(answer.as_bytes()).await?;
+        tcp.write_all(BUSY.as_bytes()).await?;
         tcp.shutdown().await
     })
     .await;
 }
+
+/// The refusal's bytes, made once: under a flood of refused connections only they are written.
+static BUSY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let code = ErrorCode::Unavailable;
+    let body = serde_json::to_string(&ProblemOut {
+        type_uri: format!("urn:portico:problem:{}", code.as_str()),
+        title: code.title(),
+        status: code.status().as_u16(),
+        detail: "This address has as many connections open as it may; try again later.".into(),
+        code,
+    })
+    .unwrap_or_default();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
+         Content-Type: application/problem+json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+});
 
 pub(super) struct Connection {
     pub(super) service: Router,

@@ -21,6 +21,17 @@ async fn read_to_close<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Vec<u
     all
 }
 
+/// Sends one HTTP/1.1 `GET /healthz` that closes the connection; answers what came back.
+async fn healthz<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Vec<u8> {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    read_to_close(stream).await
+}
+
 fn address(app: &TestApp) -> String {
     app.url
         .trim_start_matches("http://")
@@ -68,11 +79,7 @@ async fn one_address_gets_its_share_of_connections_and_503_beyond_it() {
     let mut served = false;
     for _ in 0..100 {
         let mut stream = TcpStream::connect(address(&app)).await.expect("connect");
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("send");
-        let answer = read_to_close(&mut stream).await;
+        let answer = healthz(&mut stream).await;
         if answer.starts_with(b"HTTP/1.1 200 OK") {
             served = true;
             break;
