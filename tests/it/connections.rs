@@ -107,15 +107,7 @@ async fn a_plain_connection_that_sends_nothing_or_too_little_is_closed_at_the_he
     }
     // A whole request is served, over HTTP/1.1 and with HTTP/2's prior knowledge.
     let mut stream = TcpStream::connect(address(&app)).await.expect("connect");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    assert!(
-        read_to_close(&mut stream)
-            .await
-            .starts_with(b"HTTP/1.1 200 OK")
-    );
+    assert!(healthz(&mut stream).await.starts_with(b"HTTP/1.1 200 OK"));
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -154,13 +146,5 @@ async fn a_tls_connection_speaks_what_alpn_chose_and_must_send_within_the_header
         .expect("GET");
     assert_eq!(reply.version(), reqwest::Version::HTTP_2);
     let mut http1 = tls_connection(&app, b"http/1.1").await;
-    http1
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    assert!(
-        read_to_close(&mut http1)
-            .await
-            .starts_with(b"HTTP/1.1 200 OK")
-    );
+    assert!(healthz(&mut http1).await.starts_with(b"HTTP/1.1 200 OK"));
 }
