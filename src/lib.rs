@@ -20,6 +20,7 @@ pub mod portal;
 pub mod ratelimit;
 pub mod secrets;
 pub mod server;
+pub mod share;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;

@@ -20,9 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use super::AppState;
 use std::sync::Arc;
 
-use crate::access::{
-    Actor, Credential, Ending, Policy, Refused, TokenCredential, Unending, ending,
-};
+use crate::access::{Actor, Credential, Ending, Policy, Refused, TokenCredential, Unending};
 use crate::api::error::{ApiError, ErrorCode};
 
 /// The answer for a refusal, naming `realm` in `WWW-Authenticate`.
@@ -177,8 +175,13 @@ pub struct Auth {
     pub webhook_managers: Policy,
 }
 
-/// When a stream authorized for `actor` must end: with its token, if it has one.
-pub fn stream_ending(state: &AppState, actor: &Actor) -> Ending {
+/// Opens a stream for `actor` reading from `client` within the stream limits: it ends with the
+/// actor's token, if it has one, or at the stream's maximum lifetime.
+pub fn stream_ending(
+    state: &AppState,
+    actor: &Actor,
+    client: std::net::IpAddr,
+) -> Result<Ending, ApiError> {
     let credential: Arc<dyn Credential> = match actor {
         Actor::Token(token) => Arc::new(TokenCredential {
             verifier: state.auth.verifier.clone(),
@@ -187,7 +190,8 @@ pub fn stream_ending(state: &AppState, actor: &Actor) -> Ending {
         }),
         _ => Arc::new(Unending),
     };
-    ending(credential, state.auth.revocation_check)
+    let reader = super::streams::Reader::of(actor, client);
+    Ok(state.streams.open(reader, credential, None)?)
 }
 
 #[cfg(test)]

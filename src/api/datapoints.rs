@@ -19,6 +19,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::AppState;
 use super::auth::{authorize, stream_ending};
+use super::extract::ClientIp;
 use crate::access::{Actor, Ending};
 use crate::api::error::{ApiError, ErrorCode, ProblemOut};
 use crate::datapoint::registry::DatapointId;
@@ -248,6 +249,7 @@ pub struct DatapointWrittenOut {
 pub async fn events(
     State(state): State<AppState>,
     actor: Actor,
+    ClientIp(client): ClientIp,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -260,9 +262,10 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
+    let ending = stream_ending(&state, &actor, client)?;
     // Subscribe before reading the current value, so no write falls between the two.
     let follow = Follow {
-        ending: stream_ending(&state, &actor),
+        ending,
         receiver: state.journal.bus().subscribe(),
         shutdown: state.shutdown.clone(),
         id,

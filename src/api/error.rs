@@ -57,6 +57,9 @@ pub enum ErrorCode {
     InvalidAuthorization,
     /// The store cannot be reached or the server is shutting down; retry later.
     Unavailable,
+    /// The server is at one of its limits (connections, requests in progress, streams);
+    /// `Retry-After` says when to try again.
+    Busy,
     /// A bug: the server failed in a way it did not expect. Details are in its log.
     Internal,
     /// The name is taken (a realm, client, user or app that already exists).
@@ -112,6 +115,7 @@ impl ErrorCode {
         Self::InsufficientScope,
         Self::InvalidAuthorization,
         Self::Unavailable,
+        Self::Busy,
         Self::Internal,
         Self::Conflict,
         Self::InvalidValue,
@@ -144,7 +148,7 @@ impl ErrorCode {
             BodyNotObject | MissingValue | UnknownField | DuplicateField | TypeMismatch
             | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange | StringTooLong
             | InvalidValue | TargetForbidden => StatusCode::UNPROCESSABLE_ENTITY,
-            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable | Busy => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Conflict => StatusCode::CONFLICT,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -178,6 +182,7 @@ impl ErrorCode {
             StringTooLong => "String too long",
             UnknownDatapoint => "Unknown datapoint",
             Unavailable => "Service unavailable",
+            Busy => "Server busy",
             Internal => "Internal server error",
             Conflict => "Conflict",
             InvalidValue => "Invalid value",
@@ -220,6 +225,7 @@ impl ErrorCode {
             StringTooLong => "string_too_long",
             UnknownDatapoint => "unknown_datapoint",
             Unavailable => "unavailable",
+            Busy => "busy",
             Internal => "internal",
             Conflict => "conflict",
             InvalidValue => "invalid_value",
@@ -297,6 +303,13 @@ impl ApiError {
         )
     }
 
+    /// A 503 for a limit the server is at, to be retried after `retry_after`.
+    pub fn busy(detail: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs().max(1);
+        Self::new(ErrorCode::Busy, detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
     /// The error's code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -347,7 +360,10 @@ mod tests {
     #[test]
     fn only_server_faults_are_5xx() {
         for code in ErrorCode::ALL {
-            let server_fault = matches!(code, ErrorCode::Unavailable | ErrorCode::Internal);
+            let server_fault = matches!(
+                code,
+                ErrorCode::Unavailable | ErrorCode::Busy | ErrorCode::Internal
+            );
             assert_eq!(code.status().is_server_error(), server_fault, "{code:?}");
         }
     }

@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::stream_ending;
+use super::extract::ClientIp;
 use super::webhooks::query_pairs;
 use crate::access::{Actor, Ending};
 use crate::api::error::{ApiError, ErrorCode};
@@ -226,6 +227,7 @@ pub async fn list(
 pub async fn stream(
     State(state): State<AppState>,
     actor: Actor,
+    ClientIp(client): ClientIp,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -237,10 +239,11 @@ pub async fn stream(
         Some(text) => Some(number("Last-Event-ID", text.trim())?),
         None => None,
     };
+    let ending = stream_ending(&state, &actor, client)?;
     // Subscribe before reading the journal, so nothing falls between the two.
     let receiver = state.journal.bus().subscribe();
     let mut follow = Follow {
-        ending: stream_ending(&state, &actor),
+        ending,
         receiver,
         shutdown: state.shutdown.clone(),
         last_sent: 0,

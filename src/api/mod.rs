@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod openendpoints;
 pub mod ops;
+pub mod streams;
 pub mod track;
 pub mod webhooks;
 pub mod xrtc;
@@ -75,6 +76,10 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Request limits.
     pub limits: Arc<Limits>,
+    /// Requests in progress, per client address group (`limits.max_requests_in_progress`).
+    pub in_progress: Arc<crate::share::Shares<std::net::IpAddr>>,
+    /// Open event streams and their limits.
+    pub streams: streams::Streams,
     /// The OpenAPI document, serialized once at start-up.
     pub openapi_json: Bytes,
     /// Bearer-token verification and the native API's policy.
@@ -127,7 +132,10 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(track::TrackLayer(metrics))
+        .layer(track::TrackLayer {
+            metrics,
+            in_progress: state.in_progress.clone(),
+        })
         .with_state(state)
 }
 

@@ -24,7 +24,8 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::extract::ClientIp;
-use crate::access::{Ending, ending};
+use super::streams::{Reader, StreamsFull};
+use crate::access::Ending;
 use crate::portal::{NewItem, Portal, PortalId};
 use crate::xrtc::session::Session;
 use crate::xrtc::{
@@ -473,7 +474,8 @@ async fn get_item(
             Ok(ok_json(answer(&items)))
         }
         Mode::Stream => {
-            let ending = session_ending(&state, &xrtc, &session);
+            let lifetime = Duration::from_millis(xrtc.settings().stream_max_ms);
+            let ending = session_ending(&state, &xrtc, &session, Some(lifetime))?;
             let lines = stream_lines(xrtc, session, plan, state.shutdown.clone(), ending);
             Ok((
                 [(
@@ -573,15 +575,26 @@ fn stream_lines(
     })
 }
 
-/// When a stream of `session` must end: with the session, or its API key.
-fn session_ending(state: &AppState, xrtc: &Arc<Xrtc>, session: &Arc<Session>) -> Ending {
-    ending(
-        Arc::new(SessionCredential {
-            xrtc: xrtc.clone(),
-            session: session.clone(),
-        }),
-        state.auth.revocation_check,
-    )
+/// Opens a stream of `session` within the stream limits: it ends with the session, its API
+/// key, or at its maximum lifetime (`lifetime` when shorter than the node's).
+fn session_ending(
+    state: &AppState,
+    xrtc: &Arc<Xrtc>,
+    session: &Arc<Session>,
+    lifetime: Option<Duration>,
+) -> Result<Ending, XrtcError> {
+    let reader = Reader::Account(session.account.shared().clone());
+    let credential = Arc::new(SessionCredential {
+        xrtc: xrtc.clone(),
+        session: session.clone(),
+    });
+    state
+        .streams
+        .open(reader, credential, lifetime)
+        .map_err(|full| {
+            XrtcError::new(group::SYSTEM, code::TOO_MANY_STREAMS, full.sentence())
+                .retry_after(StreamsFull::RETRY)
+        })
 }
 
 /// A portal item as the event stream sends it (the same object as in an XRTC get answer).
@@ -628,7 +641,7 @@ pub async fn portal_events(
     // Without Last-Event-ID, start after what is there now.
     let cursor = last_seen.unwrap_or_else(|| portal.read(u64::MAX, i64::MIN).newest);
     let follow = Follow {
-        ending: session_ending(&state, &xrtc, &session),
+        ending: session_ending(&state, &xrtc, &session, None)?,
         xrtc,
         portal,
         cursor,

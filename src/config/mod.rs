@@ -173,7 +173,8 @@ impl Default for Config {
 pub struct Limits {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Most simultaneous client connections; more are closed at once.
+    /// Most simultaneous client connections; more are answered 503 with `Retry-After` (over
+    /// TLS, closed) at once.
     pub max_connections: usize,
     /// Most simultaneous connections from one address (an IPv6 /64 counts as one; a trusted
     /// proxy's are not counted); more are answered 503 with `Retry-After` and closed.
@@ -187,6 +188,26 @@ pub struct Limits {
     pub body_read_timeout_seconds: u64,
     /// Longest a graceful shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
+    /// An HTTP/2 connection with no stream open this long is closed (GOAWAY). An HTTP/1
+    /// connection waits at most `header_read_timeout_seconds` for its next request.
+    pub idle_timeout_seconds: u64,
+    /// A connection this old is closed gracefully (HTTP/2: GOAWAY, then its streams finish;
+    /// HTTP/1: after the request in progress); clients reconnect.
+    pub max_connection_age_seconds: u64,
+    /// Most requests in progress on the node (a long poll counts while it waits; a stream
+    /// until its answer starts); more are answered 503 with `Retry-After`.
+    pub max_requests_in_progress: usize,
+    /// Most requests in progress from one client address (an IPv6 /64 counts as one; behind a
+    /// trusted proxy, the address it forwards).
+    pub max_requests_in_progress_per_address: usize,
+    /// Most open event streams (SSE, XRTC streams) on the node.
+    pub max_streams: usize,
+    /// Most open event streams of one reader: a token's subject, an XRTC account, or an
+    /// anonymous reader's address.
+    pub max_streams_per_reader: usize,
+    /// The longest an SSE stream stays open; clients reconnect with `Last-Event-ID` and lose
+    /// nothing.
+    pub stream_max_seconds: u64,
 }
 
 impl Default for Limits {
@@ -199,6 +220,13 @@ impl Default for Limits {
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
+            idle_timeout_seconds: 120,
+            max_connection_age_seconds: 3600,
+            max_requests_in_progress: 8192,
+            max_requests_in_progress_per_address: 1024,
+            max_streams: 8192,
+            max_streams_per_reader: 64,
+            stream_max_seconds: 3600,
         }
     }
 }
@@ -318,6 +346,25 @@ impl Config {
                 "body_read_timeout_seconds",
                 self.limits.body_read_timeout_seconds,
             ),
+            ("idle_timeout_seconds", self.limits.idle_timeout_seconds),
+            (
+                "max_connection_age_seconds",
+                self.limits.max_connection_age_seconds,
+            ),
+            (
+                "max_requests_in_progress",
+                self.limits.max_requests_in_progress as u64,
+            ),
+            (
+                "max_requests_in_progress_per_address",
+                self.limits.max_requests_in_progress_per_address as u64,
+            ),
+            ("max_streams", self.limits.max_streams as u64),
+            (
+                "max_streams_per_reader",
+                self.limits.max_streams_per_reader as u64,
+            ),
+            ("stream_max_seconds", self.limits.stream_max_seconds),
         ];
         for (name, value) in limits {
             if value == 0 {
@@ -355,6 +402,37 @@ impl Config {
                 "body_read_timeout_seconds",
                 self.limits.body_read_timeout_seconds,
                 3600,
+            ),
+            (
+                "idle_timeout_seconds",
+                self.limits.idle_timeout_seconds,
+                86_400,
+            ),
+            (
+                "max_connection_age_seconds",
+                self.limits.max_connection_age_seconds,
+                30 * 86_400,
+            ),
+            (
+                "max_requests_in_progress",
+                self.limits.max_requests_in_progress as u64,
+                1_000_000,
+            ),
+            (
+                "max_requests_in_progress_per_address",
+                self.limits.max_requests_in_progress_per_address as u64,
+                1_000_000,
+            ),
+            ("max_streams", self.limits.max_streams as u64, 1_000_000),
+            (
+                "max_streams_per_reader",
+                self.limits.max_streams_per_reader as u64,
+                1_000_000,
+            ),
+            (
+                "stream_max_seconds",
+                self.limits.stream_max_seconds,
+                30 * 86_400,
             ),
             (
                 "shutdown_grace_seconds",

@@ -1,26 +1,39 @@
 //! One connection, from accept to hyper: its address's share of the connection slots, the TLS
-//! handshake, and the protocol it speaks, chosen before hyper sees it.
+//! handshake, the protocol it speaks (chosen before hyper sees it), and when it ends.
 //!
 //! hyper-util's automatic protocol detection reads up to 24 bytes with no timer, so a client
 //! that connects and sends nothing (or one byte) held a slot for ever. Here the protocol comes
 //! from ALPN under TLS (HTTP/2 only when the client asked for `h2`), and a connection's first
 //! bytes must arrive within `limits.header_read_timeout_seconds` on every listener; on a plain
 //! listener those bytes tell HTTP/2's preface (prior knowledge) from an HTTP/1 request.
+//!
+//! A connection ends gracefully (HTTP/2: GOAWAY, then its open streams finish; HTTP/1: after the
+//! request in progress) when the server shuts down, when it reaches `limits.max_connection_age_seconds`,
+//! and, for HTTP/2, when no stream has been open for `limits.idle_timeout_seconds` (keep-alive
+//! pings do not count: any client answers them). An idle HTTP/1 connection is closed by hyper's
+//! header timeout, which runs from the moment it waits for the next request. A connection that
+//! has not finished closing `limits.shutdown_grace_seconds` later is dropped.
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use futures_util::future::Either;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::api;
@@ -56,80 +69,48 @@ impl Builders {
     }
 }
 
-/// Open connections per address group ([`crate::net::address_group`]), so one host cannot take
-/// every slot of `limits.max_connections`. A trusted proxy's connections are not counted: they
-/// carry many clients. Entries exist only while connections are open.
-#[derive(Debug)]
-pub(super) struct PerAddress {
-    limit: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+/// Which connection limit a refused connection met.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refusal {
+    /// `limits.max_connections_per_address`.
+    Address,
+    /// `limits.max_connections`.
+    Node,
 }
 
-impl PerAddress {
-    pub(super) fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self {
-            limit,
-            open: Mutex::default(),
-        })
-    }
-
-    /// A slot for one more connection from `peer`'s group, or `None` when it has `limit`.
-    pub(super) fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<AddressSlot> {
-        let group = crate::net::address_group(peer);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(group).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            owner: self.clone(),
-            group,
-        })
-    }
-}
-
-/// One open connection's place in [`PerAddress`], given back when dropped.
-#[derive(Debug)]
-pub(super) struct AddressSlot {
-    owner: Arc<PerAddress>,
-    group: IpAddr,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut open = self.owner.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.group) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.group);
-            }
-        }
-    }
-}
-
-/// Answers a connection refused for its address's share: 503 with `Retry-After` on a plain
-/// listener (a TLS connection is closed before its handshake, which would cost more than the
-/// answer is worth to an address already holding its share).
-pub(super) async fn refuse(mut tcp: TcpStream, tls: bool) {
+/// Answers a refused connection: 503 with `Retry-After` on a plain listener (a TLS connection
+/// is closed before its handshake, which would cost more than the answer is worth when the
+/// server or the address is at its limit).
+pub(super) async fn refuse(mut tcp: TcpStream, tls: bool, why: Refusal) {
     if tls {
         return;
     }
+    let bytes = match why {
+        Refusal::Address => &*BUSY_ADDRESS,
+        Refusal::Node => &*BUSY_NODE,
+    };
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
-        tcp.write_all(BUSY.as_bytes()).await?;
+        tcp.write_all(bytes.as_bytes()).await?;
         tcp.shutdown().await
     })
     .await;
 }
 
-/// The refusal's bytes, made once: under a flood of refused connections only they are written.
-static BUSY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let code = ErrorCode::Unavailable;
+/// The refusals' bytes, made once: under a flood of refused connections only they are written.
+static BUSY_ADDRESS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    busy("This address has as many connections open as it may; try again later.")
+});
+static BUSY_NODE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    busy("The server has as many connections open as it may; try again later.")
+});
+
+fn busy(detail: &str) -> String {
+    let code = ErrorCode::Busy;
     let body = serde_json::to_string(&ProblemOut {
         type_uri: format!("urn:portico:problem:{}", code.as_str()),
         title: code.title(),
         status: code.status().as_u16(),
-        detail: "This address has as many connections open as it may; try again later.".into(),
+        detail: detail.into(),
         code,
     })
     .unwrap_or_default();
@@ -139,18 +120,31 @@ static BUSY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          Connection: close\r\n\r\n{body}",
         body.len()
     )
-});
+}
 
 pub(super) struct Connection {
     pub(super) service: Router,
     pub(super) peer: SocketAddr,
     pub(super) proxies: Arc<crate::net::TrustedProxies>,
     pub(super) builders: Builders,
-    pub(super) watcher: hyper_util::server::graceful::Watcher,
-    /// Its address's slot (none for a trusted proxy), held while it is open.
-    pub(super) slot: Option<AddressSlot>,
-    pub(super) handshake_timeout: Duration,
-    pub(super) first_bytes_timeout: Duration,
+    /// Becomes `true` when the server shuts down.
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// Its address's share (none for a trusted proxy), held while it is open.
+    pub(super) slot: Option<crate::share::Share<IpAddr>>,
+    pub(super) timeouts: Timeouts,
+}
+
+/// How long a connection may take, wait and last.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    pub(super) handshake: Duration,
+    pub(super) first_bytes: Duration,
+    /// HTTP/2: how long no stream may be open.
+    pub(super) idle: Duration,
+    pub(super) max_age: Duration,
+    /// How long a connection closing gracefully is given to finish (a client that never
+    /// acknowledges the GOAWAY's PING, a stream that goes on).
+    pub(super) drain: Duration,
 }
 
 impl Connection {
@@ -158,7 +152,7 @@ impl Connection {
         let peer = self.peer;
         match acceptor {
             Some(acceptor) => {
-                match tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(self.timeouts.handshake, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         // HTTP/2 over TLS is negotiated (RFC 9113 §3.2); without ALPN, HTTP/1.1.
                         let protocol = match stream.get_ref().1.alpn_protocol() {
@@ -176,24 +170,26 @@ impl Connection {
     }
 
     /// Reads the first bytes within the timeout, then hands the connection to hyper in
-    /// `protocol` (or the one those bytes show).
+    /// `protocol` (or the one those bytes show) until it ends.
     async fn speak<S>(self, mut stream: S, protocol: Option<Protocol>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
-        let Some((shown, prefix)) = first_bytes(&mut stream, self.first_bytes_timeout).await else {
+        let Some((shown, prefix)) = first_bytes(&mut stream, self.timeouts.first_bytes).await
+        else {
             tracing::debug!(%peer, "no request within the header timeout; closing");
             return;
         };
-        let builder = match protocol.unwrap_or(shown) {
-            Protocol::Http1 => &self.builders.http1,
-            Protocol::Http2 => &self.builders.http2,
+        let protocol = protocol.unwrap_or(shown);
+        let (builder, activity) = match protocol {
+            Protocol::Http1 => (&self.builders.http1, None),
+            Protocol::Http2 => (&self.builders.http2, Some(Arc::new(Activity::default()))),
         };
         let proxies = self.proxies;
         // Handlers that need the client's address (throttling, session binding) read
         // `ClientIp`: the peer, or the address a trusted proxy forwarded.
-        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+        let service = tower::util::MapRequest::new(
             self.service,
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 let forwarded = request
@@ -207,17 +203,167 @@ impl Connection {
                 extensions.insert(api::extract::ClientIp(client));
                 request
             },
-        ));
+        );
+        let service = TowerToHyperService::new(Counted {
+            inner: service,
+            activity: activity.clone(),
+        });
         let io = TokioIo::new(Replay {
             prefix,
             at: 0,
             inner: stream,
         });
         let connection = builder.serve_connection(io, service);
-        if let Err(error) = self.watcher.watch(connection.into_owned()).await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+        tokio::pin!(connection);
+        let aged = tokio::time::sleep(self.timeouts.max_age);
+        tokio::pin!(aged);
+        let idle = async {
+            match &activity {
+                Some(activity) => activity.idle_for(self.timeouts.idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(idle);
+        let drain = tokio::time::sleep(self.timeouts.max_age + self.timeouts.drain);
+        tokio::pin!(drain);
+        let mut shutdown = self.shutdown;
+        let mut closing = false;
+        loop {
+            let why = tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(error) = ended {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = &mut drain, if closing => {
+                    tracing::debug!(%peer, "the connection did not finish closing in time; dropping it");
+                    break;
+                }
+                () = &mut aged, if !closing => "it reached its maximum age",
+                () = &mut idle, if !closing => "it was idle",
+                Ok(_) = shutdown.wait_for(|stopping| *stopping), if !closing => "the server is stopping",
+            };
+            tracing::debug!(%peer, why, "closing the connection gracefully");
+            closing = true;
+            drain
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.timeouts.drain);
+            connection.as_mut().graceful_shutdown();
         }
         drop(self.slot);
+    }
+}
+
+/// How many requests an HTTP/2 connection has in progress (a stream's answer counts until its
+/// body has been sent or dropped), and a signal when that changes to or from none.
+#[derive(Debug, Default)]
+struct Activity {
+    active: AtomicUsize,
+    changed: Notify,
+}
+
+impl Activity {
+    fn enter(self: &Arc<Self>) -> Active {
+        if self.active.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.changed.notify_waiters();
+        }
+        Active(self.clone())
+    }
+
+    /// Resolves once no request has been in progress for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.active.load(Ordering::SeqCst) == 0 {
+                if tokio::time::timeout(timeout, changed).await.is_err() {
+                    return;
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+/// One request in progress on an HTTP/2 connection.
+#[derive(Debug)]
+struct Active(Arc<Activity>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+/// The connection's service: on HTTP/2 each request is [`Active`] from its call until its
+/// answer's body is done; on HTTP/1 the request passes untouched.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    activity: Option<Arc<Activity>>,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request<Incoming>> for Counted<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Answer>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let Some(activity) = &self.activity else {
+            return Either::Left(self.inner.call(request));
+        };
+        let active = activity.enter();
+        let answer = self.inner.call(request);
+        Either::Right(Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|body| {
+                Body::new(Tracked {
+                    body,
+                    _active: active,
+                })
+            }))
+        }))
+    }
+}
+
+/// An answer's body that keeps its request [`Active`] until it is done.
+struct Tracked {
+    body: Body,
+    _active: Active,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        hyper::body::Body::poll_frame(Pin::new(&mut self.body), cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.body)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.body)
     }
 }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -367,6 +366,16 @@ impl Server {
             events: config.events.clone(),
             metrics,
             clock,
+            in_progress: crate::share::Shares::new(
+                limits.max_requests_in_progress,
+                limits.max_requests_in_progress_per_address,
+            ),
+            streams: crate::api::streams::Streams::new(
+                limits.max_streams,
+                limits.max_streams_per_reader,
+                Duration::from_secs(limits.stream_max_seconds),
+                Duration::from_secs(config.auth.revocation_check_seconds),
+            ),
             limits: limits.clone(),
             openapi_json: openapi_json.into(),
             shutdown: shutdown_seen,
@@ -447,8 +456,8 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// (for at most `limits.shutdown_grace_seconds`), commits queued writes and closes the store.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let max_connections = self.limits.max_connections;
+        let connections = Arc::new(Semaphore::new(max_connections));
         let acceptor = self
             .tls
             .as_ref()
@@ -464,9 +473,17 @@ impl Server {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let builders = conn::Builders::new(builder);
-        let per_address = conn::PerAddress::new(self.limits.max_connections_per_address);
-        let handshake_timeout = Duration::from_secs(self.limits.tls_handshake_timeout_seconds);
-        let first_bytes_timeout = Duration::from_secs(self.limits.header_read_timeout_seconds);
+        // Trusted proxies are not counted per address: the node-wide limit bounds them.
+        let per_address =
+            crate::share::Shares::new(usize::MAX, self.limits.max_connections_per_address);
+        let timeouts = conn::Timeouts {
+            handshake: Duration::from_secs(self.limits.tls_handshake_timeout_seconds),
+            first_bytes: Duration::from_secs(self.limits.header_read_timeout_seconds),
+            idle: Duration::from_secs(self.limits.idle_timeout_seconds),
+            max_age: Duration::from_secs(self.limits.max_connection_age_seconds),
+            drain: Duration::from_secs(self.limits.shutdown_grace_seconds),
+        };
+        let stopping = self.shutdown.subscribe();
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
@@ -482,19 +499,25 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let Ok(permit) = connections.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, limit = self.limits.max_connections, "connection limit reached; closing");
+                tracing::warn!(%peer, limit = max_connections, "connection limit reached; refusing");
+                tokio::spawn(conn::refuse(tcp, acceptor.is_some(), conn::Refusal::Node));
                 continue;
             };
             let slot = match self.proxies.trusts(peer.ip()) {
                 true => None,
-                false => match per_address.admit(peer.ip()) {
-                    Some(slot) => Some(slot),
-                    None => {
+                false => match per_address.take(crate::net::address_group(peer.ip())) {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
                         tracing::warn!(
                             %peer, limit = self.limits.max_connections_per_address,
                             "connection limit of the address reached; refusing"
                         );
-                        tokio::spawn(conn::refuse(tcp, acceptor.is_some()));
+                        drop(permit);
+                        tokio::spawn(conn::refuse(
+                            tcp,
+                            acceptor.is_some(),
+                            conn::Refusal::Address,
+                        ));
                         continue;
                     }
                 },
@@ -505,10 +528,9 @@ impl Server {
                 peer,
                 proxies: self.proxies.clone(),
                 builders: builders.clone(),
-                watcher: graceful.watcher(),
+                shutdown: stopping.clone(),
                 slot,
-                handshake_timeout,
-                first_bytes_timeout,
+                timeouts,
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
@@ -518,10 +540,12 @@ impl Server {
         }
         drop(self.listener);
         tracing::info!("shutting down: finishing in-flight requests");
+        // Every connection watches this and closes gracefully.
         let _ = self.shutdown.send(true);
         let grace = Duration::from_secs(self.limits.shutdown_grace_seconds);
+        let all_closed = connections.acquire_many(max_connections as u32);
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = all_closed => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!("grace period over; dropping open connections"),
         }
         self.state.datapoints.shutdown().await;

@@ -50,6 +50,8 @@ pub mod code {
     pub const TOO_MANY_PORTALS: u32 = 52;
     /// Portico: this node holds the most sessions it may.
     pub const TOO_MANY_SESSIONS: u32 = 53;
+    /// Portico: the node, or this account, has as many streams open as it may; HTTP 503.
+    pub const TOO_MANY_STREAMS: u32 = 54;
     /// SESSION_INVALIDATED: no session, an expired one, or one used from another address;
     /// HTTP 401.
     pub const SESSION_INVALIDATED: u32 = 10011;
@@ -85,11 +87,12 @@ impl XrtcError {
         self
     }
 
-    /// The HTTP status: 401 for a refused session, 503 when unavailable, 400 otherwise.
+    /// The HTTP status: 401 for a refused session, 503 when unavailable or at the stream
+    /// limit, 400 otherwise.
     pub fn status(&self) -> u16 {
         match self.code {
             code::SESSION_INVALIDATED => 401,
-            code::UNAVAILABLE => 503,
+            code::UNAVAILABLE | code::TOO_MANY_STREAMS => 503,
             _ => 400,
         }
     }
