@@ -142,9 +142,11 @@ pub enum SealError {
     Open,
 }
 
-/// Seals and opens values with the node's AES-256-GCM key.
+/// Seals and opens values with the node's AES-256-GCM key, and derives values from it.
 pub struct Sealer {
     key: LessSafeKey,
+    /// HMAC-SHA-256 under a key derived from the sealing key for this use alone.
+    derive: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -159,9 +161,27 @@ const SEALED_V1: u8 = 1;
 impl Sealer {
     /// A sealer with this 256-bit key.
     pub fn new(key: &[u8; 32]) -> Self {
+        let mut context = digest::Context::new(&digest::SHA256);
+        context.update(b"portico derive v1\0");
+        context.update(key);
         Self {
             key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key")),
+            derive: aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                context.finish().as_ref(),
+            ),
         }
+    }
+
+    /// A secret derived from `input` for `purpose` (HMAC-SHA-256 under a key of its own):
+    /// base64url of 256 bits that only a holder of the sealing key can compute, the same each
+    /// time (a refresh token's successor, so a replay gets the same one).
+    pub fn derive(&self, purpose: &str, input: &[u8]) -> String {
+        let mut context = aws_lc_rs::hmac::Context::with_key(&self.derive);
+        context.update(purpose.as_bytes());
+        context.update(&[0]);
+        context.update(input);
+        jws::encode(context.sign().as_ref())
     }
 
     /// Reads the key file (base64url of 32 bytes), creating it with a new key (mode 0600) when
@@ -262,6 +282,19 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_secrets_are_stable_per_key_purpose_and_input() {
+        let sealer = Sealer::new(&[7; 32]);
+        let derived = sealer.derive("purpose", b"input");
+        assert_eq!(derived.len(), 43, "256 bits");
+        assert_eq!(derived, sealer.derive("purpose", b"input"));
+        assert_ne!(derived, sealer.derive("purpose", b"other"));
+        assert_ne!(derived, sealer.derive("other", b"input"));
+        // The purpose and the input are separated: moving a byte between them changes it.
+        assert_ne!(derived, sealer.derive("purposei", b"nput"));
+        assert_ne!(derived, Sealer::new(&[8; 32]).derive("purpose", b"input"));
+    }
 
     #[test]
     fn secrets_have_256_bits_and_hashes_compare() {

@@ -167,6 +167,14 @@ impl From<crate::idp::IdpError> for ApiError {
                 ApiError::new(ErrorCode::NotFound, format!("{what} does not exist."))
             }
             IdpError::Grant(why) | IdpError::Scope(why) => ApiError::new(ErrorCode::Forbidden, why),
+            IdpError::Busy(after) => ApiError::new(
+                ErrorCode::TooManyRequests,
+                "Too many passwords are being checked right now; try again shortly.",
+            )
+            .with_header(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(after.as_secs().max(1)),
+            ),
             IdpError::Store(StoreError::Unavailable(why)) => ApiError::new(
                 ErrorCode::Unavailable,
                 format!("The database is unavailable ({why}); retry."),

@@ -116,15 +116,10 @@ impl Idp {
             .as_ref()
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| secrets::password::decoy().to_owned());
-        let _permit = self
+        let matches = self
             .password_checks
-            .acquire()
-            .await
-            .map_err(|e| IdpError::Keys(format!("password check failed: {e}")))?;
-        let matches =
-            tokio::task::spawn_blocking(move || secrets::password::verify(&password, &stored))
-                .await
-                .map_err(|e| IdpError::Keys(format!("password check failed: {e}")))?;
+            .run(move || secrets::password::verify(&password, &stored))
+            .await?;
         let Some(user) = user.filter(|u| matches && u.password_hash.is_some()) else {
             return Ok(None);
         };
@@ -232,6 +227,7 @@ impl Idp {
             &family,
             &payload,
             payload.nonce.as_deref(),
+            None,
         )
         .await
     }
@@ -293,8 +289,21 @@ impl Idp {
                 .join(" ");
         }
         let login = self.active_user(realm, &payload.user_id, &family).await?;
-        self.issue(realm, client, &login, &family, &payload, None)
-            .await
+        // The successor is derived from the token presented: a replay inside the grace window
+        // (a client retrying after a lost answer) gets the same successor, never a second one.
+        let successor = self
+            .sealer
+            .derive("refresh token successor", token.as_bytes());
+        self.issue(
+            realm,
+            client,
+            &login,
+            &family,
+            &payload,
+            None,
+            Some(successor),
+        )
+        .await
     }
 
     /// The family's user, if they still exist and may log in; otherwise the family is revoked.
@@ -323,7 +332,9 @@ impl Idp {
         }
     }
 
-    /// Issues an access token, an ID token (scope `openid`) and a rotated refresh token.
+    /// Issues an access token, an ID token (scope `openid`) and a rotated refresh token:
+    /// `successor` when given (stored once, however often it is issued), else a new one.
+    #[allow(clippy::too_many_arguments)]
     async fn issue(
         &self,
         realm: &Realm,
@@ -332,6 +343,7 @@ impl Idp {
         family: &FamilyRow,
         payload: &GrantPayload,
         nonce: Option<&str>,
+        successor: Option<String>,
     ) -> Result<TokenSet, IdpError> {
         let now = self.clock.now();
         let refresh_token = if client.refresh {
@@ -339,7 +351,7 @@ impl Idp {
                 .refresh_idle_seconds
                 .unwrap_or(realm.settings.refresh_idle_seconds);
             let expires = (now + seconds(idle)).min(family.expires);
-            let token = secrets::generate();
+            let token = successor.unwrap_or_else(secrets::generate);
             let grant = GrantRow {
                 token_hash: Hashed::of(&token).0.to_vec(),
                 kind: "refresh".into(),

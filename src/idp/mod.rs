@@ -91,6 +91,9 @@ pub enum IdpError {
     /// A scope beyond what was granted: OAuth's `invalid_scope`.
     #[error("{0}")]
     Scope(String),
+    /// Too many password checks are running and waiting; try again after the delay.
+    #[error("too many sign-ins are being checked; try again in {} s", .0.as_secs())]
+    Busy(std::time::Duration),
 }
 
 impl From<StoreError> for IdpError {
@@ -164,8 +167,49 @@ pub struct Idp {
     app_token_seconds: u64,
     admin_realm: RealmName,
     default_realm: RealmName,
-    /// Bounds concurrent password checks (Argon2id takes 19 MiB and tens of milliseconds each).
-    password_checks: tokio::sync::Semaphore,
+    /// Bounds password checks, running and waiting.
+    password_checks: PasswordChecks,
+}
+
+/// Argon2id runs (19 MiB and tens of milliseconds each): at most `running` at once and at most
+/// `queue` more waiting for them; beyond that a check is refused with [`IdpError::Busy`] at
+/// once, so a flood of sign-ins costs bounded memory and a bounded wait.
+#[derive(Debug)]
+pub(crate) struct PasswordChecks {
+    running: tokio::sync::Semaphore,
+    admitted: Arc<crate::share::Shares<()>>,
+}
+
+impl PasswordChecks {
+    /// How long a refused sign-in is asked to wait.
+    const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(crate) fn new(running: usize, queue: usize) -> Self {
+        Self {
+            running: tokio::sync::Semaphore::new(running),
+            admitted: crate::share::Shares::new(running + queue, usize::MAX),
+        }
+    }
+
+    /// Runs `work` on a blocking thread once a place is free, or refuses at once when the
+    /// queue is full.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, IdpError> {
+        let _admitted = self
+            .admitted
+            .take(())
+            .map_err(|_| IdpError::Busy(Self::RETRY))?;
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|e| IdpError::Keys(format!("password check failed: {e}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| IdpError::Keys(format!("password check failed: {e}")))
+    }
 }
 
 impl std::fmt::Debug for Idp {
@@ -200,7 +244,7 @@ impl Idp {
             app_token_seconds: config.app_token_seconds,
             admin_realm: config.admin_realm.clone(),
             default_realm: config.default_realm.clone(),
-            password_checks: tokio::sync::Semaphore::new(4),
+            password_checks: PasswordChecks::new(config.password_checks, config.password_queue),
         };
         idp.reload().await?;
         Ok(idp)
@@ -476,7 +520,7 @@ impl Idp {
             check_identifier("role", role)?;
         }
         let password_hash = match password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(self.hash_password(password).await?),
             None => None,
         };
         let id = secrets::uuid();
@@ -504,7 +548,7 @@ impl Idp {
             .user(realm, id)
             .await?
             .ok_or_else(|| IdpError::NotFound(format!("user `{id}`")))?;
-        let hash = hash_password(password).await?;
+        let hash = self.hash_password(password).await?;
         self.store
             .update_user(realm, &user.id, &user.settings, Some(Some(&hash)))
             .await?;
@@ -648,17 +692,20 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, IdpError> {
     serde_json::to_string(value).map_err(|e| IdpError::Invalid(e.to_string()))
 }
 
-/// Hashes a password after checking its length, on a blocking thread.
-async fn hash_password(password: String) -> Result<String, IdpError> {
-    let chars = password.chars().count();
-    if chars < secrets::password::MIN_LEN || password.len() > secrets::password::MAX_LEN {
-        return Err(IdpError::Invalid(format!(
-            "a password needs at least {} characters (and at most {} bytes)",
-            secrets::password::MIN_LEN,
-            secrets::password::MAX_LEN
-        )));
+impl Idp {
+    /// Hashes a password after checking its length, on a blocking thread within the bound on
+    /// password work.
+    async fn hash_password(&self, password: String) -> Result<String, IdpError> {
+        let chars = password.chars().count();
+        if chars < secrets::password::MIN_LEN || password.len() > secrets::password::MAX_LEN {
+            return Err(IdpError::Invalid(format!(
+                "a password needs at least {} characters (and at most {} bytes)",
+                secrets::password::MIN_LEN,
+                secrets::password::MAX_LEN
+            )));
+        }
+        self.password_checks
+            .run(move || secrets::password::hash(&password))
+            .await
     }
-    tokio::task::spawn_blocking(move || secrets::password::hash(&password))
-        .await
-        .map_err(|e| IdpError::Keys(format!("password hashing failed: {e}")))
 }

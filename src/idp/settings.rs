@@ -32,6 +32,11 @@ pub struct IdpConfig {
     pub app_audience: String,
     /// Lifetime of the access tokens `POST /authentication` issues to apps.
     pub app_token_seconds: u64,
+    /// Password checks (Argon2id: 19 MiB and tens of milliseconds each) run at once.
+    pub password_checks: usize,
+    /// Password checks that may wait for one of those; more sign-ins are answered 429 with
+    /// `Retry-After` instead of queueing without bound.
+    pub password_queue: usize,
 }
 
 impl Default for IdpConfig {
@@ -46,6 +51,8 @@ impl Default for IdpConfig {
             throttle: Default::default(),
             app_audience: "serana".into(),
             app_token_seconds: 3600,
+            password_checks: 4,
+            password_queue: 64,
         }
     }
 }
@@ -68,6 +75,12 @@ impl IdpConfig {
         }
         if !(1..=3600).contains(&self.reload_seconds) {
             problems.push("key `idp.reload_seconds` must be between 1 and 3600".into());
+        }
+        if !(1..=256).contains(&self.password_checks) {
+            problems.push("key `idp.password_checks` must be between 1 and 256".into());
+        }
+        if self.password_queue > 100_000 {
+            problems.push("key `idp.password_queue` must be at most 100000".into());
         }
         problems
     }

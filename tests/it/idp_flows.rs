@@ -540,7 +540,8 @@ async fn a_failed_pkce_check_burns_the_code_and_a_reused_code_revokes_its_tokens
 }
 
 #[tokio::test]
-async fn refresh_tokens_rotate_and_a_replay_after_the_grace_window_revokes_the_login() {
+async fn refresh_tokens_rotate_a_replay_in_the_grace_window_gets_the_same_successor_and_one_after_it_revokes_the_login()
+ {
     let app = TestApp::spawn_with(PROTECTED).await;
     let strict = portico::idp::RealmSettings {
         refresh_reuse_grace_seconds: 0,
@@ -556,7 +557,9 @@ async fn refresh_tokens_rotate_and_a_replay_after_the_grace_window_revokes_the_l
     }
     let params = code_request("web", CALLBACK);
 
-    // Grace window (10 s in `node`): a concurrent refresh with the same token succeeds.
+    // Grace window (10 s in `node`): a replay of the same token (a client retrying after a
+    // lost answer, or a concurrent refresh) succeeds with the same successor: the login never
+    // forks into two live refresh tokens.
     let code = code(&app, "node", &params, "alice").await;
     let first = redeem(&app, "node", "web", &code, Some(VERIFIER)).await;
     let r1 = field(&first, "refresh_token");
@@ -569,7 +572,15 @@ async fn refresh_tokens_rotate_and_a_replay_after_the_grace_window_revokes_the_l
         a.text,
         b.text
     );
-    assert_ne!(field(&a, "refresh_token"), r1, "rotated");
+    let successor = field(&a, "refresh_token");
+    assert_ne!(successor, r1, "rotated");
+    assert_eq!(field(&b, "refresh_token"), successor, "the same successor");
+    // The successor rotates once too; after that, replaying it in the grace window gives its
+    // one successor again.
+    let c = refresh(&app, "node", "web", &successor).await;
+    let d = refresh(&app, "node", "web", &successor).await;
+    assert_eq!(field(&c, "refresh_token"), field(&d, "refresh_token"));
+    assert_ne!(field(&c, "refresh_token"), successor);
 
     // No grace: the replay of a used token revokes the family, the latest token included.
     let code = {
@@ -1035,4 +1046,52 @@ async fn one_address_failing_at_many_clients_is_throttled_with_retry_after() {
         (1..=6).contains(&after),
         "one failure leaks away every 6 s: {after}"
     );
+}
+
+#[tokio::test]
+async fn sign_ins_beyond_the_password_queue_are_answered_429_at_once() {
+    let app = TestApp::spawn_with(&format!(
+        "{PROTECTED}\n[idp]\npassword_checks = 1\npassword_queue = 0\n"
+    ))
+    .await;
+    user(&app, "node", "alice", &[]).await;
+    web_client(&app, "node", "web", true).await;
+    let params = code_request("web", CALLBACK);
+    // Twelve browsers hold a filled-in sign-in form each, then all submit at once: one
+    // Argon2id check may run and none may wait, so those that find it busy are refused.
+    let mut browsers = Vec::new();
+    for _ in 0..12 {
+        let mut browser = Browser::new(&app);
+        let page = browser.get(&auth_url(&app, "node", &params)).await;
+        let mut form = inputs(&page.text);
+        for (name, value) in &mut form {
+            match name.as_str() {
+                "username" => *value = "alice".to_owned(),
+                "password" => *value = PASSWORD.to_owned(),
+                _ => {}
+            }
+        }
+        browsers.push((browser, form));
+    }
+    let action = app.at(&format!("{}/auth", base("node")));
+    let replies = futures_util::future::join_all(
+        browsers
+            .iter_mut()
+            .map(|(browser, form)| browser.post_form(&action, form)),
+    )
+    .await;
+    let signed_in = replies.iter().filter(|r| r.status == 303).count();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(
+        signed_in + refused.len(),
+        replies.len(),
+        "every answer is a sign-in or a refusal: {:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(signed_in >= 1, "the check that ran signed in");
+    assert!(!refused.is_empty(), "the others found the queue full");
+    for reply in refused {
+        assert_eq!(reply.header("retry-after"), "1");
+        assert!(reply.text.contains("Too many sign-ins are being checked"));
+    }
 }

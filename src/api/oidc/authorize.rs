@@ -179,6 +179,22 @@ pub(super) async fn submit(
     let password = form.get("password").unwrap_or_default().to_owned();
     let login = match idp.login(&realm, username, password).await {
         Ok(login) => login,
+        Err(crate::idp::IdpError::Busy(after)) => {
+            let mut response = login_page(
+                &idp,
+                &realm,
+                &form,
+                &request,
+                &headers,
+                Some("Too many sign-ins are being checked right now. Try again in a moment."),
+            );
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                super::retry_after(crate::ratelimit::Throttled(after)),
+            );
+            return response;
+        }
         Err(error) => return internal_page(error),
     };
     let Some(login) = login else {

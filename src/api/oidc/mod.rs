@@ -166,6 +166,7 @@ impl From<IdpError> for OAuthError {
             IdpError::Conflict(_) | IdpError::NotFound(_) => {
                 Self::invalid_request(error.to_string())
             }
+            IdpError::Busy(after) => Self::throttled(Throttled(after)),
             IdpError::Store(_) | IdpError::Keys(_) => ApiError::from(error).into(),
         }
     }

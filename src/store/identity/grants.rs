@@ -24,7 +24,9 @@ impl Store {
             .bind(family.revoked.map(to_micros))
             .execute(&mut *tx)
             .await?;
-            insert_grant!(&mut *tx, grant);
+            if insert_grant!(&mut *tx, grant) == 0 {
+                return Err(StoreError::Conflict("the grant".into()));
+            }
         });
         Ok(())
     }
@@ -82,8 +84,9 @@ impl Store {
         }))
     }
 
-    /// Adds a grant to an existing, unrevoked family. Returns `false` (and adds nothing) when
-    /// the family has been revoked meanwhile.
+    /// Adds a grant to an existing, unrevoked family. Returns `true` when the grant is stored,
+    /// now or before (the same token, derived again, in the same family); `false` (and adds
+    /// nothing) when the family has been revoked meanwhile or the hash belongs to another family.
     pub async fn add_grant(&self, grant: &GrantRow) -> Result<bool, StoreError> {
         Ok(in_tx!(self, |tx| {
             let sql = "SELECT revoked_us FROM families WHERE family = $1";
@@ -93,8 +96,16 @@ impl Store {
                 .await?;
             match revoked {
                 Some((None,)) => {
-                    insert_grant!(&mut *tx, grant);
-                    true
+                    if insert_grant!(&mut *tx, grant) == 1 {
+                        true
+                    } else {
+                        let sql = "SELECT family FROM grants WHERE token_hash = $1";
+                        let stored: Option<(String,)> = sqlx::query_as(sql)
+                            .bind(&grant.token_hash)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        stored.is_some_and(|(family,)| family == grant.family)
+                    }
                 }
                 _ => false,
             }

@@ -330,14 +330,15 @@ enum UserKey {
 const BUMP_GENERATION: &str =
     "UPDATE identity_generation SET generation = generation + 1 WHERE id = 1";
 
-/// Inserts a grant row with `$executor` (a transaction).
+/// Inserts a grant row with `$executor` (a transaction), unless its hash is stored already;
+/// evaluates to the number of rows inserted.
 macro_rules! insert_grant {
     ($executor:expr, $grant:expr) => {{
         let grant: &GrantRow = $grant;
         sqlx::query(concat!(
             "INSERT INTO grants (",
             grant_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_hash) DO NOTHING"
         ))
         .bind(&grant.token_hash)
         .bind(&grant.kind)
@@ -347,7 +348,8 @@ macro_rules! insert_grant {
         .bind(to_micros(grant.expires))
         .bind(grant.used.map(to_micros))
         .execute($executor)
-        .await?;
+        .await?
+        .rows_affected()
     }};
 }
 
