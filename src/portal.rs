@@ -13,6 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -32,6 +33,8 @@ pub struct RingLimits {
     pub item_age_max_ms: i64,
     /// Most live portals per account.
     pub portals_per_account: usize,
+    /// Most payload bytes all portals on the node hold together.
+    pub node_bytes_max: usize,
 }
 
 /// One item in a portal.
@@ -88,9 +91,24 @@ pub struct NewItem {
     pub payload: Box<str>,
 }
 
-/// The portals a set's items go to, in order ([`Portals::reserve`]).
+/// The portals a set's items go to, in order, and the node's bytes claimed for them
+/// ([`Portals::reserve`]). Each target counts as live for its account until its item is in
+/// its ring; what is dropped unfilled is given back.
 #[derive(Debug)]
-pub struct Reserved(Vec<Arc<Portal>>);
+pub struct Reserved {
+    targets: Vec<Arc<Portal>>,
+    bytes: usize,
+    node_bytes: Arc<AtomicUsize>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        for portal in &self.targets {
+            portal.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.node_bytes.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
 
 /// Why a set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +116,9 @@ pub enum SetError {
     /// The account would have more live portals than allowed.
     #[error("the account already has {0} portals, the most allowed")]
     TooManyPortals(usize),
+    /// The node's portals hold as many bytes as they may.
+    #[error("the node's portals hold {0} bytes, the most allowed")]
+    NodeFull(usize),
 }
 
 /// What a read found in one portal.
@@ -117,6 +138,8 @@ pub struct Portals {
     shards: Vec<Mutex<HashMap<Arc<str>, Account>>>,
     numbering: Arc<dyn Numbering>,
     limits: RingLimits,
+    /// Payload bytes in every ring, and claimed by sets in progress.
+    node_bytes: Arc<AtomicUsize>,
 }
 
 /// Where items get their numbers: the server-wide event sequence (`events::Journal`).
@@ -146,6 +169,11 @@ pub struct Portal {
     id: Arc<str>,
     ring: Mutex<Ring>,
     notify: Notify,
+    /// Items reserved for it and not yet in its ring (changed under the ring's lock when
+    /// filled, so "empty and nothing pending" is one observation).
+    pending: AtomicUsize,
+    /// The node's byte count, which its ring's bytes are part of.
+    node_bytes: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -164,21 +192,48 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Ring {
-    /// Drops items older than `oldest_ms`.
-    fn expire(&mut self, oldest_ms: i64) {
+    /// Drops items older than `oldest_ms`, giving their bytes back to `node_bytes`.
+    fn expire(&mut self, oldest_ms: i64, node_bytes: &AtomicUsize) {
         while let Some(front) = self.items.front() {
             if front.time_ms >= oldest_ms {
                 break;
             }
-            self.drop_front();
+            self.drop_front(node_bytes);
         }
     }
 
-    fn drop_front(&mut self) {
+    fn drop_front(&mut self, node_bytes: &AtomicUsize) {
         if let Some(item) = self.items.pop_front() {
             self.bytes -= item.payload.len();
+            node_bytes.fetch_sub(item.payload.len(), Ordering::SeqCst);
             self.dropped_upto = item.seq;
         }
+    }
+}
+
+impl Portal {
+    fn new(id: Arc<str>, node_bytes: Arc<AtomicUsize>) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            ring: Mutex::default(),
+            notify: Notify::new(),
+            pending: AtomicUsize::new(0),
+            node_bytes,
+        })
+    }
+
+    /// Drops aged items; answers whether the portal is live: it holds items or a set is
+    /// filling it.
+    fn expire_and_check(&self, oldest_ms: i64) -> bool {
+        let mut ring = lock(&self.ring);
+        ring.expire(oldest_ms, &self.node_bytes);
+        !ring.items.is_empty() || self.pending.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the portal holds items or a set is filling it.
+    fn is_live(&self) -> bool {
+        let ring = lock(&self.ring);
+        !ring.items.is_empty() || self.pending.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -206,6 +261,11 @@ impl Portal {
             newest,
             dropped_upto: ring.dropped_upto,
         }
+    }
+
+    /// Whether the portal holds any item.
+    pub fn holds_items(&self) -> bool {
+        !lock(&self.ring).items.is_empty()
     }
 
     /// The newest item, if it is not older than `not_before_ms`.
@@ -253,12 +313,18 @@ impl Portals {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             numbering,
             limits,
+            node_bytes: Arc::default(),
         }
     }
 
     /// The limits portals keep to.
     pub fn limits(&self) -> RingLimits {
         self.limits
+    }
+
+    /// Payload bytes held by every portal on the node (and claimed by sets in progress).
+    pub fn bytes(&self) -> usize {
+        self.node_bytes.load(Ordering::SeqCst)
     }
 
     fn shard(&self, account: &str) -> &Mutex<HashMap<Arc<str>, Account>> {
@@ -282,7 +348,8 @@ impl Portals {
     }
 
     /// The first half of [`Self::set`]: the portals `items` go to, created if new, or an error
-    /// (and nothing set) when the account would exceed its portal count.
+    /// (and nothing set) when the account would exceed its portal count or the node its bytes.
+    /// The portals and bytes are held for the set from here: a concurrent set sees them.
     pub fn reserve(
         &self,
         account: &str,
@@ -290,85 +357,80 @@ impl Portals {
         now_ms: i64,
     ) -> Result<Reserved, SetError> {
         let oldest = now_ms - self.limits.item_age_max_ms;
-        let mut targets = Vec::with_capacity(items.len());
-        {
-            let mut shard = lock(self.shard(account));
-            let entry = shard.entry(Arc::from(account)).or_default();
-            // A portal whose items all aged out no longer counts; it goes unless a reader holds
-            // it (and waits on it).
-            entry.portals.retain(|_, portal| {
-                let mut ring = lock(&portal.ring);
-                ring.expire(oldest);
-                !ring.items.is_empty() || Arc::strong_count(portal) > 1
-            });
-            let live = |id: &str| {
-                entry
-                    .portals
-                    .get(id)
-                    .is_some_and(|portal| !lock(&portal.ring).items.is_empty())
-            };
-            let count = entry
-                .portals
-                .values()
-                .filter(|portal| !lock(&portal.ring).items.is_empty())
-                .count();
-            let new: std::collections::HashSet<&str> = items
-                .iter()
-                .map(|item| item.portal.as_str())
-                .filter(|id| !live(id))
-                .collect();
-            if count + new.len() > self.limits.portals_per_account {
-                return Err(SetError::TooManyPortals(self.limits.portals_per_account));
-            }
-            for item in items {
-                let portal = entry
-                    .portals
-                    .entry(item.portal.0.clone())
-                    .or_insert_with_key(|id| {
-                        Arc::new(Portal {
-                            id: id.clone(),
-                            ring: Mutex::default(),
-                            notify: Notify::new(),
-                        })
-                    })
-                    .clone();
-                targets.push(portal);
-            }
+        let bytes: usize = items.iter().map(|item| item.payload.len()).sum();
+        let mut shard = lock(self.shard(account));
+        let entry = shard.entry(Arc::from(account)).or_default();
+        // A portal whose items all aged out no longer counts; it goes unless a reader holds
+        // it (and waits on it) or a set is filling it.
+        entry
+            .portals
+            .retain(|_, portal| portal.expire_and_check(oldest) || Arc::strong_count(portal) > 1);
+        let count = entry.portals.values().filter(|p| p.is_live()).count();
+        let new: std::collections::HashSet<&str> = items
+            .iter()
+            .map(|item| item.portal.as_str())
+            .filter(|id| !entry.portals.get(*id).is_some_and(|p| p.is_live()))
+            .collect();
+        if count + new.len() > self.limits.portals_per_account {
+            return Err(SetError::TooManyPortals(self.limits.portals_per_account));
         }
-        Ok(Reserved(targets))
+        let held = self.node_bytes.fetch_add(bytes, Ordering::SeqCst);
+        if held + bytes > self.limits.node_bytes_max {
+            self.node_bytes.fetch_sub(bytes, Ordering::SeqCst);
+            return Err(SetError::NodeFull(self.limits.node_bytes_max));
+        }
+        let mut targets = Vec::with_capacity(items.len());
+        for item in items {
+            let portal = entry
+                .portals
+                .entry(item.portal.0.clone())
+                .or_insert_with_key(|id| Portal::new(id.clone(), self.node_bytes.clone()))
+                .clone();
+            portal.pending.fetch_add(1, Ordering::SeqCst);
+            targets.push(portal);
+        }
+        Ok(Reserved {
+            targets,
+            bytes,
+            node_bytes: self.node_bytes.clone(),
+        })
     }
 
     /// The second half of [`Self::set`]: puts `items` in the portals reserved for them, each
     /// numbered under its ring's lock, so each ring stays in sequence order. Stops where no
     /// number is at hand and answers the rest.
-    pub fn fill(&self, Reserved(targets): Reserved, items: Vec<NewItem>, now_ms: i64) -> Filled {
+    pub fn fill(&self, mut reserved: Reserved, items: Vec<NewItem>, now_ms: i64) -> Filled {
         let oldest = now_ms - self.limits.item_age_max_ms;
         let mut set = Vec::with_capacity(items.len());
-        let mut pairs = items.into_iter().zip(targets);
+        let mut pairs = items.into_iter().zip(std::mem::take(&mut reserved.targets));
         while let Some((item, portal)) = pairs.next() {
             let mut ring = lock(&portal.ring);
             let Some(seq) = self.numbering.take() else {
                 drop(ring);
                 let (items, targets): (Vec<NewItem>, Vec<Arc<Portal>>) =
                     std::iter::once((item, portal)).chain(pairs).unzip();
+                reserved.targets = targets;
                 return Filled {
                     set,
-                    rest: Some((Reserved(targets), items)),
+                    rest: Some((reserved, items)),
                 };
             };
+            // The item's bytes were claimed at reservation: the ring holds them from now.
+            reserved.bytes -= item.payload.len();
             let item = Arc::new(Item {
                 seq,
                 time_ms: now_ms,
                 portal: portal.id.clone(),
                 payload: item.payload,
             });
-            ring.expire(oldest);
+            ring.expire(oldest, &portal.node_bytes);
             ring.bytes += item.payload.len();
             ring.items.push_back(item.clone());
+            portal.pending.fetch_sub(1, Ordering::SeqCst);
             while ring.items.len() > self.limits.capacity
                 || (ring.bytes > self.limits.max_bytes && ring.items.len() > 1)
             {
-                ring.drop_front();
+                ring.drop_front(&portal.node_bytes);
             }
             drop(ring);
             portal.notify.notify_waiters();
@@ -393,13 +455,7 @@ impl Portals {
         entry
             .portals
             .entry(id.0.clone())
-            .or_insert_with_key(|id| {
-                Arc::new(Portal {
-                    id: id.clone(),
-                    ring: Mutex::default(),
-                    notify: Notify::new(),
-                })
-            })
+            .or_insert_with_key(|id| Portal::new(id.clone(), self.node_bytes.clone()))
             .clone()
     }
 
@@ -423,9 +479,7 @@ impl Portals {
             let mut shard = lock(shard);
             shard.retain(|_, account| {
                 account.portals.retain(|_, portal| {
-                    let mut ring = lock(&portal.ring);
-                    ring.expire(oldest);
-                    !ring.items.is_empty() || Arc::strong_count(portal) > 1
+                    portal.expire_and_check(oldest) || Arc::strong_count(portal) > 1
                 });
                 live += account.portals.len();
                 !account.portals.is_empty()
@@ -459,6 +513,7 @@ mod tests {
             max_bytes: 1000,
             item_age_max_ms: 10_000,
             portals_per_account: 2,
+            node_bytes_max: 12,
         }
     }
 
@@ -501,6 +556,50 @@ mod tests {
         // After the age limit, a and b are gone and c can be created.
         portals.set("AC1", vec![item("c", "1")], 10_001).unwrap();
         assert!(portals.portal("AC1", "a").is_none());
+    }
+
+    #[test]
+    fn a_reserved_portal_counts_before_it_is_filled_and_stops_when_given_up() {
+        let portals = portals();
+        portals.set("AC1", vec![item("a", "1")], 0).unwrap();
+        // A set for `b` is between its reservation and its fill (numbering, an await): a
+        // concurrent set for `c` must see `b` and find the account full.
+        let b = portals.reserve("AC1", &[item("b", "1")], 0).unwrap();
+        let refused = portals.reserve("AC1", &[item("c", "1")], 0);
+        assert_eq!(refused.unwrap_err(), SetError::TooManyPortals(2));
+        // A reservation given up unfilled frees its place.
+        drop(b);
+        let c = portals.reserve("AC1", &[item("c", "1")], 0).unwrap();
+        let filled = portals.fill(c, vec![item("c", "1")], 0);
+        assert_eq!(filled.set.len(), 1);
+        assert!(portals.set("AC1", vec![item("b", "1")], 0).is_err());
+    }
+
+    #[test]
+    fn the_node_holds_at_most_its_bytes_and_gets_them_back_as_items_go() {
+        let portals = portals();
+        // Each payload is 3 bytes with its quotes; the node holds 12.
+        for account in ["AC1", "AC2"] {
+            portals
+                .set(account, vec![item("a", "1"), item("b", "2")], 0)
+                .unwrap();
+        }
+        assert_eq!(portals.bytes(), 12);
+        let refused = portals.set("AC3", vec![item("a", "1")], 0);
+        assert_eq!(refused.unwrap_err(), SetError::NodeFull(12));
+        assert_eq!(portals.bytes(), 12, "a refused set claims nothing");
+        // Aged items give their bytes back.
+        portals.sweep(20_000);
+        assert_eq!(portals.bytes(), 0);
+        portals.set("AC3", vec![item("a", "1")], 20_000).unwrap();
+        assert_eq!(portals.bytes(), 3);
+        // So does an item pushed out of its ring (capacity 3: the fourth drops the first).
+        for n in 0..3 {
+            portals
+                .set("AC3", vec![item("a", &n.to_string())], 20_000)
+                .unwrap();
+        }
+        assert_eq!(portals.bytes(), 9);
     }
 
     #[tokio::test]

@@ -55,6 +55,8 @@ use crate::datapoint::{Datapoint, ValueType};
         super::admin::update_app,
         super::admin::delete_app,
         super::admin::reset_app_secret,
+        super::admin::list_xrtc_keys,
+        super::admin::revoke_xrtc_key,
         super::webhooks::list_topics,
         super::webhooks::list_subscriptions,
         super::webhooks::create_subscription,

@@ -55,6 +55,26 @@ enum AdminCommand {
     /// Realm signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// XRTC accounts' API keys.
+    #[command(subcommand)]
+    Xrtc(XrtcCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum XrtcCommand {
+    /// List an account's API keys (name, made, last used, disabled).
+    Keys {
+        /// The account id.
+        account: String,
+    },
+    /// Revoke an account's API key: it logs in no more, and running nodes end its sessions at
+    /// their next upkeep (within seconds).
+    Revoke {
+        /// The account id.
+        account: String,
+        /// The key's name (`apikeyN`).
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,7 +525,49 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        AdminCommand::Xrtc(XrtcCommand::Keys { account }) => {
+            xrtc_keys(idp.store(), &account, out).await
+        }
+        AdminCommand::Xrtc(XrtcCommand::Revoke { account, name }) => {
+            let revoked = idp
+                .store()
+                .xrtc_disable_key(&account, &name, crate::clock::Clock::now(&SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            if revoked.is_none() {
+                return Err(format!("the XRTC account `{account}` has no key `{name}`"));
+            }
+            writeln!(out, "revoked {name} of {account}").map_err(|e| e.to_string())?;
+            xrtc_keys(idp.store(), &account, out).await
+        }
     };
     idp.store().close().await;
     result.map_err(|e| e.to_string())
+}
+
+/// Prints an account's XRTC keys, one per line.
+async fn xrtc_keys(store: &Store, account: &str, out: &mut impl Write) -> std::io::Result<()> {
+    let keys = store
+        .xrtc_keys(account)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if keys.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "the XRTC account `{account}` has no keys"
+        )));
+    }
+    for key in keys {
+        let state = match key.disabled {
+            Some(at) => format!("disabled {}", crate::timefmt::rfc3339(at)),
+            None => "active".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}\tmade {}\tlast used {}\t{state}",
+            key.name,
+            crate::timefmt::rfc3339(key.created),
+            crate::timefmt::rfc3339(key.last_used)
+        )?;
+    }
+    Ok(())
 }

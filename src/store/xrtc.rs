@@ -475,6 +475,65 @@ impl Store {
         rows.into_iter().map(key_row).collect()
     }
 
+    /// Which of `key_hashes` name keys that exist and are not disabled.
+    pub async fn xrtc_valid_keys(
+        &self,
+        key_hashes: &[[u8; 32]],
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        let mut valid = std::collections::HashSet::new();
+        for chunk in key_hashes.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            // Only generated placeholders are spliced in; the hashes are bound.
+            let sql = format!(
+                "SELECT key_hash FROM xrtc_api_keys \
+                 WHERE disabled_us IS NULL AND key_hash IN ({})",
+                placeholders.join(", ")
+            );
+            let rows: Vec<(Vec<u8>,)> = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+                for hash in chunk {
+                    query = query.bind(hash.as_slice());
+                }
+                query.fetch_all(pool).await?
+            });
+            valid.extend(
+                rows.into_iter()
+                    .filter_map(|(hash,)| <[u8; 32]>::try_from(hash).ok()),
+            );
+        }
+        Ok(valid)
+    }
+
+    /// Disables the account's key named `name` (revocation); answers its hash, or `None` when
+    /// the account has no such key. Revoking a disabled key again changes nothing.
+    pub async fn xrtc_disable_key(
+        &self,
+        account_id: &str,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(in_tx!(self, |tx| {
+            let found: Option<(Vec<u8>,)> = sqlx::query_as(
+                "SELECT key_hash FROM xrtc_api_keys WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((hash,)) = &found {
+                sqlx::query(
+                    "UPDATE xrtc_api_keys SET disabled_us = $1 \
+                     WHERE key_hash = $2 AND disabled_us IS NULL",
+                )
+                .bind(to_micros(now))
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            found.map(|(hash,)| hash)
+        }))
+    }
+
     /// Adds `requests` to an account's count for `month` and returns the new total.
     pub async fn xrtc_add_usage(
         &self,

@@ -52,6 +52,8 @@ pub mod code {
     pub const TOO_MANY_SESSIONS: u32 = 53;
     /// Portico: the node, or this account, has as many streams open as it may; HTTP 503.
     pub const TOO_MANY_STREAMS: u32 = 54;
+    /// Portico: the node's portals hold `xrtc.portal_bytes_max` bytes; HTTP 503.
+    pub const PORTALS_FULL: u32 = 55;
     /// SESSION_INVALIDATED: no session, an expired one, or one used from another address;
     /// HTTP 401.
     pub const SESSION_INVALIDATED: u32 = 10011;
@@ -92,7 +94,7 @@ impl XrtcError {
     pub fn status(&self) -> u16 {
         match self.code {
             code::SESSION_INVALIDATED => 401,
-            code::UNAVAILABLE | code::TOO_MANY_STREAMS => 503,
+            code::UNAVAILABLE | code::TOO_MANY_STREAMS | code::PORTALS_FULL => 503,
             _ => 400,
         }
     }

@@ -24,7 +24,7 @@ use crate::events::{Event, EventPayload, Journal, Topic};
 use crate::mail::{MailError, Mailer, Message};
 use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
 use crate::secrets::Hashed;
-use crate::store::{LoginCheck, RegistrationRow, Store, StoreError};
+use crate::store::{KeyRow, LoginCheck, RegistrationRow, Store, StoreError};
 use crate::timefmt::unix_ms;
 use session::{Rates, Session, SessionRefused, Sessions, Usage};
 
@@ -101,15 +101,26 @@ fn code_hash(token: &str, code: &str) -> Hashed {
     Hashed::of(&format!("{token}:{code}"))
 }
 
-fn too_many_portals(SetError::TooManyPortals(max): SetError) -> XrtcError {
-    XrtcError::new(
-        group::APPLICATION,
-        code::TOO_MANY_PORTALS,
-        format!(
-            "The account has {max} portals already, the most allowed; use one of them or wait \
-             until one's items expire."
+fn refused_set(error: SetError) -> XrtcError {
+    match error {
+        SetError::TooManyPortals(max) => XrtcError::new(
+            group::APPLICATION,
+            code::TOO_MANY_PORTALS,
+            format!(
+                "The account has {max} portals already, the most allowed; use one of them or \
+                 wait until one's items expire."
+            ),
         ),
-    )
+        SetError::NodeFull(max) => XrtcError::new(
+            group::SYSTEM,
+            code::PORTALS_FULL,
+            format!(
+                "The server's portals hold {max} bytes, the most they may (xrtc.portal_bytes_max); \
+                 try again once older items expire."
+            ),
+        )
+        .retry_after(Duration::from_secs(5)),
+    }
 }
 
 /// Which items a get asks for.
@@ -198,12 +209,14 @@ impl Xrtc {
                 max_bytes: settings.ring_bytes_max,
                 item_age_max_ms: (settings.item_age_max_seconds * 1000) as i64,
                 portals_per_account: settings.portals_count_max,
+                node_bytes_max: settings.portal_bytes_max,
             },
             journal.clone(),
         ));
         Self {
             sessions: Sessions::new(
                 settings.max_sessions,
+                settings.sessions_per_account_max,
                 (settings.session_idle_seconds * 1000) as i64,
             ),
             rates: Rates::new(settings.requests_per_second),
@@ -386,7 +399,7 @@ impl Xrtc {
         let room = self
             .portals
             .reserve(account, &items, now_ms)
-            .map_err(too_many_portals)?;
+            .map_err(refused_set)?;
         let actor = actor.reference();
         let event = |item: Arc<Item>| Event {
             seq: item.seq,
@@ -500,6 +513,16 @@ impl Xrtc {
             };
             *cursor = (*cursor).max(upto);
         }
+        // A cursor of an empty or gone portal says nothing (every later item is numbered
+        // higher): such cursors go once the session holds more than its account can have live
+        // portals, so asking for random portal ids cannot grow a session.
+        if cursors.len() > 2 * self.settings.portals_count_max {
+            cursors.retain(|id, _| {
+                self.portals
+                    .portal(&session.account, id)
+                    .is_some_and(|portal| portal.holds_items())
+            });
+        }
         delivered
     }
 
@@ -528,6 +551,7 @@ impl Xrtc {
         let now = self.clock.now();
         let now_ms = unix_ms(now);
         self.sessions.sweep(now_ms);
+        self.end_sessions_of_invalid_keys().await?;
         self.portals.sweep(now_ms);
         self.rates.sweep(now_ms);
         let (deltas, keys) = self.usage.take_pending();
@@ -543,6 +567,48 @@ impl Xrtc {
         self.store
             .xrtc_purge_registrations(now - time::Duration::days(1))
             .await?;
+        Ok(())
+    }
+}
+
+impl Xrtc {
+    /// An account's API keys, oldest first (hashes only; a key is shown once, when made).
+    pub async fn keys(&self, account: &str) -> Result<Vec<KeyRow>, StoreError> {
+        self.store.xrtc_keys(account).await
+    }
+
+    /// Revokes (disables) the account's key named `name` and ends its sessions on this node;
+    /// other nodes end theirs at their next upkeep. `false` when there is no such key.
+    pub async fn revoke_key(&self, account: &str, name: &str) -> Result<bool, StoreError> {
+        let Some(hash) = self
+            .store
+            .xrtc_disable_key(account, name, self.clock.now())
+            .await?
+        else {
+            return Ok(false);
+        };
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            let ended = self.sessions.end_key(&hash);
+            tracing::info!(account, key = name, ended, "revoked an XRTC API key");
+        }
+        Ok(true)
+    }
+
+    /// Ends the sessions whose key was deleted or disabled elsewhere (another node, `portico
+    /// admin xrtc`, a key replaced by a new registration): each upkeep asks the store once.
+    async fn end_sessions_of_invalid_keys(&self) -> Result<(), StoreError> {
+        let keys: Vec<[u8; 32]> = self.sessions.keys().into_iter().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let valid = self.store.xrtc_valid_keys(&keys).await?;
+        for key in keys.iter().filter(|key| !valid.contains(*key)) {
+            let ended = self.sessions.end_key(key);
+            tracing::info!(
+                ended,
+                "ended the sessions of a deleted or disabled XRTC API key"
+            );
+        }
         Ok(())
     }
 }
@@ -579,6 +645,75 @@ mod tests {
         assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
         assert!(AccountId::parse("AC0123456789012345").is_some());
         assert!(AccountId::parse("AC01234567890123").is_none());
+    }
+
+    #[tokio::test]
+    async fn asking_for_random_portals_keeps_a_session_s_cursors_bounded() {
+        use crate::portal::PortalId;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&crate::store::Location::Sqlite(dir.path().join("db")))
+            .await
+            .expect("store");
+        let journal = Journal::new(store.clone(), crate::events::EventBus::default());
+        let mailer = Mailer::new(&crate::mail::MailConfig::default(), dir.path()).expect("mailer");
+        let settings = XrtcSettings::default();
+        let max = settings.portals_count_max;
+        let xrtc = Xrtc::new(
+            settings,
+            store,
+            Arc::new(crate::clock::SystemClock),
+            mailer,
+            journal,
+        );
+        let account = AccountId::parse("AC0000000000000001").expect("account");
+        let here = [127, 0, 0, 1].into();
+        let cookie = xrtc
+            .sessions
+            .open(account.clone(), [1; 32], here, xrtc.now_ms())
+            .expect("session");
+        let session = xrtc.session(Some(&cookie), here).expect("the session");
+        // One portal with items, and a thousand asked-for portals that never get any.
+        xrtc.portals
+            .set(
+                &account,
+                vec![NewItem {
+                    portal: PortalId::parse("kept").expect("id"),
+                    payload: "\"x\"".into(),
+                }],
+                xrtc.now_ms(),
+            )
+            .expect("set");
+        for round in 0..100 {
+            let asks: Vec<PortalAsk> = (0..max)
+                .map(|n| PortalAsk {
+                    portal: xrtc.portals.portal_or_empty(
+                        &account,
+                        &PortalId::parse(&format!("p{round}x{n}")).expect("id"),
+                    ),
+                    since_ms: None,
+                })
+                .chain(std::iter::once(PortalAsk {
+                    portal: xrtc
+                        .portals
+                        .portal_or_empty(&account, &PortalId::parse("kept").expect("id")),
+                    since_ms: None,
+                }))
+                .collect();
+            xrtc.collect(&session, &asks, Schedule::Fifo, None);
+            let held = crate::portal::lock(&session.cursors).len();
+            assert!(held <= 3 * max + 1, "round {round}: {held} cursors");
+        }
+        // The portal with items keeps its cursor: its item is not delivered twice.
+        let kept = PortalAsk {
+            portal: xrtc
+                .portals
+                .portal_or_empty(&account, &PortalId::parse("kept").expect("id")),
+            since_ms: None,
+        };
+        assert!(
+            xrtc.collect(&session, &[kept], Schedule::Fifo, None)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::access::{Actor, XrtcActor};
 use crate::portal::lock;
@@ -30,7 +30,9 @@ pub struct Session {
     /// The SHA-256 of its cookie (its key in [`Sessions`]).
     cookie: [u8; 32],
     last_used_ms: AtomicI64,
-    /// Per portal: the newest item this session has been given (or skipped).
+    /// Per portal: the newest item this session has been given (or skipped). Only portals
+    /// holding items need one; `Xrtc::collect` keeps it at most twice the account's portal
+    /// count.
     pub cursors: Mutex<HashMap<Arc<str>, u64>>,
 }
 
@@ -65,24 +67,66 @@ pub enum SessionRefused {
     OtherAddress,
 }
 
-/// Every session on this node, by the SHA-256 of its cookie.
+/// Every session on this node, by the SHA-256 of its cookie, and each account's sessions.
 #[derive(Debug)]
 pub struct Sessions {
     shards: Vec<Mutex<HashMap<[u8; 32], Arc<Session>>>>,
     count: AtomicUsize,
     max: usize,
+    per_account: usize,
     idle_ms: i64,
+    /// Each account's sessions (locked before a shard, never inside one).
+    accounts: Mutex<HashMap<Arc<str>, Vec<Weak<Session>>>>,
 }
 
 impl Sessions {
-    /// No sessions; at most `max` at once, each expiring after `idle_ms` unused.
-    pub fn new(max: usize, idle_ms: i64) -> Self {
+    /// No sessions; at most `max` at once and `per_account` per account, each expiring after
+    /// `idle_ms` unused.
+    pub fn new(max: usize, per_account: usize, idle_ms: i64) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             count: AtomicUsize::new(0),
             max,
+            per_account,
             idle_ms,
+            accounts: Mutex::default(),
         }
+    }
+
+    /// Ends `session` if it is still open; answers whether it was.
+    fn end(&self, session: &Session) -> bool {
+        let mut shard = lock(self.shard(&session.cookie));
+        let held = shard
+            .get(&session.cookie)
+            .is_some_and(|held| std::ptr::eq(Arc::as_ptr(held), session));
+        if held {
+            shard.remove(&session.cookie);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        held
+    }
+
+    /// Ends every session logged in with the key whose hash is `key` (deleted or disabled);
+    /// answers how many.
+    pub fn end_key(&self, key: &[u8; 32]) -> usize {
+        let mut ended = 0;
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            let before = shard.len();
+            shard.retain(|_, session| session.key != *key);
+            ended += before - shard.len();
+        }
+        self.count.fetch_sub(ended, Ordering::Relaxed);
+        ended
+    }
+
+    /// The keys open sessions logged in with.
+    pub fn keys(&self) -> HashSet<[u8; 32]> {
+        let mut keys = HashSet::new();
+        for shard in &self.shards {
+            keys.extend(lock(shard).values().map(|session| session.key));
+        }
+        keys
     }
 
     fn shard(&self, hash: &[u8; 32]) -> &Mutex<HashMap<[u8; 32], Arc<Session>>> {
@@ -90,7 +134,8 @@ impl Sessions {
     }
 
     /// Opens a session and returns its cookie value, or `None` when the node holds the most
-    /// sessions allowed.
+    /// sessions allowed. An account with `per_account` sessions loses its least recently used
+    /// one first (a device that logs in again after a crash is not locked out).
     pub fn open(
         &self,
         account: super::AccountId,
@@ -98,6 +143,24 @@ impl Sessions {
         ip: IpAddr,
         now_ms: i64,
     ) -> Option<String> {
+        let mut accounts = lock(&self.accounts);
+        let own = accounts.entry(account.shared().clone()).or_default();
+        own.retain(|session| {
+            session.upgrade().is_some_and(|session| {
+                now_ms - session.idle_since() <= self.idle_ms && self.holds_now(&session)
+            })
+        });
+        if own.len() >= self.per_account {
+            let least_recent = own
+                .iter()
+                .enumerate()
+                .filter_map(|(at, session)| session.upgrade().map(|session| (at, session)))
+                .min_by_key(|(_, session)| session.idle_since());
+            if let Some((at, session)) = least_recent {
+                self.end(&session);
+                own.swap_remove(at);
+            }
+        }
         if self.count.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return None;
@@ -112,8 +175,16 @@ impl Sessions {
             last_used_ms: AtomicI64::new(now_ms),
             cursors: Mutex::default(),
         });
+        own.push(Arc::downgrade(&session));
         lock(self.shard(&hash)).insert(hash, session);
         Some(cookie)
+    }
+
+    /// Whether `session` is the one its cookie names now.
+    fn holds_now(&self, session: &Arc<Session>) -> bool {
+        lock(self.shard(&session.cookie))
+            .get(&session.cookie)
+            .is_some_and(|held| Arc::ptr_eq(held, session))
     }
 
     /// The session of `cookie`, used now from `ip`. A session used from another address is
@@ -162,6 +233,10 @@ impl Sessions {
             self.count
                 .fetch_sub(before - shard.len(), Ordering::Relaxed);
         }
+        lock(&self.accounts).retain(|_, own| {
+            own.retain(|session| session.strong_count() > 0);
+            !own.is_empty()
+        });
         self.count.load(Ordering::Relaxed)
     }
 }
@@ -362,7 +437,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_when_idle_and_are_bound_to_their_address() {
-        let sessions = Sessions::new(2, 60_000);
+        let sessions = Sessions::new(2, 10, 60_000);
         let here: IpAddr = [127, 0, 0, 1].into();
         let cookie = sessions.open(account(), [0; 32], here, 0).unwrap();
         assert!(sessions.use_session(&cookie, here, 59_000).is_ok());
@@ -388,5 +463,32 @@ mod tests {
             "at most two"
         );
         assert_eq!(sessions.sweep(60_001), 0);
+    }
+
+    #[test]
+    fn an_account_holds_its_share_of_sessions_and_a_new_login_ends_its_least_recent() {
+        let sessions = Sessions::new(100, 2, 60_000);
+        let here: IpAddr = [127, 0, 0, 1].into();
+        let first = sessions.open(account(), [1; 32], here, 0).unwrap();
+        let second = sessions.open(account(), [1; 32], here, 10).unwrap();
+        assert!(
+            sessions.use_session(&first, here, 20).is_ok(),
+            "first used last"
+        );
+        let third = sessions.open(account(), [2; 32], here, 30).unwrap();
+        assert_eq!(
+            sessions.use_session(&second, here, 40).err(),
+            Some(SessionRefused::Unknown),
+            "the least recently used session ended"
+        );
+        assert!(sessions.use_session(&first, here, 40).is_ok());
+        assert!(sessions.use_session(&third, here, 40).is_ok());
+        assert_eq!(sessions.sweep(40), 2);
+        // Ending a key ends its sessions, and only those.
+        assert_eq!(sessions.keys(), HashSet::from([[1; 32], [2; 32]]));
+        assert_eq!(sessions.end_key(&[1; 32]), 1);
+        assert!(sessions.use_session(&first, here, 50).is_err());
+        assert!(sessions.use_session(&third, here, 50).is_ok());
+        assert_eq!(sessions.sweep(50), 1);
     }
 }

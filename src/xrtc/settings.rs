@@ -24,6 +24,12 @@ pub struct XrtcSettings {
     pub ring_capacity: usize,
     /// Payload bytes a portal's ring holds; the oldest are overwritten beyond it.
     pub ring_bytes_max: usize,
+    /// Payload bytes all portals on the node hold together; a set beyond it is refused
+    /// (code 55, HTTP 503) until items expire.
+    pub portal_bytes_max: usize,
+    /// Most sessions of one account; a login beyond it ends the account's least recently
+    /// used session.
+    pub sessions_per_account_max: usize,
     /// GET_ITEM_TIMEOUT: how long watch waits, and how long a stream waits for a new item.
     pub get_item_timeout_ms: u64,
     /// The longest a stream stays open (below the SDK's 20 s total timeout).
@@ -68,6 +74,8 @@ impl Default for XrtcSettings {
             item_count_max: 100,
             ring_capacity: 100,
             ring_bytes_max: 64 * 1024,
+            portal_bytes_max: 256 * 1024 * 1024,
+            sessions_per_account_max: 20,
             get_item_timeout_ms: 5000,
             stream_max_ms: 15_000,
             keepalive_ms: 4000,
@@ -106,6 +114,10 @@ impl XrtcSettings {
         positive("keepalive_ms", self.keepalive_ms);
         positive("session_idle_seconds", self.session_idle_seconds);
         positive("max_sessions", self.max_sessions as u64);
+        positive(
+            "sessions_per_account_max",
+            self.sessions_per_account_max as u64,
+        );
         positive("requests_per_second", self.requests_per_second.into());
         positive("code_ttl_seconds", self.code_ttl_seconds);
         positive("code_tries", self.code_tries.into());
@@ -115,6 +127,10 @@ impl XrtcSettings {
         if self.ring_bytes_max < self.payload_size_max {
             problems.push("xrtc.ring_bytes_max must be at least payload_size_max".into());
         }
+        if self.portal_bytes_max < self.ring_bytes_max {
+            problems.push("xrtc.portal_bytes_max must be at least ring_bytes_max".into());
+        }
+
         if self.stream_max_ms < self.get_item_timeout_ms {
             problems.push("xrtc.stream_max_ms must be at least get_item_timeout_ms".into());
         }

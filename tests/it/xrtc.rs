@@ -496,3 +496,95 @@ async fn the_native_event_stream_resumes_and_reports_a_gap() {
         .expect("request");
     assert_eq!(reply.status(), 401);
 }
+
+#[tokio::test]
+async fn revoking_a_key_ends_its_sessions_and_streams_and_refuses_its_logins() {
+    // Streams ask their credential again every second.
+    let app = TestApp::spawn_with("[auth]\nrevocation_check_seconds = 1\n").await;
+    let (account, key) = register(&app, "revoked@example.com").await;
+    let mut client = Client::new(&app);
+    assert_eq!(client.login(&account, &key).await.status, 200);
+    let mut events = client.follow("p1").await;
+    let admin = app.admin_token().await;
+    let keys = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/admin/xrtc/accounts/{account}/keys"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    let name = keys.json()[0]["name"]
+        .as_str()
+        .expect("a key name")
+        .to_owned();
+    assert_eq!(keys.json()[0]["disabled"], Json::Null);
+
+    let revoked = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/xrtc/accounts/{account}/keys/{name}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(
+        revoked.json()[0]["disabled"].is_string(),
+        "{}",
+        revoked.text
+    );
+    // The session is over at once, its stream ends, and the key logs in no more.
+    assert_error(&client.set("p1", "x").await, 401, 4, 10011);
+    assert!(events.next().await.is_none(), "the stream ended");
+    let mut again = Client::new(&app);
+    assert_error(&again.login(&account, &key).await, 400, 4, 35);
+    // An unknown key or account is a 404 and changes nothing.
+    let missing = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/xrtc/accounts/{account}/keys/nokey/revoke"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    let anonymous = app
+        .get(&format!("/api/v1/admin/xrtc/accounts/{account}/keys"))
+        .await;
+    assert_eq!(anonymous.status, 401);
+}
+
+#[tokio::test]
+async fn concurrent_sets_to_new_portals_never_pass_the_portal_count() {
+    let app =
+        TestApp::spawn_with("[xrtc]\nportals_count_max = 2\nrequests_per_second = 1000\n").await;
+    let (account, key) = register(&app, "racer@example.com").await;
+    let mut client = Client::new(&app);
+    assert_eq!(client.login(&account, &key).await.status, 200);
+    let cookie = client.cookie.clone().expect("cookie");
+    // Twenty sets, each to its own new portal, all at once.
+    let sets = (0..20).map(|n| {
+        client
+            .http
+            .post(format!("{}/v1/item/set", app.url))
+            .header("cookie", format!("JSESSIONID={cookie}"))
+            .body(format!(
+                r#"{{"items":[{{"portalid":"race{n}","payload":"x"}}]}}"#
+            ))
+            .send()
+    });
+    let replies = futures_util::future::join_all(sets).await;
+    let mut set = 0;
+    for reply in replies {
+        let reply = Reply::from(reply.expect("set")).await;
+        match reply.status.as_u16() {
+            200 => set += 1,
+            _ => assert_error(&reply, 400, 6, 52),
+        }
+    }
+    assert_eq!(set, 2, "exactly the portal count was set");
+    // The account holds two portals: the latest of all shows two items.
+    assert_eq!(client.get(r#"{"portals":[]}"#).await.len(), 2);
+}

@@ -1,5 +1,5 @@
 //! The admin API under `/api/v1/admin/`: realms and their keys, clients, users and apps of the
-//! built-in identity provider.
+//! built-in identity provider; XRTC accounts' API keys.
 //!
 //! Every route needs a bearer token of the admin realm (`idp.admin_realm`) carrying the
 //! `portico:admin` role — a token from Portico's own provider, checked by the same verifier as
@@ -70,6 +70,14 @@ pub fn router() -> Router<AppState> {
             get(get_app).put(update_app).delete(delete_app),
         )
         .route("/api/v1/admin/apps/{app_id}/secret", post(reset_app_secret))
+        .route(
+            "/api/v1/admin/xrtc/accounts/{account}/keys",
+            get(list_xrtc_keys),
+        )
+        .route(
+            "/api/v1/admin/xrtc/accounts/{account}/keys/{name}/revoke",
+            post(revoke_xrtc_key),
+        )
 }
 
 /// The identity provider, for an actor the admin policy (`auth.admin`) lets in.
@@ -322,7 +330,9 @@ pub async fn rotate_keys(
 mod apps;
 mod clients;
 mod users;
+mod xrtc;
 
 pub use apps::*;
 pub use clients::*;
 pub use users::*;
+pub use xrtc::*;
