@@ -64,6 +64,10 @@ pub struct MailConfig {
     pub timeout_seconds: u64,
     /// The outbox folder; default `outbox` in the data directory.
     pub outbox_dir: Option<PathBuf>,
+    /// Mails in the outbox are deleted this long after they were written.
+    pub outbox_retention_hours: u64,
+    /// Most messages being sent at once; more wait (at most `timeout_seconds`) for their turn.
+    pub max_concurrent_sends: usize,
 }
 
 impl Default for MailConfig {
@@ -79,6 +83,8 @@ impl Default for MailConfig {
             helo_name: "localhost".into(),
             timeout_seconds: 30,
             outbox_dir: None,
+            outbox_retention_hours: 24,
+            max_concurrent_sends: 8,
         }
     }
 }
@@ -128,9 +134,17 @@ pub enum MailError {
     Failed(String),
 }
 
-/// Sends e-mail over SMTP or into the outbox.
+/// Sends e-mail over SMTP or into the outbox, a bounded number at once.
 #[derive(Debug, Clone)]
-pub struct Mailer(Arc<Transport>);
+pub struct Mailer(Arc<Transport>, Arc<Sending>);
+
+/// The bound on messages in flight.
+#[derive(Debug)]
+struct Sending {
+    permits: tokio::sync::Semaphore,
+    wait: Duration,
+    retention: Duration,
+}
 
 enum Transport {
     Smtp {
@@ -189,7 +203,50 @@ impl Mailer {
                 }
             }
         };
-        Ok(Self(Arc::new(transport)))
+        if !(1..=1024).contains(&config.max_concurrent_sends) {
+            return Err("[mail] `max_concurrent_sends` must be between 1 and 1024".into());
+        }
+        if !(1..=24 * 365).contains(&config.outbox_retention_hours) {
+            return Err("[mail] `outbox_retention_hours` must be between 1 and 8760".into());
+        }
+        Ok(Self(
+            Arc::new(transport),
+            Arc::new(Sending {
+                permits: tokio::sync::Semaphore::new(config.max_concurrent_sends),
+                wait: Duration::from_secs(config.timeout_seconds),
+                retention: Duration::from_secs(config.outbox_retention_hours * 3600),
+            }),
+        ))
+    }
+
+    /// Deletes outbox mail written more than `outbox_retention_hours` before `now`; answers how
+    /// many. Only files named as the outbox names them are touched.
+    pub fn prune_outbox(&self, now: OffsetDateTime) -> std::io::Result<usize> {
+        let Some(dir) = self.outbox() else {
+            return Ok(0);
+        };
+        let before_ms =
+            (now.unix_timestamp_nanos() / 1_000_000) - self.1.retention.as_millis() as i128;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut pruned = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let written_ms = name
+                .to_str()
+                .filter(|name| name.ends_with(".eml"))
+                .and_then(|name| name.split('-').next())
+                .and_then(|ms| ms.parse::<i128>().ok());
+            if written_ms.is_some_and(|ms| ms < before_ms) {
+                std::fs::remove_file(entry.path())?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     /// Where unsent mail goes, when there is no SMTP server.
@@ -202,14 +259,19 @@ impl Mailer {
 
     /// Sends `message` at `now` (the `Date` header).
     pub async fn send(&self, message: &Message, now: OffsetDateTime) -> Result<(), MailError> {
+        let _turn = tokio::time::timeout(self.1.wait, self.1.permits.acquire())
+            .await
+            .map_err(|_| MailError::Failed("too many messages are being sent; try again".into()))?
+            .map_err(|e| MailError::Failed(e.to_string()))?;
         match &*self.0 {
             Transport::Outbox { dir, from } => {
                 let text = render(from, message, now);
-                write_outbox(dir, &text, now)
+                let file = write_outbox(dir, &text, now)
                     .map_err(|e| MailError::Failed(format!("writing the outbox: {e}")))?;
+                // The file only: the message may carry a secret (a registration code).
                 tracing::info!(
-                    to = %message.to, subject = %message.subject, outbox = %dir.display(),
-                    "no SMTP server configured; mail written to the outbox:\n{}", message.body
+                    file = %file.display(),
+                    "no SMTP server configured; mail written to the outbox"
                 );
                 Ok(())
             }
@@ -395,7 +457,7 @@ fn header_text(text: &str) -> String {
         .join("\r\n ")
 }
 
-fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<()> {
+fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -409,7 +471,9 @@ fn write_outbox(dir: &Path, text: &str, now: OffsetDateTime) -> std::io::Result<
         WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         crate::secrets::uuid()
     );
-    crate::tls::write_atomically(&dir.join(name), text.as_bytes(), 0o600)
+    let path = dir.join(name);
+    crate::tls::write_atomically(&path, text.as_bytes(), 0o600)?;
+    Ok(path)
 }
 
 /// The address inside `Name <address>`, or the text itself.
@@ -423,6 +487,45 @@ fn address(mailbox: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_outbox_forgets_mail_after_its_retention() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = MailConfig {
+            outbox_retention_hours: 1,
+            ..MailConfig::default()
+        };
+        let mailer = Mailer::new(&config, dir.path()).expect("mailer");
+        let message = Message {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            ..Message::default()
+        };
+        let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        mailer.send(&message, start).await.expect("sent");
+        let later = start + time::Duration::minutes(59);
+        mailer.send(&message, later).await.expect("sent");
+        std::fs::write(dir.path().join("outbox").join("notes.txt"), "kept").expect("write");
+        let count = || std::fs::read_dir(dir.path().join("outbox")).map_or(0, |d| d.count());
+        assert_eq!(
+            mailer
+                .prune_outbox(start + time::Duration::minutes(59))
+                .ok(),
+            Some(0)
+        );
+        assert_eq!(
+            mailer
+                .prune_outbox(start + time::Duration::minutes(61))
+                .ok(),
+            Some(1)
+        );
+        assert_eq!(
+            count(),
+            2,
+            "the newer mail and a file the outbox did not write stay"
+        );
+    }
 
     #[test]
     fn messages_are_dot_stuffed_crlf_text_with_the_headers_mail_needs() {

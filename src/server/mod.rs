@@ -131,6 +131,41 @@ fn start_xrtc_upkeep(xrtc: Arc<crate::xrtc::Xrtc>, shutdown: &watch::Receiver<bo
     });
 }
 
+/// Deletes outbox mail older than `mail.outbox_retention_hours`: at start, then every ten
+/// minutes, until shutdown. Nothing to do with an SMTP server.
+fn start_outbox_prune(
+    mailer: crate::mail::Mailer,
+    clock: Arc<dyn Clock>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    if mailer.outbox().is_none() {
+        return;
+    }
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(600));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = clock.now();
+            let pruned = tokio::task::spawn_blocking({
+                let mailer = mailer.clone();
+                move || mailer.prune_outbox(now)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(pruned)) => tracing::info!(pruned, "pruned the mail outbox"),
+                Ok(Err(error)) => tracing::warn!(%error, "pruning the mail outbox failed"),
+                Err(error) => tracing::warn!(%error, "pruning the mail outbox failed"),
+            }
+        }
+    });
+}
+
 /// A server ready to run: bound, with its store open and datapoints loaded.
 #[derive(Debug)]
 pub struct Server {
@@ -309,10 +344,13 @@ impl Server {
             }
             false => None,
         };
+        // One mailer: the bound on messages in flight holds for every sender.
+        let mailer = crate::mail::Mailer::new(&config.mail, &config.data_dir)
+            .map_err(|e| ConfigError { problems: vec![e] })?;
+        start_outbox_prune(mailer.clone(), clock.clone(), &shutdown_seen);
         let xrtc = match config.xrtc.enabled {
             true => {
-                let mailer = crate::mail::Mailer::new(&config.mail, &config.data_dir)
-                    .map_err(|e| ConfigError { problems: vec![e] })?;
+                let mailer = mailer.clone();
                 let xrtc = Arc::new(crate::xrtc::Xrtc::new(
                     config.xrtc.clone(),
                     store.clone(),
@@ -332,8 +370,7 @@ impl Server {
                     endpoints: catalog.signed.clone(),
                     datapoints: datapoints.clone(),
                     xrtc: xrtc.clone(),
-                    mailer: crate::mail::Mailer::new(&config.mail, &config.data_dir)
-                        .map_err(|e| ConfigError { problems: vec![e] })?,
+                    mailer,
                     journal: journal.clone(),
                     clock: clock.clone(),
                 })

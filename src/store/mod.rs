@@ -56,7 +56,7 @@ pub use journal::{Change, Disable, JournalRow};
 pub use webhooks::{
     AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,
 };
-pub use xrtc::{Completed, KeyRow, LoginCheck, RegistrationCounts, RegistrationRow};
+pub use xrtc::{Completed, KeyRow, LoginCheck, RegistrationCounts, RegistrationRow, StartRefused};
 
 use std::path::{Path, PathBuf};
 

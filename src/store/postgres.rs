@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "journal",
         sql: include_str!("../../migrations/postgres/0007_journal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "registration_gate",
+        sql: include_str!("../../migrations/postgres/0008_registration_gate.sql"),
+    },
 ];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).

@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "journal",
         sql: include_str!("../../migrations/sqlite/0007_journal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "registration_gate",
+        sql: include_str!("../../migrations/sqlite/0008_registration_gate.sql"),
+    },
 ];
 
 /// An SQLite database.

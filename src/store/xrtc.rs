@@ -96,15 +96,26 @@ pub enum LoginCheck {
     TooSoon,
 }
 
-/// How many registrations were started recently, and how many are pending in all.
+/// Registration counts: how many may be started in the window, or how many were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistrationCounts {
     /// Started for this e-mail since the window began.
     pub by_email: i64,
-    /// Started from this address since the window began.
+    /// Started from this address group since the window began.
     pub by_address: i64,
     /// Pending and not expired, for everyone.
     pub pending: i64,
+}
+
+/// Which start limit refused a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRefused {
+    /// Too many for this e-mail address in the window.
+    Email,
+    /// Too many from this address group in the window.
+    Address,
+    /// Too many pending in all.
+    Pending,
 }
 
 type RegistrationColumns = (
@@ -172,57 +183,64 @@ fn key_row(c: KeyColumns) -> Result<KeyRow, StoreError> {
 }
 
 impl Store {
-    /// Counts registrations for the start-limits: by e-mail and by address since `since`, and
-    /// all pending ones not expired at `now`.
-    pub async fn xrtc_registration_counts(
+    /// Records a new registration unless a start limit refuses it, in one transaction that
+    /// first takes the registration gate (so concurrent starts, on any node, are counted one
+    /// after the other): started for this e-mail and from this address group since `since`, and
+    /// pending ones not expired at `row.created`, each against its limit.
+    pub async fn xrtc_start_registration(
         &self,
-        email: &str,
-        client_ip: &str,
+        row: &RegistrationRow,
         since: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<RegistrationCounts, StoreError> {
-        let sql = "SELECT \
-             (SELECT COUNT(*) FROM xrtc_registrations WHERE email = $1 AND created_us >= $3), \
-             (SELECT COUNT(*) FROM xrtc_registrations WHERE client_ip = $2 AND created_us >= $3), \
-             (SELECT COUNT(*) FROM xrtc_registrations WHERE state = 'pending' AND expires_us >= $4)";
-        let (by_email, by_address, pending): (i64, i64, i64) =
-            on_pool!(self, |pool| sqlx::query_as(sql)
-                .bind(email)
-                .bind(client_ip)
+        limits: RegistrationCounts,
+    ) -> Result<Option<StartRefused>, StoreError> {
+        Ok(in_tx!(self, |tx| {
+            sqlx::query("UPDATE xrtc_registration_gate SET starts = starts + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            let sql = "SELECT \
+                 (SELECT COUNT(*) FROM xrtc_registrations WHERE email = $1 AND created_us >= $3), \
+                 (SELECT COUNT(*) FROM xrtc_registrations WHERE client_ip = $2 AND created_us >= $3), \
+                 (SELECT COUNT(*) FROM xrtc_registrations \
+                  WHERE state = 'pending' AND expires_us >= $4)";
+            let (by_email, by_address, pending): (i64, i64, i64) = sqlx::query_as(sql)
+                .bind(&row.email)
+                .bind(&row.client_ip)
                 .bind(to_micros(since))
-                .bind(to_micros(now))
-                .fetch_one(pool)
-                .await?);
-        Ok(RegistrationCounts {
-            by_email,
-            by_address,
-            pending,
-        })
-    }
-
-    /// Records a new registration.
-    pub async fn xrtc_add_registration(&self, row: &RegistrationRow) -> Result<(), StoreError> {
-        let sql = concat!(
-            "INSERT INTO xrtc_registrations (",
-            registration_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(&row.token_hash)
-            .bind(&row.email)
-            .bind(&row.client_ip)
-            .bind(&row.code_hash)
-            .bind(&row.state)
-            .bind(row.tries)
-            .bind(row.sends)
-            .bind(to_micros(row.created))
-            .bind(to_micros(row.sent))
-            .bind(to_micros(row.expires))
-            .execute(pool)
-            .await
-            .map_err(|e| StoreError::conflict(e, || "registration token".into()))?
-            .rows_affected());
-        Ok(())
+                .bind(to_micros(row.created))
+                .fetch_one(&mut *tx)
+                .await?;
+            let refused = if by_email >= limits.by_email {
+                Some(StartRefused::Email)
+            } else if by_address >= limits.by_address {
+                Some(StartRefused::Address)
+            } else if pending >= limits.pending {
+                Some(StartRefused::Pending)
+            } else {
+                None
+            };
+            if refused.is_none() {
+                let sql = concat!(
+                    "INSERT INTO xrtc_registrations (",
+                    registration_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                );
+                sqlx::query(sql)
+                    .bind(&row.token_hash)
+                    .bind(&row.email)
+                    .bind(&row.client_ip)
+                    .bind(&row.code_hash)
+                    .bind(&row.state)
+                    .bind(row.tries)
+                    .bind(row.sends)
+                    .bind(to_micros(row.created))
+                    .bind(to_micros(row.sent))
+                    .bind(to_micros(row.expires))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::conflict(e, || "registration token".into()))?;
+            }
+            refused
+        }))
     }
 
     /// A registration by the hash of its token.

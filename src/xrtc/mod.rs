@@ -24,7 +24,9 @@ use crate::events::{Event, EventPayload, Journal, Topic};
 use crate::mail::{MailError, Mailer, Message};
 use crate::portal::{Item, NewItem, Portal, Portals, RingLimits, SetError};
 use crate::secrets::Hashed;
-use crate::store::{KeyRow, LoginCheck, RegistrationRow, Store, StoreError};
+use crate::store::{
+    KeyRow, LoginCheck, RegistrationCounts, RegistrationRow, StartRefused, Store, StoreError,
+};
 use crate::timefmt::unix_ms;
 use session::{Rates, Session, SessionRefused, Sessions, Usage};
 

@@ -34,34 +34,14 @@ impl Xrtc {
         now: OffsetDateTime,
     ) -> Result<String, XrtcError> {
         let hour = time::Duration::hours(1);
-        let counts = self
-            .store
-            .xrtc_registration_counts(email, &client_ip.to_string(), now - hour, now)
-            .await?;
         let s = &self.settings;
-        let refuse = |why: &str| {
-            Err(XrtcError::new(
-                group::REGISTRATION,
-                code::MAX_CONCURRENT_REGISTRATIONS,
-                format!("Too many registrations {why}; try again later."),
-            )
-            .retry_after(Duration::from_secs(3600)))
-        };
-        if counts.by_email >= i64::from(s.registrations_per_email_per_hour) {
-            return refuse("for this e-mail address in the last hour");
-        }
-        if counts.by_address >= i64::from(s.registrations_per_address_per_hour) {
-            return refuse("from this address in the last hour");
-        }
-        if counts.pending >= i64::from(s.pending_registrations_max) {
-            return refuse("are in progress");
-        }
         let token = crate::secrets::generate();
         let code = random_from(DIGITS, 6);
         let row = RegistrationRow {
             token_hash: Hashed::of(&token).0.to_vec(),
             email: email.to_owned(),
-            client_ip: client_ip.to_string(),
+            // Counted per address group: an IPv6 /64 is one subscriber.
+            client_ip: crate::net::address_group(client_ip).to_string(),
             code_hash: code_hash(&token, &code).0.to_vec(),
             state: "pending".into(),
             tries: 0,
@@ -70,7 +50,28 @@ impl Xrtc {
             sent: now,
             expires: now + time::Duration::seconds(s.code_ttl_seconds as i64),
         };
-        self.store.xrtc_add_registration(&row).await?;
+        let limits = RegistrationCounts {
+            by_email: i64::from(s.registrations_per_email_per_hour),
+            by_address: i64::from(s.registrations_per_address_per_hour),
+            pending: i64::from(s.pending_registrations_max),
+        };
+        if let Some(refused) = self
+            .store
+            .xrtc_start_registration(&row, now - hour, limits)
+            .await?
+        {
+            let why = match refused {
+                StartRefused::Email => "for this e-mail address in the last hour",
+                StartRefused::Address => "from this address in the last hour",
+                StartRefused::Pending => "are in progress",
+            };
+            return Err(XrtcError::new(
+                group::REGISTRATION,
+                code::MAX_CONCURRENT_REGISTRATIONS,
+                format!("Too many registrations {why}; try again later."),
+            )
+            .retry_after(Duration::from_secs(3600)));
+        }
         if let Err(error) = self.send_code(email, &code, now).await {
             self.store.xrtc_end_registration(&row.token_hash).await?;
             return Err(error);

@@ -588,3 +588,30 @@ async fn concurrent_sets_to_new_portals_never_pass_the_portal_count() {
     // The account holds two portals: the latest of all shows two items.
     assert_eq!(client.get(r#"{"portals":[]}"#).await.len(), 2);
 }
+
+#[tokio::test]
+async fn concurrent_registration_starts_for_one_email_stop_at_the_limit() {
+    let app = TestApp::spawn_with("[xrtc]\nregistrations_per_email_per_hour = 3\n").await;
+    let client = Client::new(&app);
+    let starts = (0..30).map(|_| {
+        client
+            .http
+            .post(format!("{}/v1/auth/registrationstart", app.url))
+            .body(r#"{"email":"flood@example.com"}"#)
+            .send()
+    });
+    let replies = futures_util::future::join_all(starts).await;
+    let mut started = 0;
+    for reply in replies {
+        let reply = Reply::from(reply.expect("start")).await;
+        match reply.status.as_u16() {
+            200 => started += 1,
+            _ => assert_error(&reply, 400, 3, 40),
+        }
+    }
+    assert_eq!(started, 3, "exactly the hourly limit was started");
+    let mails = std::fs::read_dir(app.data_dir.join("outbox"))
+        .expect("outbox")
+        .count();
+    assert_eq!(mails, 3, "one code mailed per started registration");
+}
