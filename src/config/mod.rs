@@ -208,6 +208,11 @@ pub struct Limits {
     /// The longest an SSE stream stays open; clients reconnect with `Last-Event-ID` and lose
     /// nothing.
     pub stream_max_seconds: u64,
+    /// A request body answered before it was read (413, 404, 401, …) is read and discarded up
+    /// to this many bytes, so a client that sends it all before reading gets the answer.
+    pub linger_bytes: u64,
+    /// … for at most this long.
+    pub linger_seconds: u64,
 }
 
 impl Default for Limits {
@@ -227,6 +232,8 @@ impl Default for Limits {
             max_streams: 8192,
             max_streams_per_reader: 64,
             stream_max_seconds: 3600,
+            linger_bytes: 16 * 1024 * 1024,
+            linger_seconds: 5,
         }
     }
 }
@@ -365,6 +372,7 @@ impl Config {
                 self.limits.max_streams_per_reader as u64,
             ),
             ("stream_max_seconds", self.limits.stream_max_seconds),
+            ("linger_seconds", self.limits.linger_seconds),
         ];
         for (name, value) in limits {
             if value == 0 {
@@ -434,6 +442,8 @@ impl Config {
                 self.limits.stream_max_seconds,
                 30 * 86_400,
             ),
+            ("linger_bytes", self.limits.linger_bytes, 1 << 30),
+            ("linger_seconds", self.limits.linger_seconds, 60),
             (
                 "shutdown_grace_seconds",
                 self.limits.shutdown_grace_seconds,

@@ -13,6 +13,12 @@
 //! pings do not count: any client answers them). An idle HTTP/1 connection is closed by hyper's
 //! header timeout, which runs from the moment it waits for the next request. A connection that
 //! has not finished closing `limits.shutdown_grace_seconds` later is dropped.
+//!
+//! An answer given before the request's body was read (413, 404, 401, 415) must reach clients
+//! that send the whole body before they read: a body dropped unread is drained in the
+//! background, up to `limits.linger_bytes` within `limits.linger_seconds` (nginx's lingering
+//! close), so the connection is not reset under the answer. Over HTTP/2 the stream is then
+//! complete, or reset after the answer.
 
 use std::convert::Infallible;
 use std::io;
@@ -145,6 +151,15 @@ pub(super) struct Timeouts {
     /// How long a connection closing gracefully is given to finish (a client that never
     /// acknowledges the GOAWAY's PING, a stream that goes on).
     pub(super) drain: Duration,
+    /// How much of a body dropped unread is read and discarded, and for how long.
+    pub(super) linger: Linger,
+}
+
+/// The bounds of draining a request body nobody read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Linger {
+    pub(super) bytes: u64,
+    pub(super) time: Duration,
 }
 
 impl Connection {
@@ -187,11 +202,16 @@ impl Connection {
             Protocol::Http2 => (&self.builders.http2, Some(Arc::new(Activity::default()))),
         };
         let proxies = self.proxies;
+        let linger = self.timeouts.linger;
         // Handlers that need the client's address (throttling, session binding) read
         // `ClientIp`: the peer, or the address a trusted proxy forwarded.
         let service = tower::util::MapRequest::new(
             self.service,
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(|body| Lingering {
+                    body: Some(body),
+                    linger,
+                });
                 let forwarded = request
                     .headers()
                     .get_all(proxies.header())
@@ -297,6 +317,70 @@ impl Drop for Active {
         if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.changed.notify_waiters();
         }
+    }
+}
+
+/// A request body that, when dropped before its end, is drained in the background within
+/// [`Linger`]'s bounds, so the client can finish sending and read the answer.
+struct Lingering {
+    body: Option<Incoming>,
+    linger: Linger,
+}
+
+impl hyper::body::Body for Lingering {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match &mut self.body {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(hyper::body::SizeHint::default, hyper::body::Body::size_hint)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(body) = self.body.take() else {
+            return;
+        };
+        if hyper::body::Body::is_end_stream(&body) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let linger = self.linger;
+        runtime.spawn(async move {
+            use http_body_util::BodyExt;
+            let mut body = body;
+            let mut left = linger.bytes;
+            let _ = tokio::time::timeout(linger.time, async {
+                while let Some(Ok(frame)) = body.frame().await {
+                    let n = frame.data_ref().map_or(0, |data| data.len() as u64);
+                    match left.checked_sub(n) {
+                        Some(rest) => left = rest,
+                        None => break,
+                    }
+                }
+            })
+            .await;
+        });
     }
 }
 

@@ -519,6 +519,10 @@ impl Server {
             idle: Duration::from_secs(self.limits.idle_timeout_seconds),
             max_age: Duration::from_secs(self.limits.max_connection_age_seconds),
             drain: Duration::from_secs(self.limits.shutdown_grace_seconds),
+            linger: conn::Linger {
+                bytes: self.limits.linger_bytes,
+                time: Duration::from_secs(self.limits.linger_seconds),
+            },
         };
         let stopping = self.shutdown.subscribe();
         tokio::pin!(shutdown);

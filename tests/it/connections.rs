@@ -433,3 +433,62 @@ async fn an_event_stream_ends_at_its_maximum_lifetime_and_resumes() {
         .expect("the write made between the streams");
     assert_eq!(next.data["value"], 8);
 }
+
+/// Sends `head` and then the whole `body` before reading anything (as Python's `urllib`
+/// does), then reads the answer until the server closes or 10 s pass.
+async fn send_all_then_read(app: &TestApp, head: String, body: Vec<u8>) -> String {
+    let stream = TcpStream::connect(address(app)).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let sent = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(&body).await?;
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let sent = tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .expect("the whole body is taken within 10 s")
+        .expect("task")
+        .expect("the whole body is taken, not refused with a reset");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+    drop(sent);
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn an_early_answer_reaches_a_client_that_sends_the_whole_body_first() {
+    let app = TestApp::spawn_with(&format!("[tls]\nenabled = false\n{DATAPOINTS}")).await;
+    let body = vec![b'1'; 8 * 1024 * 1024];
+    for (path, status) in [
+        ("/api/v1/t/int", "413 Payload Too Large"),
+        ("/no/such/path", "404 Not Found"),
+    ] {
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let answer = send_all_then_read(&app, head, body.clone()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{answer}"
+        );
+    }
+    // Over HTTP/2 the answer arrives as well, the stream is not reset under it.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let reply = h2
+        .put(format!("{}/api/v1/t/int", app.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a reset stream");
+    assert_eq!(reply.status(), 413);
+}
