@@ -184,6 +184,10 @@ pub struct Limits {
     /// Longest a client may take to send its request headers (HTTP/1), and a new connection
     /// its first bytes (any protocol).
     pub header_read_timeout_seconds: u64,
+    /// Largest HTTP/1 request head (request line and headers; larger: 431), and so the most a
+    /// waiting connection's read buffer holds. At least `auth.max_token_bytes` plus 4,096 (a
+    /// token of the largest size and the usual headers); raise both together.
+    pub max_header_bytes: usize,
     /// Longest a client may take to send its request body.
     pub body_read_timeout_seconds: u64,
     /// Longest a graceful shutdown waits for in-flight requests.
@@ -223,6 +227,7 @@ impl Default for Limits {
             max_connections_per_address: 256,
             tls_handshake_timeout_seconds: 10,
             header_read_timeout_seconds: 10,
+            max_header_bytes: 12 * 1024,
             body_read_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
             idle_timeout_seconds: 120,
@@ -379,6 +384,12 @@ impl Config {
                 problems.push(format!("key `limits.{name}` must be greater than 0"));
             }
         }
+        if self.limits.max_header_bytes < self.auth.max_token_bytes + 4096 {
+            problems.push(format!(
+                "key `limits.max_header_bytes` must be at least `auth.max_token_bytes` + 4096 ({})",
+                self.auth.max_token_bytes + 4096
+            ));
+        }
         // Upper bounds keep every limit meaningful (and inside what the runtime can represent).
         let ceilings = [
             (
@@ -443,6 +454,11 @@ impl Config {
                 30 * 86_400,
             ),
             ("linger_bytes", self.limits.linger_bytes, 1 << 30),
+            (
+                "max_header_bytes",
+                self.limits.max_header_bytes as u64,
+                1024 * 1024,
+            ),
             ("linger_seconds", self.limits.linger_seconds, 60),
             (
                 "shutdown_grace_seconds",

@@ -503,7 +503,9 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(self.limits.header_read_timeout_seconds));
+            .header_read_timeout(Duration::from_secs(self.limits.header_read_timeout_seconds))
+            // Also bounds the read buffer: it never grows past this while a request waits.
+            .max_buf_size(self.limits.max_header_bytes);
         builder
             .http2()
             .timer(TokioTimer::new())
