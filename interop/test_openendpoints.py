@@ -151,6 +151,7 @@ type = "float"
 [[application]]
 name = "helloapp"
 secrets = [{toml_str(SECRET)}]
+allow_weak_secret = true
 static_dir = {toml_str(str(static_dir))}
 
 [[application.endpoint]]

@@ -312,6 +312,9 @@ fn check(file: &std::path::Path) -> ExitCode {
     };
     match config.validate() {
         Ok(catalog) => {
+            for warning in config.warnings(&catalog) {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok ({} datapoints, {} endpoints, {} signed endpoints)",
                 file.display(),

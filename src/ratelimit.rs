@@ -235,7 +235,10 @@ impl Throttle {
             state
                 .trusted
                 .retain(|_, at| now.saturating_duration_since(*at) < window);
-            shrink(&mut state.trusted, self.settings.max_entries);
+            // The oldest trust goes first.
+            shrink(&mut state.trusted, self.settings.max_entries, |at| {
+                -now.saturating_duration_since(*at).as_secs_f64()
+            });
         }
         state.trusted.insert((account.to_owned(), ip), now);
     }
@@ -261,7 +264,9 @@ fn add<K: std::hash::Hash + Eq + Clone>(
 ) -> &mut Bucket {
     if !map.contains_key(&key) && map.len() >= max {
         map.retain(|_, bucket| bucket.level_at(now, refill) > 0.0);
-        shrink(map, max);
+        // The emptiest buckets go first: a flood of new keys cannot flush a full one (an
+        // attacker's own, or the account it is guessing at).
+        shrink(map, max, |bucket| bucket.level_at(now, refill));
     }
     let bucket = map.entry(key).or_insert(Bucket {
         level: 0.0,
@@ -273,14 +278,25 @@ fn add<K: std::hash::Hash + Eq + Clone>(
     bucket
 }
 
-/// Drops arbitrary entries until the map is below 90% of `max`.
-fn shrink<K: std::hash::Hash + Eq + Clone, V>(map: &mut HashMap<K, V>, max: usize) {
+/// Drops the entries that `keep` scores lowest until the map is below 90% of `max`.
+fn shrink<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    keep: impl Fn(&V) -> f64,
+) {
     let target = max - max / 10;
     if map.len() < max {
         return;
     }
     let excess = map.len().saturating_sub(target.max(1) - 1);
-    let victims: Vec<K> = map.keys().take(excess).cloned().collect();
+    let mut scored: Vec<(f64, &K)> = map.iter().map(|(key, value)| (keep(value), key)).collect();
+    if excess < scored.len() {
+        scored.select_nth_unstable_by(excess, |a, b| a.0.total_cmp(&b.0));
+    }
+    let victims: Vec<K> = scored[..excess.min(scored.len())]
+        .iter()
+        .map(|(_, key)| (*key).clone())
+        .collect();
     for key in victims {
         map.remove(&key);
     }
@@ -304,6 +320,21 @@ mod tests {
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    #[test]
+    fn a_flood_of_new_addresses_cannot_flush_a_full_bucket() {
+        let t = throttle();
+        let now = Instant::now();
+        for _ in 0..3 {
+            t.failed(A, "someone", now);
+        }
+        assert!(t.check(A, "someone", now).is_err());
+        for n in 0..1000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            t.failed(ip, &format!("other{n}"), now);
+        }
+        assert!(t.check(A, "someone", now).is_err(), "still refused");
+    }
 
     #[test]
     fn an_ip_is_refused_after_its_burst_and_admitted_after_one_refill() {

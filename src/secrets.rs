@@ -193,6 +193,19 @@ impl Sealer {
         };
         match std::fs::read_to_string(path) {
             Ok(text) => {
+                use std::os::unix::fs::MetadataExt;
+                // A key another user could have written (or can read) is no secret.
+                let meta = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?;
+                if meta.mode() & 0o022 != 0 {
+                    return Err(problem(
+                        "other users may write it; it must be writable by its owner only \
+                         (chmod 600)"
+                            .into(),
+                    ));
+                }
+                if meta.mode() & 0o004 != 0 {
+                    tracing::warn!(path = %path.display(), "the sealing key is readable by every user; chmod 600 it");
+                }
                 let bytes = jws::decode(text.trim(), jws::Part::Payload)
                     .map_err(|_| problem("it is not base64url text".into()))?;
                 let key: [u8; 32] = bytes

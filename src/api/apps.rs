@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// How an app authenticates.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "strategy", deny_unknown_fields)]
 pub enum AuthenticationIn {
     /// The app's id and secret.
@@ -58,6 +58,18 @@ pub enum AuthenticationIn {
         #[serde(rename = "accessToken")]
         access_token: String,
     },
+}
+
+impl std::fmt::Debug for AuthenticationIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::App { app_id, .. } => f
+                .debug_struct("App")
+                .field("app_id", app_id)
+                .finish_non_exhaustive(),
+            Self::Jwt { .. } => f.debug_struct("Jwt").finish_non_exhaustive(),
+        }
+    }
 }
 
 /// A successful authentication.

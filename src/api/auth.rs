@@ -166,6 +166,8 @@ pub struct Auth {
     pub verifier: std::sync::Arc<crate::jose::verifier::Verifier>,
     /// The policy of the native datapoint API's reads (with each datapoint's own).
     pub api_read: Policy,
+    /// Who may read `/metrics`.
+    pub metrics_read: Policy,
     /// How often streams ask their credential again.
     pub revocation_check: std::time::Duration,
     /// Who may use the admin API: a token of the admin realm with `portico:admin`.

@@ -139,6 +139,15 @@ fn write_refused(state: &AppState, id: DatapointId, error: WriteError) -> ApiErr
             ErrorCode::Unavailable,
             "The server is shutting down; retry.",
         ),
+        WriteError::Store(crate::store::StoreError::OutcomeUnknown(why)) => {
+            let key = &state.datapoints.datapoint(id).key;
+            tracing::error!(%why, datapoint = %key, "write outcome unknown");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "The store did not confirm the write and could not say whether it took effect; \
+                 read the value back before writing again.",
+            )
+        }
         WriteError::Store(error) => {
             let key = &state.datapoints.datapoint(id).key;
             tracing::error!(%error, datapoint = %key, "write failed");

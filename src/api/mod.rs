@@ -175,6 +175,12 @@ impl From<crate::idp::IdpError> for ApiError {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(after.as_secs().max(1)),
             ),
+            IdpError::Store(StoreError::OutcomeUnknown(why)) => ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "The store did not confirm the change ({why}); read it back before retrying."
+                ),
+            ),
             IdpError::Store(StoreError::Unavailable(why)) => ApiError::new(
                 ErrorCode::Unavailable,
                 format!("The database is unavailable ({why}); retry."),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::api::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode, ProblemOut};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -63,13 +63,21 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "Operations", responses(
-    (status = 200, description = "Metrics.", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+    (status = 200, description = "Metrics.", body = String, content_type = "text/plain"),
+    (status = 401, description = "`auth.metrics_read` needs a token.", body = ProblemOut,
+        content_type = "application/problem+json"),
+    (status = 403, description = "The token does not meet `auth.metrics_read`.",
+        body = ProblemOut, content_type = "application/problem+json")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    actor: crate::access::Actor,
+) -> Result<impl IntoResponse, ApiError> {
+    super::auth::authorize(&state, &state.auth.metrics_read, &actor)?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }

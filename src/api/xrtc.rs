@@ -226,11 +226,19 @@ async fn registration_code(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginIn {
     accountid: String,
     apikey: String,
+}
+
+impl std::fmt::Debug for LoginIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginIn")
+            .field("accountid", &self.accountid)
+            .finish_non_exhaustive()
+    }
 }
 
 async fn login(

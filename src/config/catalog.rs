@@ -78,6 +78,8 @@ pub struct Catalog {
     pub issuers: Vec<Arc<Issuer>>,
     /// The native datapoint API's read policy.
     pub api_read: Policy,
+    /// Who may read `/metrics`.
+    pub metrics_read: Policy,
     /// Signed (OpenEndpoints-style) endpoints.
     pub signed: Arc<crate::openendpoints::SignedEndpoints>,
 }

@@ -96,6 +96,9 @@ pub struct AuthConfig {
     /// Who may read the native datapoint API (`/api/v1/datapoints…`), on top of each
     /// datapoint's own `read` policy; default open (the datapoints' policies decide).
     pub api_read: Option<PolicyConfig>,
+    /// Who may read `/metrics` (datapoint keys and their write counts, route patterns); default
+    /// open, as Prometheus scrapes; `authenticated` or permissions close it.
+    pub metrics_read: Option<PolicyConfig>,
     /// How often a long-lived stream (SSE) checks that its token is still valid (not revoked,
     /// its issuer still trusted); it also ends at the token's `exp` plus leeway.
     pub revocation_check_seconds: u64,
@@ -110,6 +113,7 @@ impl Default for AuthConfig {
             default_read: PolicyConfig::Named("open".into()),
             default_write: PolicyConfig::Named("open".into()),
             api_read: None,
+            metrics_read: None,
             revocation_check_seconds: 30,
         }
     }
@@ -217,6 +221,10 @@ pub struct Limits {
     pub linger_bytes: u64,
     /// … for at most this long.
     pub linger_seconds: u64,
+    /// The longest one store operation may wait: a connection, a lock, a statement, a write
+    /// batch's commit. A write whose commit does not answer in time gets 503 once the store
+    /// has said whether it took effect (it is asked again), never a guess.
+    pub store_timeout_seconds: u64,
 }
 
 impl Default for Limits {
@@ -239,6 +247,7 @@ impl Default for Limits {
             stream_max_seconds: 3600,
             linger_bytes: 16 * 1024 * 1024,
             linger_seconds: 5,
+            store_timeout_seconds: 10,
         }
     }
 }
@@ -322,6 +331,40 @@ impl Config {
     }
 
     /// [`Self::validate`], with the clock remote key sets use for their refresh cooldown.
+    /// Choices that are valid but unsafe where the server can be reached from the network;
+    /// the server logs each at start and `portico config check` prints them.
+    pub fn warnings(&self, catalog: &Catalog) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let exposed = !self.listen.ip().is_loopback();
+        if exposed && !self.tls.enabled && self.proxy.trusted.is_empty() {
+            warnings.push(format!(
+                "plain HTTP on {}, which is not a loopback address, and no [proxy] trusted: \
+                 tokens, passwords and API keys cross the network in clear; enable [tls] or \
+                 list the TLS proxy in front of Portico in [proxy] trusted",
+                self.listen
+            ));
+        }
+        if exposed {
+            for endpoint in &catalog.endpoints {
+                if matches!(endpoint.write_policy, crate::access::Policy::Open) {
+                    warnings.push(format!(
+                        "endpoint {} lets anyone who can reach {} write datapoint {} (no \
+                         `write` policy)",
+                        endpoint.path, self.listen, endpoint.datapoint
+                    ));
+                }
+            }
+        }
+        for app in self.applications.iter().filter(|app| app.allow_weak_secret) {
+            warnings.push(format!(
+                "application {} accepts secret keys shorter than 128 bits \
+                 (allow_weak_secret = true): their hashes can be forged by trying keys",
+                app.name
+            ));
+        }
+        warnings
+    }
+
     pub fn validate_with(&self, clock: Arc<dyn Clock>) -> Result<Catalog, ConfigError> {
         let mut problems = Vec::new();
         if let Err(e) = self.store_location() {
@@ -378,6 +421,7 @@ impl Config {
             ),
             ("stream_max_seconds", self.limits.stream_max_seconds),
             ("linger_seconds", self.limits.linger_seconds),
+            ("store_timeout_seconds", self.limits.store_timeout_seconds),
         ];
         for (name, value) in limits {
             if value == 0 {
@@ -461,6 +505,11 @@ impl Config {
             ),
             ("linger_seconds", self.limits.linger_seconds, 60),
             (
+                "store_timeout_seconds",
+                self.limits.store_timeout_seconds,
+                600,
+            ),
+            (
                 "shutdown_grace_seconds",
                 self.limits.shutdown_grace_seconds,
                 3600,
@@ -471,7 +520,7 @@ impl Config {
                 problems.push(format!("key `limits.{name}` must be at most {ceiling}"));
             }
         }
-        let (default_read, default_write, api_read) = self.check_auth(&mut problems);
+        let (default_read, default_write, api_read, metrics_read) = self.check_auth(&mut problems);
         let mut datapoints = self.check_datapoints((&default_read, &default_write), &mut problems);
         let endpoints = self.check_endpoints(&mut datapoints, &mut problems);
         let issuers = self.check_issuers(clock, &mut problems);
@@ -479,7 +528,7 @@ impl Config {
             .iter()
             .flat_map(|e| [&e.read_policy, &e.write_policy])
             .chain(datapoints.iter().flat_map(|d| [&d.read, &d.write]))
-            .chain([&api_read])
+            .chain([&api_read, &metrics_read])
             .any(|policy| !policy.is_open());
         if protected && issuers.is_empty() && !self.idp.enabled {
             problems.push(
@@ -519,6 +568,7 @@ impl Config {
                 endpoints,
                 issuers,
                 api_read,
+                metrics_read,
                 signed: Arc::new(signed),
             })
         } else {
@@ -526,7 +576,7 @@ impl Config {
         }
     }
 
-    fn check_auth(&self, problems: &mut Vec<String>) -> (Policy, Policy, Policy) {
+    fn check_auth(&self, problems: &mut Vec<String>) -> (Policy, Policy, Policy, Policy) {
         let auth = &self.auth;
         if auth.realm.is_empty()
             || !auth
@@ -556,10 +606,14 @@ impl Config {
             Some(config) => policy("api_read", config),
             None => Policy::Open,
         };
+        let metrics_read = match &auth.metrics_read {
+            Some(config) => policy("metrics_read", config),
+            None => Policy::Open,
+        };
         if !(1..=3600).contains(&auth.revocation_check_seconds) {
             problems.push("key `auth.revocation_check_seconds` must be between 1 and 3600".into());
         }
-        (read, write, api_read)
+        (read, write, api_read, metrics_read)
     }
 
     fn check_issuers(&self, clock: Arc<dyn Clock>, problems: &mut Vec<String>) -> Vec<Arc<Issuer>> {

@@ -228,36 +228,42 @@ impl Journal {
         };
         let projections = self.projections();
         let mut numbered: Option<(Vec<Event>, Pending<'_>)> = None;
-        let committed = self
-            .store
-            .commit_change(count, spare, |first| {
-                let pending = self.register(first..first + count);
-                let events: Vec<Event> = drafts
-                    .into_iter()
-                    .zip(first..)
-                    .map(|(draft, seq)| draft.numbered(seq))
-                    .collect();
-                let mut rows = change(&events);
-                rows.journal = events
-                    .iter()
-                    .filter(|e| e.topic().durability() == super::Durability::Durable)
-                    .map(journal_row)
-                    .collect();
-                rows.outbox = events
-                    .iter()
-                    .flat_map(|e| {
-                        let topic = e.topic();
-                        projections
-                            .iter()
-                            .filter(move |p| p.wants(topic))
-                            .filter_map(|p| p.project(e))
-                    })
-                    .collect();
-                numbered = Some((events, pending));
-                rows
-            })
-            .await;
-        let Some(first) = committed? else {
+        let attempt = self.store.commit_change(count, spare, |first| {
+            let pending = self.register(first..first + count);
+            let events: Vec<Event> = drafts
+                .into_iter()
+                .zip(first..)
+                .map(|(draft, seq)| draft.numbered(seq))
+                .collect();
+            let mut rows = change(&events);
+            rows.journal = events
+                .iter()
+                .filter(|e| e.topic().durability() == super::Durability::Durable)
+                .map(journal_row)
+                .collect();
+            rows.outbox = events
+                .iter()
+                .flat_map(|e| {
+                    let topic = e.topic();
+                    projections
+                        .iter()
+                        .filter(move |p| p.wants(topic))
+                        .filter_map(|p| p.project(e))
+                })
+                .collect();
+            numbered = Some((events, pending));
+            rows
+        });
+        let outcome = tokio::time::timeout(self.store.timeout(), attempt).await;
+        let committed = match outcome {
+            Ok(Ok(committed)) => committed,
+            Ok(Err(error)) => self.settle_unknown(numbered.as_ref(), error).await?,
+            Err(_) => {
+                let error = StoreError::Unavailable("the store did not answer in time".into());
+                self.settle_unknown(numbered.as_ref(), error).await?
+            }
+        };
+        let Some(first) = committed else {
             return Ok(None);
         };
         let Some((events, mut pending)) = numbered else {
@@ -367,6 +373,47 @@ impl Journal {
     /// Gives back a number [`Self::take`] handed out but no event used.
     pub fn release(&self, seq: u64) {
         self.settle([(seq, Slot::Dropped)]);
+    }
+
+    /// After a commit that failed or did not answer in time: whether it took effect is not
+    /// known from the failure itself (the connection may have broken after `COMMIT` was sent).
+    /// When numbers were taken and one went to a durable event, the store is asked (after the
+    /// transaction's lock is free, so the answer is final), again and again within
+    /// `RESOLVE_TRIES` waits; the change's first number if it committed, `error` if it did not,
+    /// and an error saying the outcome is unknown if the store never answered.
+    async fn settle_unknown(
+        &self,
+        numbered: Option<&(Vec<Event>, Pending<'_>)>,
+        error: StoreError,
+    ) -> Result<Option<u64>, StoreError> {
+        /// How often the outcome is asked before giving up.
+        const RESOLVE_TRIES: u32 = 30;
+        let Some((events, _)) = numbered else {
+            return Err(error);
+        };
+        let Some(durable) = events
+            .iter()
+            .find(|e| e.topic().durability() == super::Durability::Durable)
+        else {
+            return Err(error);
+        };
+        for _ in 0..RESOLVE_TRIES {
+            match tokio::time::timeout(
+                self.store.timeout(),
+                self.store.change_committed(durable.seq),
+            )
+            .await
+            {
+                Ok(Ok(true)) => {
+                    tracing::warn!(%error, "a commit reported a failure but had committed");
+                    return Ok(events.first().map(|e| e.seq));
+                }
+                Ok(Ok(false)) => return Err(error),
+                Ok(Err(_)) | Err(_) => tokio::time::sleep(self.store.timeout() / 10).await,
+            }
+        }
+        tracing::error!(%error, seq = durable.seq, "the outcome of a commit is unknown: the store did not answer");
+        Err(StoreError::OutcomeUnknown(error.to_string()))
     }
 
     fn register(&self, seqs: Range<u64>) -> Pending<'_> {

@@ -31,7 +31,7 @@ pub const SELF_SIGNED_SUBJECT: &str = "AppAuth";
 const LEEWAY_SECONDS: i64 = 60;
 
 /// An app, authenticated, with its access token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppLogin {
     /// The app id.
     pub app_id: String,
@@ -41,13 +41,35 @@ pub struct AppLogin {
     pub access_token: String,
 }
 
+impl std::fmt::Debug for AppLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppLogin")
+            .field("app_id", &self.app_id)
+            .field("name", &self.name)
+            .field("access_token", &"[redacted]")
+            .finish()
+    }
+}
+
 /// A new app's credentials, shown once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewApp {
     /// The secret.
     pub secret: String,
     /// The private key, PKCS#8 PEM, when Portico generated the key pair.
     pub private_key_pem: Option<String>,
+}
+
+impl std::fmt::Debug for NewApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApp")
+            .field("secret", &"[redacted]")
+            .field(
+                "private_key_pem",
+                &self.private_key_pem.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl Idp {

@@ -60,7 +60,7 @@ pub struct GrantClient<'a> {
 }
 
 /// The tokens of a successful code or refresh grant.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenSet {
     /// The access token.
     pub access_token: String,
@@ -72,6 +72,15 @@ pub struct TokenSet {
     pub refresh_token: Option<(String, u64)>,
     /// The scope granted.
     pub scope: String,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user who logged in.

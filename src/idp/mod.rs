@@ -143,7 +143,7 @@ pub struct TokenSubject<'a> {
 }
 
 /// An issued access token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccessToken {
     /// The JWT.
     pub token: String,
@@ -151,6 +151,15 @@ pub struct AccessToken {
     pub expires_in: u64,
     /// `jti`.
     pub id: String,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("expires_in", &self.expires_in)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The identity provider.

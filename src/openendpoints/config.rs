@@ -191,7 +191,12 @@ impl SignedEndpoints {
     }
 }
 
-fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -> Secrets {
+/// The shortest secret key accepted without `allow_weak_secret`: 128 bits.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// An application's secret keys as bytes (inline and from files); `problems` names what is
+/// wrong with them.
+fn secret_bytes(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -> Vec<Vec<u8>> {
     let mut secrets: Vec<Vec<u8>> = app
         .secrets
         .iter()
@@ -206,6 +211,11 @@ fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -
             )),
         }
     }
+    secrets
+}
+
+fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -> Secrets {
+    let secrets = secret_bytes(app, at, problems);
     if secrets.is_empty() {
         problems.push(format!(
             "key `{at}.secrets`: an application needs at least one secret key (or secret_files)"
@@ -213,6 +223,12 @@ fn read_secrets(app: &ApplicationConfig, at: &str, problems: &mut Vec<String>) -
     }
     if secrets.iter().any(Vec::is_empty) {
         problems.push(format!("key `{at}.secrets`: a secret key is empty"));
+    } else if !app.allow_weak_secret && secrets.iter().any(|s| s.len() < MIN_SECRET_BYTES) {
+        problems.push(format!(
+            "key `{at}.secrets`: a secret key is shorter than {MIN_SECRET_BYTES} bytes (128 bits), \
+             so its hashes can be forged by trying keys; make one with `portico keys generate \
+             --alg HS256`, or set `allow_weak_secret = true` to keep it"
+        ));
     }
     Secrets(secrets)
 }

@@ -537,17 +537,32 @@ impl Runner {
     }
 }
 
-/// A URL template rendered; a value standing for a whole path segment may not be `.` or `..`,
-/// which would move the request to another path.
+/// A URL template rendered. When values stand in its path, the rendered path may hold no dot
+/// segment (`.`, `..`, or their percent-encoded forms, which URL parsers resolve alike), however
+/// the values and the fixed text around them combine (`/${a}${b}/` with `.` and `.`).
 fn url_of(url: &Template, values: &[String]) -> Result<String, CallError> {
-    for index in url.path_values() {
-        if matches!(values.get(index).map(String::as_str), Some("." | "..")) {
-            return Err(CallError::Invalid(
-                "`.` and `..` are not values for a URL's path.".into(),
-            ));
-        }
+    let rendered = url.render(values, Escape::Url);
+    if !url.path_values().is_empty() && has_dot_segment(&rendered) {
+        return Err(CallError::Invalid(
+            "The values would make `.` or `..` a segment of the URL's path.".into(),
+        ));
     }
-    Ok(url.render(values, Escape::Url))
+    Ok(rendered)
+}
+
+/// Whether the path of `url` (absolute or starting with `/`) has a `.` or `..` segment, also
+/// percent-encoded (`%2e`, `.%2E`, …).
+fn has_dot_segment(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = match url.contains("://") {
+        true => after_scheme.find('/').map_or("", |at| &after_scheme[at..]),
+        false => after_scheme,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 /// At most 64 characters of `text`, for messages.
@@ -632,5 +647,32 @@ fn media_type(path: &Path) -> &'static str {
         "woff2" => "font/woff2",
         "zip" => "application/zip",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_combination_of_values_makes_a_dot_segment() {
+        let names = ["a", "b"];
+        let url = |text: &str| Template::parse(text, &names).expect("template");
+        let values = |a: &str, b: &str| vec![a.to_owned(), b.to_owned()];
+        let adjacent = url("https://api.example/p/${a}${b}/x");
+        assert!(url_of(&adjacent, &values(".", ".")).is_err());
+        assert!(url_of(&adjacent, &values("..", "")).is_err());
+        assert!(url_of(&url("https://api.example/p/.${a}/x"), &values(".", "")).is_err());
+        // A value is escaped: `%2e` arrives as `%252e`, no dot segment; a dot inside a
+        // segment, in the query or in the host is no segment either.
+        assert_eq!(
+            url_of(&adjacent, &values("%2e", "%2e")).ok().as_deref(),
+            Some("https://api.example/p/%252e%252e/x")
+        );
+        assert!(url_of(&adjacent, &values("a.", ".b")).is_ok());
+        assert!(url_of(&url("https://api.example/p?x=${a}"), &values("..", "")).is_ok());
+        assert!(has_dot_segment("https://h/a/%2E%2e/b"));
+        assert!(has_dot_segment("/a/./b"));
+        assert!(!has_dot_segment("https://h.example/a.b/c"));
     }
 }

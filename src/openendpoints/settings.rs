@@ -76,6 +76,10 @@ pub struct ApplicationConfig {
     /// Files each holding one secret key (surrounding whitespace ignored), with `secrets`.
     #[serde(default)]
     pub secret_files: Vec<PathBuf>,
+    /// Accept secret keys shorter than 16 bytes (128 bits), such as the seed's example
+    /// `openendpoints`; the server warns at every start.
+    #[serde(default)]
+    pub allow_weak_secret: bool,
     /// The folder `static_file` answers come from.
     pub static_dir: Option<PathBuf>,
     /// Whether `environment=preview` is accepted (default true).

@@ -43,6 +43,10 @@ impl Template {
                 return Err(format!("`{text}` has a `${{` without its closing `}}`"));
             };
             let name = &after[..end];
+            // An empty name would match the empty stand-ins of file and unhashed parameters.
+            if name.is_empty() {
+                return Err(format!("`{text}` has an empty placeholder `${{}}`"));
+            }
             let Some(index) = parameters.iter().position(|p| *p == name) else {
                 return Err(format!(
                     "`{text}` uses `${{{name}}}`, which is not a declared text parameter"
@@ -183,6 +187,13 @@ mod tests {
         let t = Template::parse("${foo}${long}!", PARAMS).unwrap();
         assert_eq!(t.render(&values(), Escape::None), "a b/c?d&e\"x\"\n!");
         assert_eq!(t.fixed_prefix(), "");
+    }
+
+    #[test]
+    fn an_empty_placeholder_never_matches_a_stand_in() {
+        // File and unhashed parameters stand as "" in the lists templates are checked against.
+        assert!(Template::parse("to ${}", &["", "email"]).is_err());
+        assert!(Template::parse("to ${email}", &["", "email"]).is_ok());
     }
 
     #[test]

@@ -166,6 +166,36 @@ fn start_outbox_prune(
     });
 }
 
+/// Renews the generated certificate before it expires: checked every twelve hours until
+/// shutdown; new connections get the new certificate, open ones keep theirs.
+fn start_certificate_renewal(
+    renewal: crate::tls::Renewal,
+    clock: Arc<dyn Clock>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(12 * 3600));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is now: `prepare` has just checked
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match renewal.renew_if_due(clock.now()) {
+                Ok(Some(fingerprint)) => {
+                    tracing::warn!(%fingerprint, "renewed the self-signed certificate; clients that pin it need the new fingerprint");
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "renewing the self-signed certificate failed; will try again")
+                }
+            }
+        }
+    });
+}
+
 /// A server ready to run: bound, with its store open and datapoints loaded.
 #[derive(Debug)]
 pub struct Server {
@@ -247,6 +277,9 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let catalog = config.validate_with(clock.clone())?;
+        for warning in config.warnings(&catalog) {
+            tracing::warn!("{warning}");
+        }
         let location = config.store_location()?;
         create_private_dir(&config.data_dir)?;
         let tls = match config.tls.enabled {
@@ -257,7 +290,11 @@ impl Server {
             )?),
             false => None,
         };
-        let store = Store::open(&location).await?;
+        let store = Store::open_with(
+            &location,
+            Duration::from_secs(config.limits.store_timeout_seconds),
+        )
+        .await?;
         let events = EventBus::default();
         let journal = Journal::new(store.clone(), events.clone());
         let metrics = Metrics::default();
@@ -270,6 +307,9 @@ impl Server {
             crate::idp::webhook_managers_policy(&config.idp.admin_realm),
         ));
         let (shutdown, shutdown_seen) = watch::channel(false);
+        if let Some(renewal) = tls.as_ref().and_then(|tls| tls.renewal.clone()) {
+            start_certificate_renewal(renewal, clock.clone(), &shutdown_seen);
+        }
         start_journal_prune(
             journal.clone(),
             clock.clone(),
@@ -385,6 +425,7 @@ impl Server {
             realm: config.auth.realm.clone(),
             verifier,
             api_read: catalog.api_read.clone(),
+            metrics_read: catalog.metrics_read.clone(),
             revocation_check: Duration::from_secs(config.auth.revocation_check_seconds),
             admin: crate::idp::admin_policy(&config.idp.admin_realm),
             webhook_managers: crate::idp::webhook_managers_policy(&config.idp.admin_realm),
@@ -591,25 +632,48 @@ impl Server {
             _ = all_closed => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!("grace period over; dropping open connections"),
         }
-        self.state.datapoints.shutdown().await;
-        self.state.store.close().await;
+        // Queued writes are committed, and the store closed, within a bound even when the store
+        // has stalled: the process ends either way.
+        let store_wait = self.state.store.timeout() * 2;
+        if tokio::time::timeout(store_wait, self.state.datapoints.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("queued writes did not commit in time; stopping without them");
+        }
+        if tokio::time::timeout(store_wait, self.state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not close in time");
+        }
         tracing::info!("stopped");
     }
 }
 
 /// Creates the data directory (mode 0700: it holds the private key and the database).
+/// One that exists already open to others is closed to them (it holds password hashes, sealed
+/// keys and e-mail addresses).
 fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let failed = |e: std::io::Error| {
+        StartError::Io(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| {
-            StartError::Io(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })
+        .map_err(failed)?;
+    let mode = std::fs::metadata(dir).map_err(failed)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(failed)?;
+        tracing::warn!(dir = %dir.display(), "the data directory was open to other users; made it 0700");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -95,6 +95,10 @@ pub enum StoreError {
     /// The thing to change does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A commit failed or did not answer, and the store could not be asked whether it took
+    /// effect: it may have.
+    #[error("the outcome of the write is unknown: {0}")]
+    OutcomeUnknown(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Other(String),
@@ -118,6 +122,16 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+            // Waits that ran out (PostgreSQL: statement or lock timeout, serialization or
+            // deadlock; SQLite: busy or locked): the store is busy, not broken.
+            sqlx::Error::Database(ref e)
+                if e.code().is_some_and(|code| {
+                    ["57014", "55P03", "40001", "40P01", "5", "6", "261", "517"]
+                        .contains(&code.as_ref())
+                }) =>
+            {
+                StoreError::Unavailable(error.to_string())
+            }
             other => StoreError::Other(other.to_string()),
         }
     }
@@ -179,13 +193,54 @@ pub enum Store {
     Postgres(postgres::PostgresStore),
 }
 
+/// How long a store operation may wait (for a connection, a lock, a statement) by default.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
-    /// Connects to (or creates) the database and applies pending migrations.
+    /// Connects to (or creates) the database and applies pending migrations; waits are bounded
+    /// by [`DEFAULT_TIMEOUT`].
     pub async fn open(location: &Location) -> Result<Self, StoreError> {
+        Self::open_with(location, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`Self::open`], every wait bounded by `timeout`: taking a connection, a lock (SQLite's
+    /// busy timeout), a statement (PostgreSQL's `statement_timeout` and `lock_timeout`).
+    pub async fn open_with(
+        location: &Location,
+        timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         Ok(match location {
-            Location::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path).await?),
-            Location::Postgres(url) => Store::Postgres(postgres::PostgresStore::open(url).await?),
+            Location::Sqlite(path) => {
+                Store::Sqlite(sqlite::SqliteStore::open(path, timeout).await?)
+            }
+            Location::Postgres(url) => {
+                Store::Postgres(postgres::PostgresStore::open(url, timeout).await?)
+            }
         })
+    }
+
+    /// How long one operation may wait.
+    pub fn timeout(&self) -> std::time::Duration {
+        match self {
+            Store::Sqlite(store) => store.timeout,
+            Store::Postgres(store) => store.timeout,
+        }
+    }
+
+    /// Whether the change that took event number `seq` committed. Takes the sequence's lock
+    /// first (SQLite's write lock; PostgreSQL's row lock), so a commit still in flight on
+    /// another connection has finished, one way or the other, before the journal is read.
+    pub async fn change_committed(&self, seq: u64) -> Result<bool, StoreError> {
+        Ok(in_tx!(self, |tx| {
+            sqlx::query("UPDATE portico_sequence SET value = value WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            let found: Option<(i64,)> = sqlx::query_as("SELECT seq FROM events WHERE seq = $1")
+                .bind(seq as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.is_some()
+        }))
     }
 
     /// The backend's name, for logs and `/readyz`.

@@ -2,9 +2,10 @@
 //! safe, and every write batch is one transaction (values and their webhook outbox rows). One Portico node per database for now:
 //! each node keeps its own in-memory values and sequence numbers (multi-node is roadmap item 9).
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{DatapointRow, Migration, StoreError, check_known, row_from_columns};
 
@@ -58,17 +59,26 @@ const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    pub(super) timeout: Duration,
 }
 
 impl PostgresStore {
-    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+    pub(super) async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let millis = timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .options([
+                ("statement_timeout", millis.as_str()),
+                ("lock_timeout", millis.as_str()),
+                ("idle_in_transaction_session_timeout", millis.as_str()),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .acquire_timeout(timeout)
+            .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, timeout };
         store.migrate().await?;
         Ok(store)
     }

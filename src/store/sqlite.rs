@@ -57,24 +57,25 @@ const MIGRATIONS: &[Migration] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    pub(super) timeout: Duration,
 }
 
 impl SqliteStore {
-    pub(super) async fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(super) async fn open(path: &Path, timeout: Duration) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(timeout)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        let store = Self { pool };
+        let store = Self { pool, timeout };
         store.migrate().await?;
         Ok(store)
     }

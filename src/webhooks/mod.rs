@@ -119,7 +119,10 @@ impl WebhookSettings {
         if !(0.0..=86_400.0).contains(&self.min_retry_interval_seconds) {
             problems.push("webhooks.min_retry_interval_seconds must be 0 to 86400".into());
         }
-        if self.lease_seconds * 1000 <= self.request_timeout_ms {
+        if self.lease_seconds > 86_400 {
+            problems.push("webhooks.lease_seconds must be at most 86400".into());
+        }
+        if self.lease_seconds.saturating_mul(1000) <= self.request_timeout_ms {
             problems.push(
                 "webhooks.lease_seconds must be longer than request_timeout_ms, or a slow \
                  delivery could be claimed again while in flight"

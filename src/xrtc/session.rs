@@ -187,8 +187,9 @@ impl Sessions {
             .is_some_and(|held| Arc::ptr_eq(held, session))
     }
 
-    /// The session of `cookie`, used now from `ip`. A session used from another address is
-    /// ended: its cookie was taken elsewhere.
+    /// The session of `cookie`, used now from `ip`. A use from another address is refused and
+    /// the session left as it is (ending it would let whoever took the cookie log its owner
+    /// out).
     pub fn use_session(
         &self,
         cookie: &str,

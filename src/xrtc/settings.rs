@@ -121,6 +121,13 @@ impl XrtcSettings {
         positive("requests_per_second", self.requests_per_second.into());
         positive("code_ttl_seconds", self.code_ttl_seconds);
         positive("code_tries", self.code_tries.into());
+        // Bounds that keep every derived duration inside i64 milliseconds or microseconds.
+        if self.item_age_max_seconds > 365 * 86_400 {
+            problems.push("xrtc.item_age_max_seconds must be at most a year (31536000)".into());
+        }
+        if self.api_key_age_max_days > 36_500 {
+            problems.push("xrtc.api_key_age_max_days must be at most 36500".into());
+        }
         if self.payload_size_max < 64 {
             problems.push("xrtc.payload_size_max must be at least 64 bytes".into());
         }

@@ -1,4 +1,5 @@
 //! Acknowledged writes survive `kill -9`: the real binary is killed with SIGKILL and restarted.
+//! A stalled store gets a 503 in bounded time, and nothing it did not commit is acknowledged.
 
 use crate::helpers::process::Process;
 use crate::helpers::{DATAPOINTS, TestDatabase, client_for};
@@ -92,4 +93,62 @@ async fn a_closed_stdout_does_not_stop_the_server() {
         "still running"
     );
     server.kill_9();
+}
+
+/// Holds the store's write lock from outside Portico until dropped: SQLite's write lock
+/// (`BEGIN IMMEDIATE`), or on PostgreSQL an exclusive lock on the sequence every change takes.
+enum Stall {
+    Sqlite { _held: sqlx::SqliteConnection },
+    Postgres { _held: sqlx::PgConnection },
+}
+
+async fn stall(database: &crate::helpers::TestDatabase) -> Stall {
+    use sqlx::Connection;
+    if database.is_postgres() {
+        let mut connection = sqlx::PgConnection::connect(&database.url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql("BEGIN; LOCK TABLE portico_sequence IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut connection)
+            .await
+            .expect("lock");
+        Stall::Postgres { _held: connection }
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(&database.url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+            .expect("lock");
+        Stall::Sqlite { _held: connection }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_store_answers_503_in_time_and_acknowledges_nothing_it_did_not_commit() {
+    let app = crate::helpers::TestApp::spawn_with(&format!(
+        "[limits]\nstore_timeout_seconds = 1\n{DATAPOINTS}"
+    ))
+    .await;
+    let written = app.put_json("/api/v1/t/int", r#"{"value":1}"#).await;
+    assert_eq!(written.status, 200, "{}", written.text);
+
+    // The lock is held until this test lets it go: only the store timeout can answer.
+    let stalled = stall(&app.database).await;
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.put_json("/api/v1/t/int", r#"{"value":2}"#),
+    )
+    .await
+    .expect("answered while the store is stalled, not held");
+    refused.assert_problem(503, "unavailable");
+    // The refused write is nowhere: not in memory, not in the store once it answers again.
+    assert_eq!(app.get("/api/v1/t/int").await.json()["value"], 1);
+    drop(stalled);
+    let written = app.put_json("/api/v1/t/int", r#"{"value":3}"#).await;
+    assert_eq!(written.status, 200, "{}", written.text);
+    let (dir, database) = app.stop().await;
+    let again = crate::helpers::TestApp::spawn_in(dir, database, DATAPOINTS).await;
+    assert_eq!(again.get("/api/v1/t/int").await.json()["value"], 3);
 }

@@ -29,6 +29,7 @@ type = "string"
 [[application]]
 name = "helloapp"
 secrets = ["openendpoints"]
+allow_weak_secret = true
 
 [[application.endpoint]]
 name = "helloworld"
@@ -53,6 +54,7 @@ actions = [{ type = "write-datapoint", datapoint = "plant.setpoint", value = "${
 [[application]]
 name = "quiet"
 secrets = ["s3cret-quiet"]
+allow_weak_secret = true
 preview = false
 
 [[application.endpoint]]
@@ -248,7 +250,7 @@ async fn include_in_hash_lists_decide_what_a_hash_covers() {
 async fn any_listed_secret_is_valid_and_a_removed_one_no_longer_is() {
     let rotating = |secrets: &str| {
         format!(
-            "[[application]]\nname = \"rot\"\nsecrets = {secrets}\n\n\
+            "[[application]]\nname = \"rot\"\nsecrets = {secrets}\nallow_weak_secret = true\n\n\
              [[application.endpoint]]\nname = \"ping\"\n"
         )
     };
@@ -469,6 +471,7 @@ type = "float"
 [[application]]
 name = "plant"
 secrets = ["plant-secret"]
+allow_weak_secret = true
 static_dir = "{static_dir}"
 
 [[application.endpoint]]
@@ -768,6 +771,7 @@ actions = [{ type = "write-datapoint", datapoint = "missing", value = "1" }]
 [[application]]
 name = "ok"
 secrets = ["s"]
+allow_weak_secret = true
 
 [[application.endpoint]]
 name = "r"
@@ -812,10 +816,40 @@ static_file = "../secret"
         assert!(error.contains(expected), "`{expected}` in:\n{error}");
     }
     let unknown = portico::config::Config::from_toml_str(
-        "[[application]]\nname = \"a\"\nsecrets = [\"s\"]\n[[application.endpoint]]\nname = \"e\"\n\
+        "[[application]]\nname = \"a\"\nsecrets = [\"s\"]\nallow_weak_secret = true\n[[application.endpoint]]\nname = \"e\"\n\
          actions = [{ type = \"email\", to = \"a@b.example\", subject = \"s\", body = \"b\", cc = \"x\" }]\n",
     );
     assert!(unknown.unwrap_err().to_string().contains("cc"));
+}
+
+#[test]
+fn a_secret_shorter_than_128_bits_needs_allow_weak_secret_and_is_warned_of() {
+    let config = |secret: &str, extra: &str| {
+        portico::config::Config::from_toml_str(&format!(
+            "[[application]]\nname = \"a\"\nsecrets = [\"{secret}\"]\n{extra}\
+             [[application.endpoint]]\nname = \"e\"\n"
+        ))
+        .unwrap()
+    };
+    let refused = config("short-secret", "")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("application[0].secrets") && refused.contains("128 bits"),
+        "{refused}"
+    );
+    let allowed = config("short-secret", "allow_weak_secret = true\n");
+    let catalog = allowed.validate().unwrap();
+    assert!(
+        allowed
+            .warnings(&catalog)
+            .iter()
+            .any(|w| w.contains("allow_weak_secret"))
+    );
+    let strong = config("a-secret-of-at-least-sixteen-bytes", "");
+    let catalog = strong.validate().unwrap();
+    assert!(strong.warnings(&catalog).is_empty());
 }
 
 #[test]
@@ -876,6 +910,7 @@ async fn a_name_that_resolves_to_a_private_address_is_never_called() {
 [[application]]
 name = "a"
 secrets = ["s"]
+allow_weak_secret = true
 
 [[application.endpoint]]
 name = "call"
@@ -977,6 +1012,7 @@ async fn listed_origins_may_call_from_javascript() {
 [[application]]
 name = "shop"
 secrets = ["s"]
+allow_weak_secret = true
 cors_origins = ["https://shop.example"]
 
 [[application.endpoint]]
@@ -1034,7 +1070,7 @@ methods = ["POST"]
         );
     }
     let bad = portico::config::Config::from_toml_str(
-        "[[application]]\nname = \"a\"\nsecrets = [\"s\"]\ncors_origins = [\"*\", \"https://a.example/\"]\n",
+        "[[application]]\nname = \"a\"\nsecrets = [\"s\"]\nallow_weak_secret = true\ncors_origins = [\"*\", \"https://a.example/\"]\n",
     )
     .unwrap()
     .validate()

@@ -415,7 +415,8 @@ async fn authenticate(idp: &Idp, realm: &Realm, auth: &ClientAuth) -> Result<Cli
         .store()
         .client(&realm.name, &auth.client_id)
         .await
-        .map_err(|e| OAuthError::from(ApiError::internal(&e)))?;
+        // A store that cannot answer is a 503 to retry, not a 500.
+        .map_err(|e| OAuthError::from(ApiError::from(e)))?;
     let Some(row) = row else {
         // Spend what a real check spends, so timing does not tell unknown ids apart.
         let _ = Hashed([0; 32]).matches(auth.secret.as_deref().unwrap_or_default());
