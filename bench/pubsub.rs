@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify};
 
+#[path = "xrtc_account.rs"]
+mod xrtc_account;
+
 const PAYLOAD_BYTES: usize = 1000;
 
 #[derive(Clone)]
@@ -181,45 +184,6 @@ async fn portico_get(
         .send()
         .await
         .expect("get")
-}
-
-/// Registers an XRTC account, reading the code from the outbox; returns (account, key).
-async fn register(url: &str, outbox: &str, http: &reqwest::Client) -> (String, String) {
-    let email = format!("bench{}@example.com", std::process::id());
-    let start: serde_json::Value = http
-        .post(format!("{url}/v1/auth/registrationstart"))
-        .body(format!(r#"{{"email":"{email}"}}"#))
-        .send()
-        .await
-        .expect("registration start")
-        .json()
-        .await
-        .expect("token");
-    let token = start["registrationtoken"].as_str().expect("token");
-    let mail = std::fs::read_dir(outbox)
-        .expect("outbox")
-        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("mail"))
-        .find(|text| text.contains(&email))
-        .expect("the code's e-mail");
-    let code = mail
-        .lines()
-        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
-        .expect("code");
-    let done: serde_json::Value = http
-        .post(format!("{url}/v1/auth/registrationcode"))
-        .body(format!(
-            r#"{{"registrationtoken":"{token}","emailcode":"{code}"}}"#
-        ))
-        .send()
-        .await
-        .expect("registration code")
-        .json()
-        .await
-        .expect("key");
-    (
-        done["accountid"].as_str().expect("account").to_owned(),
-        done["apikey"].as_str().expect("key").to_owned(),
-    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -417,7 +381,10 @@ async fn main() {
         .unwrap_or(10_000);
     let http = client();
     let key = match &target {
-        Target::Portico { url, outbox } => register(url, outbox, &http).await,
+        Target::Portico { url, outbox } => {
+            let email = format!("bench{}@example.com", std::process::id());
+            xrtc_account::register(url, outbox, &http, &email).await
+        }
         Target::Nchan { .. } => (String::new(), String::new()),
     };
     let publisher = target.session(&http, &key).await;

@@ -77,7 +77,7 @@ pub struct Shared {
     /// Request limits.
     pub limits: Arc<Limits>,
     /// Requests in progress, per client address group (`limits.max_requests_in_progress`).
-    pub in_progress: Arc<crate::share::Shares<std::net::IpAddr>>,
+    pub in_progress: Arc<crate::share::AddressShares>,
     /// Open event streams and their limits.
     pub streams: streams::Streams,
     /// The OpenAPI document, serialized once at start-up.

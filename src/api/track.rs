@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::extract::ClientIp;
 use crate::metrics::Metrics;
-use crate::share::{Full, Shares};
+use crate::share::{AddressShares, Full};
 
 /// A layer that admits each request within `limits.max_requests_in_progress` (and its
 /// per-address share; beyond either, 503 with `Retry-After`), times it and records it under its
@@ -28,7 +28,7 @@ pub struct TrackLayer {
     /// Where requests are counted.
     pub metrics: Metrics,
     /// Requests in progress, per client address group.
-    pub in_progress: Arc<Shares<IpAddr>>,
+    pub in_progress: Arc<AddressShares>,
 }
 
 impl<S> tower::Layer<S> for TrackLayer {
@@ -48,7 +48,7 @@ impl<S> tower::Layer<S> for TrackLayer {
 pub struct Track<S> {
     inner: S,
     metrics: Metrics,
-    in_progress: Arc<Shares<IpAddr>>,
+    in_progress: Arc<AddressShares>,
 }
 
 /// How long a client refused for the requests in progress is asked to wait.

@@ -444,7 +444,7 @@ impl Server {
             events: config.events.clone(),
             metrics,
             clock,
-            in_progress: crate::share::Shares::new(
+            in_progress: crate::share::AddressShares::new(
                 limits.max_requests_in_progress,
                 limits.max_requests_in_progress_per_address,
             ),
