@@ -106,6 +106,14 @@ pub struct IdTokenHint {
 const INVALID_CODE: &str = "The authorization code is invalid, expired or already used.";
 const INVALID_REFRESH: &str = "The refresh token is invalid, expired or revoked.";
 
+/// The realm and client a code or refresh token must belong to.
+fn owner<'a>(realm: &'a Realm, client: GrantClient<'a>) -> crate::store::GrantOwner<'a> {
+    crate::store::GrantOwner {
+        realm: realm.name.as_str(),
+        client_id: client.id,
+    }
+}
+
 fn refused(why: &str) -> IdpError {
     IdpError::Grant(why.to_owned())
 }
@@ -183,13 +191,13 @@ impl Idp {
         let now = self.clock.now();
         let redeemed = self
             .store
-            .redeem_grant(&Hashed::of(code).0, "code", now)
+            .redeem_grant(&Hashed::of(code).0, "code", owner(realm, client), now)
             .await?
             .ok_or_else(|| refused(INVALID_CODE))?;
         let family = redeemed.family;
         let payload: GrantPayload = parse_settings(&redeemed.grant.payload)?;
-        // A code presented by another client or realm ends nothing (anyone may know a public
-        // client id); a second use by its own client revokes the login it started.
+        // A code presented by another client or realm is not redeemed and ends nothing (anyone
+        // may know a public client id); a second use by its own client revokes the login.
         if family.realm != realm.name || payload.client_id != client.id {
             return Err(refused(INVALID_CODE));
         }
@@ -253,7 +261,7 @@ impl Idp {
         let now = self.clock.now();
         let redeemed = self
             .store
-            .redeem_grant(&Hashed::of(token).0, "refresh", now)
+            .redeem_grant(&Hashed::of(token).0, "refresh", owner(realm, client), now)
             .await?
             .ok_or_else(|| refused(INVALID_REFRESH))?;
         let family = redeemed.family;

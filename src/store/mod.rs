@@ -50,7 +50,7 @@ mod webhooks;
 mod xrtc;
 
 pub use identity::{
-    AppRow, ClientRow, FamilyRow, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
+    AppRow, ClientRow, FamilyRow, GrantOwner, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
 };
 pub use journal::{Change, Disable, JournalRow};
 pub use webhooks::{

@@ -228,29 +228,47 @@ async fn grants_redeem_once_and_revoked_families_take_no_more() {
         .create_family(&family, &grant(1))
         .await
         .expect("family");
+    let gw = portico::store::GrantOwner {
+        realm: "node",
+        client_id: "gw",
+    };
+    // Another client, or the same id in another realm, neither redeems nor burns it.
+    for other in [("node", "other"), ("elsewhere", "gw")] {
+        let owner = portico::store::GrantOwner {
+            realm: other.0,
+            client_id: other.1,
+        };
+        assert_eq!(
+            store
+                .redeem_grant(&[1; 32], "refresh", owner, at(1_050))
+                .await
+                .expect("redeem"),
+            None
+        );
+    }
     let first = store
-        .redeem_grant(&[1; 32], "refresh", at(1_100))
+        .redeem_grant(&[1; 32], "refresh", gw, at(1_100))
         .await
         .expect("redeem")
         .expect("found");
     assert_eq!(first.grant.used, None, "as it was before this redemption");
     assert_eq!(first.family, family);
     let second = store
-        .redeem_grant(&[1; 32], "refresh", at(1_200))
+        .redeem_grant(&[1; 32], "refresh", gw, at(1_200))
         .await
         .expect("redeem")
         .expect("found");
     assert_eq!(second.grant.used, Some(at(1_100)), "the first use is kept");
     assert_eq!(
         store
-            .redeem_grant(&[1; 32], "code", at(1_200))
+            .redeem_grant(&[1; 32], "code", gw, at(1_200))
             .await
             .expect("kind"),
         None
     );
     assert_eq!(
         store
-            .redeem_grant(&[9; 32], "refresh", at(1_200))
+            .redeem_grant(&[9; 32], "refresh", gw, at(1_200))
             .await
             .expect("none"),
         None

@@ -31,12 +31,14 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a grant: marks it used (the first time) and returns it as it was, with its
-    /// family. `None` when no grant of `kind` has this hash.
+    /// Redeems a grant for `owner`: marks it used (the first time) and returns it as it was,
+    /// with its family. `None` when no grant of `kind` has this hash, or it belongs to another
+    /// realm or client (then it stays as it was).
     pub async fn redeem_grant(
         &self,
         token_hash: &[u8],
         kind: &str,
+        owner: GrantOwner<'_>,
         now: OffsetDateTime,
     ) -> Result<Option<Redeemed>, StoreError> {
         Ok(in_tx!(self, |tx| {
@@ -54,18 +56,6 @@ impl Store {
                 None => None,
                 Some(columns) => {
                     let mut grant = grant_row(columns)?;
-                    let marked = sqlx::query(
-                        "UPDATE grants SET used_us = $1 WHERE token_hash = $2 AND used_us IS NULL",
-                    )
-                    .bind(to_micros(now))
-                    .bind(token_hash)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if marked == 0 && grant.used.is_none() {
-                        // A concurrent redemption (PostgreSQL, read committed) won the row.
-                        grant.used = Some(now);
-                    }
                     let sql = concat!(
                         "SELECT ",
                         family_columns!(),
@@ -75,15 +65,30 @@ impl Store {
                         .bind(&grant.family)
                         .fetch_one(&mut *tx)
                         .await?;
-                    Some(Redeemed {
-                        grant,
-                        family: family_row(family)?,
-                    })
+                    let family = family_row(family)?;
+                    if family.realm != owner.realm || family.client_id != owner.client_id {
+                        // Another client (public ids are public) neither uses nor burns it.
+                        None
+                    } else {
+                        let marked = sqlx::query(
+                            "UPDATE grants SET used_us = $1 \
+                             WHERE token_hash = $2 AND used_us IS NULL",
+                        )
+                        .bind(to_micros(now))
+                        .bind(token_hash)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if marked == 0 && grant.used.is_none() {
+                            // A concurrent redemption (PostgreSQL, read committed) won the row.
+                            grant.used = Some(now);
+                        }
+                        Some(Redeemed { grant, family })
+                    }
                 }
             }
         }))
     }
-
     /// Adds a grant to an existing, unrevoked family. Returns `true` when the grant is stored,
     /// now or before (the same token, derived again, in the same family); `false` (and adds
     /// nothing) when the family has been revoked meanwhile or the hash belongs to another family.

@@ -182,6 +182,15 @@ impl std::fmt::Debug for GrantRow {
     }
 }
 
+/// Who presents a grant: only its own realm and client redeem it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantOwner<'a> {
+    /// The realm.
+    pub realm: &'a str,
+    /// The client.
+    pub client_id: &'a str,
+}
+
 /// A grant being redeemed, and what its state was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemed {
