@@ -526,6 +526,10 @@ async fn a_failed_pkce_check_burns_the_code_and_a_reused_code_revokes_its_tokens
     assert_eq!(reply.json()["error"], "invalid_grant");
 
     let reused = code(&app, "node", &params, "alice").await;
+    // Another client (public ids are public) presenting it neither uses nor burns it.
+    web_client(&app, "node", "other", true).await;
+    let stolen = redeem(&app, "node", "other", &reused, Some(VERIFIER)).await;
+    assert_eq!(stolen.json()["error"], "invalid_grant");
     let first = redeem(&app, "node", "web", &reused, Some(VERIFIER)).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let second = redeem(&app, "node", "web", &reused, Some(VERIFIER)).await;
