@@ -382,142 +382,80 @@ impl Config {
         if let Err(e) = crate::telemetry::check_log_level(&self.log.level) {
             problems.push(format!("key `log.level`: {e}"));
         }
-        let limits = [
-            ("max_body_bytes", self.limits.max_body_bytes as u64),
-            ("max_connections", self.limits.max_connections as u64),
-            (
-                "max_connections_per_address",
-                self.limits.max_connections_per_address as u64,
-            ),
-            (
-                "tls_handshake_timeout_seconds",
-                self.limits.tls_handshake_timeout_seconds,
-            ),
-            (
-                "header_read_timeout_seconds",
-                self.limits.header_read_timeout_seconds,
-            ),
-            (
-                "body_read_timeout_seconds",
-                self.limits.body_read_timeout_seconds,
-            ),
-            ("idle_timeout_seconds", self.limits.idle_timeout_seconds),
-            (
-                "max_connection_age_seconds",
-                self.limits.max_connection_age_seconds,
-            ),
-            (
-                "max_requests_in_progress",
-                self.limits.max_requests_in_progress as u64,
-            ),
-            (
-                "max_requests_in_progress_per_address",
-                self.limits.max_requests_in_progress_per_address as u64,
-            ),
-            ("max_streams", self.limits.max_streams as u64),
-            (
-                "max_streams_per_reader",
-                self.limits.max_streams_per_reader as u64,
-            ),
-            ("stream_max_seconds", self.limits.stream_max_seconds),
-            ("linger_seconds", self.limits.linger_seconds),
-            ("store_timeout_seconds", self.limits.store_timeout_seconds),
-        ];
-        for (name, value) in limits {
-            if value == 0 {
-                problems.push(format!("key `limits.{name}` must be greater than 0"));
-            }
-        }
         if self.limits.max_header_bytes < self.auth.max_token_bytes + 4096 {
             problems.push(format!(
                 "key `limits.max_header_bytes` must be at least `auth.max_token_bytes` + 4096 ({})",
                 self.auth.max_token_bytes + 4096
             ));
         }
-        // Upper bounds keep every limit meaningful (and inside what the runtime can represent).
-        let ceilings = [
-            (
-                "max_body_bytes",
-                self.limits.max_body_bytes as u64,
-                64 * 1024 * 1024,
-            ),
-            (
-                "max_connections",
-                self.limits.max_connections as u64,
-                1_000_000,
-            ),
+        // Each limit's range: at least 1 where 0 would refuse everything or wait for nothing,
+        // and an upper bound that keeps it meaningful (and inside what the runtime represents).
+        let l = &self.limits;
+        let ranges: &[(&str, u64, u64, u64)] = &[
+            ("max_body_bytes", l.max_body_bytes as u64, 1, 64 << 20),
+            ("max_connections", l.max_connections as u64, 1, 1_000_000),
             (
                 "max_connections_per_address",
-                self.limits.max_connections_per_address as u64,
+                l.max_connections_per_address as u64,
+                1,
                 1_000_000,
             ),
             (
                 "tls_handshake_timeout_seconds",
-                self.limits.tls_handshake_timeout_seconds,
+                l.tls_handshake_timeout_seconds,
+                1,
                 3600,
             ),
             (
                 "header_read_timeout_seconds",
-                self.limits.header_read_timeout_seconds,
+                l.header_read_timeout_seconds,
+                1,
                 3600,
             ),
             (
                 "body_read_timeout_seconds",
-                self.limits.body_read_timeout_seconds,
+                l.body_read_timeout_seconds,
+                1,
                 3600,
             ),
-            (
-                "idle_timeout_seconds",
-                self.limits.idle_timeout_seconds,
-                86_400,
-            ),
+            ("shutdown_grace_seconds", l.shutdown_grace_seconds, 0, 3600),
+            ("idle_timeout_seconds", l.idle_timeout_seconds, 1, 86_400),
             (
                 "max_connection_age_seconds",
-                self.limits.max_connection_age_seconds,
+                l.max_connection_age_seconds,
+                1,
                 30 * 86_400,
             ),
             (
                 "max_requests_in_progress",
-                self.limits.max_requests_in_progress as u64,
+                l.max_requests_in_progress as u64,
+                1,
                 1_000_000,
             ),
             (
                 "max_requests_in_progress_per_address",
-                self.limits.max_requests_in_progress_per_address as u64,
+                l.max_requests_in_progress_per_address as u64,
+                1,
                 1_000_000,
             ),
-            ("max_streams", self.limits.max_streams as u64, 1_000_000),
+            ("max_streams", l.max_streams as u64, 1, 1_000_000),
             (
                 "max_streams_per_reader",
-                self.limits.max_streams_per_reader as u64,
+                l.max_streams_per_reader as u64,
+                1,
                 1_000_000,
             ),
-            (
-                "stream_max_seconds",
-                self.limits.stream_max_seconds,
-                30 * 86_400,
-            ),
-            ("linger_bytes", self.limits.linger_bytes, 1 << 30),
-            (
-                "max_header_bytes",
-                self.limits.max_header_bytes as u64,
-                1024 * 1024,
-            ),
-            ("linger_seconds", self.limits.linger_seconds, 60),
-            (
-                "store_timeout_seconds",
-                self.limits.store_timeout_seconds,
-                600,
-            ),
-            (
-                "shutdown_grace_seconds",
-                self.limits.shutdown_grace_seconds,
-                3600,
-            ),
+            ("stream_max_seconds", l.stream_max_seconds, 1, 30 * 86_400),
+            ("linger_bytes", l.linger_bytes, 0, 1 << 30),
+            ("linger_seconds", l.linger_seconds, 1, 60),
+            ("max_header_bytes", l.max_header_bytes as u64, 0, 1 << 20),
+            ("store_timeout_seconds", l.store_timeout_seconds, 1, 600),
         ];
-        for (name, value, ceiling) in ceilings {
-            if value > ceiling {
-                problems.push(format!("key `limits.{name}` must be at most {ceiling}"));
+        for &(name, value, least, most) in ranges {
+            if value < least {
+                problems.push(format!("key `limits.{name}` must be greater than 0"));
+            } else if value > most {
+                problems.push(format!("key `limits.{name}` must be at most {most}"));
             }
         }
         let (default_read, default_write, api_read, metrics_read) = self.check_auth(&mut problems);

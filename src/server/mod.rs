@@ -90,18 +90,34 @@ fn default_public_url(listener: &TcpListener, tls: bool) -> String {
 
 /// Reloads realms and keys when the store says they changed (another node, `portico admin`).
 fn start_idp_reload(idp: Arc<crate::idp::Idp>, seconds: u64, shutdown: &watch::Receiver<bool>) {
+    every(Duration::from_secs(seconds), false, shutdown, move || {
+        let idp = idp.clone();
+        async move {
+            if let Err(error) = idp.reload_if_changed().await {
+                tracing::warn!(%error, "reloading realms failed; keeping the loaded ones");
+            }
+        }
+    });
+}
+
+/// Runs `task` every `period` until shutdown, the first time at once unless `skip_first`; a
+/// run in progress when shutdown comes is finished.
+fn every<F, Fut>(period: Duration, skip_first: bool, shutdown: &watch::Receiver<bool>, mut task: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let mut shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
+        let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if skip_first {
+            ticks.tick().await;
+        }
         loop {
             let stopping = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() };
             tokio::select! {
-                _ = ticks.tick() => {
-                    if let Err(error) = idp.reload_if_changed().await {
-                        tracing::warn!(%error, "reloading realms failed; keeping the loaded ones");
-                    }
-                }
+                _ = ticks.tick() => task().await,
                 _ = stopping => return,
             }
         }
@@ -141,22 +157,11 @@ fn start_outbox_prune(
     if mailer.outbox().is_none() {
         return;
     }
-    let mut shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(600));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            let now = clock.now();
-            let pruned = tokio::task::spawn_blocking({
-                let mailer = mailer.clone();
-                move || mailer.prune_outbox(now)
-            })
-            .await;
-            match pruned {
+    every(Duration::from_secs(600), false, shutdown, move || {
+        let now = clock.now();
+        let mailer = mailer.clone();
+        async move {
+            match tokio::task::spawn_blocking(move || mailer.prune_outbox(now)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(pruned)) => tracing::info!(pruned, "pruned the mail outbox"),
                 Ok(Err(error)) => tracing::warn!(%error, "pruning the mail outbox failed"),
@@ -173,26 +178,18 @@ fn start_certificate_renewal(
     clock: Arc<dyn Clock>,
     shutdown: &watch::Receiver<bool>,
 ) {
-    let mut shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(12 * 3600));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await; // the first tick is now: `prepare` has just checked
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.changed() => return,
+    // Not at once: `tls::prepare` has just checked.
+    every(Duration::from_secs(12 * 3600), true, shutdown, move || {
+        match renewal.renew_if_due(clock.now()) {
+            Ok(Some(fingerprint)) => {
+                tracing::warn!(%fingerprint, "renewed the self-signed certificate; clients that pin it need the new fingerprint");
             }
-            match renewal.renew_if_due(clock.now()) {
-                Ok(Some(fingerprint)) => {
-                    tracing::warn!(%fingerprint, "renewed the self-signed certificate; clients that pin it need the new fingerprint");
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "renewing the self-signed certificate failed; will try again")
-                }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "renewing the self-signed certificate failed; will try again")
             }
         }
+        std::future::ready(())
     });
 }
 
@@ -209,7 +206,6 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
 }
 
-/// Fetches each remote key set now and then on its schedule, until shutdown.
 /// Drops journal events older than `events.retention_hours`: once before serving, then every
 /// ten minutes.
 async fn start_journal_prune(
@@ -241,24 +237,18 @@ async fn start_journal_prune(
     });
 }
 
+/// Fetches each remote key set now and then on its schedule, until shutdown.
 fn start_key_refresh(issuers: &[Arc<Issuer>], shutdown: &watch::Receiver<bool>) {
     for issuer in issuers {
-        if !matches!(issuer.keys, Keys::Remote(_)) {
+        let Keys::Remote(remote) = &issuer.keys else {
             continue;
-        }
+        };
         let issuer = issuer.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let Keys::Remote(remote) = &issuer.keys else {
-                return;
-            };
-            let mut ticks = tokio::time::interval(remote.refresh_every());
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let stopping = async { shutdown.wait_for(|stopping| *stopping).await.is_ok() };
-                tokio::select! {
-                    _ = ticks.tick() => remote.refresh().await,
-                    _ = stopping => return,
+        every(remote.refresh_every(), false, shutdown, move || {
+            let issuer = issuer.clone();
+            async move {
+                if let Keys::Remote(remote) = &issuer.keys {
+                    remote.refresh().await;
                 }
             }
         });

@@ -33,6 +33,22 @@ async fn healthz<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     read_to_close(stream).await
 }
 
+/// Whether `check` holds within 200 tries 10 ms apart: for what the server sees a moment after
+/// the client (a closed connection, a dropped stream).
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 fn address(app: &TestApp) -> String {
     app.url
         .trim_start_matches("http://")
@@ -351,20 +367,11 @@ async fn requests_in_progress_are_capped_per_address_with_503() {
     );
     // Once it is done (here: the client gives up), the address is served again.
     drop(slow);
-    let mut served = false;
-    for _ in 0..200 {
-        let reply = app
-            .client
-            .get(format!("{}/healthz", app.url))
-            .send()
-            .await
-            .expect("GET");
-        if reply.status() == 200 {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let served = eventually(|| async {
+        let reply = app.client.get(format!("{}/healthz", app.url)).send().await;
+        reply.expect("GET").status() == 200
+    })
+    .await;
     assert!(served);
 }
 
@@ -396,17 +403,12 @@ async fn a_reader_gets_its_share_of_event_streams_and_503_beyond_it() {
     );
     // A closed stream gives its share back once the server has seen it close.
     drop(first);
-    let mut opened = false;
-    for _ in 0..200 {
-        if EventReader::connect(&app, "/api/v1/datapoints/T.Float/events", None, None)
+    let opened = eventually(|| async {
+        EventReader::connect(&app, "/api/v1/datapoints/T.Float/events", None, None)
             .await
             .is_ok()
-        {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     assert!(opened);
 }
 

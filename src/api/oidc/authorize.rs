@@ -24,6 +24,7 @@ use super::{ClientIp, Form, OAuthError, client_auth, granted_scope, realm};
 use crate::api::AppState;
 use crate::idp::grants::{GrantPayload, is_s256_challenge};
 use crate::idp::{ClientSettings, Idp, Realm};
+use crate::ratelimit::Throttled;
 use crate::secrets;
 
 /// The CSRF cookie: `__Host-` prefixed over HTTPS (host-only, `Path=/`, `Secure`, so a sibling
@@ -161,39 +162,29 @@ pub(super) async fn submit(
     }
     let account = format!("user:{}:{username}", realm.name);
     let throttle = idp.throttle();
-    if let Err(throttled) = throttle.check(ip, &account, Instant::now()) {
-        let mut response = login_page(
-            &idp,
-            &realm,
-            &form,
-            &request,
-            &headers,
-            Some("Too many failed sign-ins. Wait a little, then try again."),
-        );
+    // The login page again, 429 with `Retry-After`, saying why.
+    let try_later = |why: &str, throttled: Throttled| {
+        let mut response = login_page(&idp, &realm, &form, &request, &headers, Some(why));
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, super::retry_after(throttled));
-        return response;
+        response
+    };
+    if let Err(throttled) = throttle.check(ip, &account, Instant::now()) {
+        return try_later(
+            "Too many failed sign-ins. Wait a little, then try again.",
+            throttled,
+        );
     }
     let password = form.get("password").unwrap_or_default().to_owned();
     let login = match idp.login(&realm, username, password).await {
         Ok(login) => login,
         Err(crate::idp::IdpError::Busy(after)) => {
-            let mut response = login_page(
-                &idp,
-                &realm,
-                &form,
-                &request,
-                &headers,
-                Some("Too many sign-ins are being checked right now. Try again in a moment."),
+            return try_later(
+                "Too many sign-ins are being checked right now. Try again in a moment.",
+                Throttled(after),
             );
-            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                super::retry_after(crate::ratelimit::Throttled(after)),
-            );
-            return response;
         }
         Err(error) => return internal_page(error),
     };
