@@ -176,12 +176,14 @@ class Portico:
     """`portico serve` on 127.0.0.1:0; its URL is read from the first line it prints.
 
     The banner must announce `scheme` ("https" by default; "http" for a configuration with
-    `[tls] enabled = false`)."""
+    `[tls] enabled = false`). `overrides` are configuration settings as environment variables
+    (`PORTICO_SECTION__KEY`)."""
 
     def __init__(self, binary: str, config_file: str, data_dir: str, log_file: str,
-                 scheme: str = "https"):
+                 scheme: str = "https", overrides: dict | None = None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
         env["PORTICO_LOG__LEVEL"] = "warn"
+        env.update(overrides or {})
         self.log_file = log_file
         with open(log_file, "wb") as log:
             self.process = subprocess.Popen(

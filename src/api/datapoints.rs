@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, Method};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
@@ -169,7 +171,7 @@ fn find(state: &AppState, key: &str) -> Result<DatapointId, ApiError> {
 /// Lists the datapoints the caller may read, with their metadata and current values.
 ///
 /// A datapoint whose `read` policy the caller does not meet is left out.
-#[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints",
+#[utoipa::path(get, path = "/api/v1/datapoints", tag = "Datapoints", security((), ("bearer" = [])),
     responses((status = 200, description = "The datapoints.", body = DatapointListOut)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -196,6 +198,7 @@ fn readable(state: &AppState, actor: &Actor, key: &str) -> Result<DatapointId, A
 
 /// One datapoint with its metadata and current value.
 #[utoipa::path(get, path = "/api/v1/datapoints/{key}", tag = "Datapoints",
+    security((), ("bearer" = [])),
     params(("key" = String, Path, description = "The datapoint's key.")),
     responses(
         (status = 200, description = "The datapoint.", body = DatapointOut),
@@ -233,6 +236,7 @@ pub struct DatapointWrittenOut {
 /// The stream ends when its token does: at its `exp` (plus leeway), or within
 /// `auth.revocation_check_seconds` of its revocation.
 #[utoipa::path(get, path = "/api/v1/datapoints/{key}/events", tag = "Datapoints",
+    security((), ("bearer" = [])),
     params(("key" = String, Path, description = "The datapoint's key."),
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
     responses(

@@ -130,6 +130,29 @@ impl ErrorCode {
         Self::ActionFailed,
     ];
 
+    /// Which requests can get the code. The OpenAPI document's error responses are generated
+    /// from this (`api::openapi`), so a new code is documented wherever it can arise. None: a
+    /// method a route does not serve is no operation, and `internal` is a bug.
+    pub fn arises(self) -> &'static [Arises] {
+        use Arises::*;
+        use ErrorCode::*;
+        match self {
+            Unavailable | Busy => &[Anywhere],
+            UnsupportedMediaType | PayloadTooLarge | RequestTimeout | IncompleteBody => &[WithBody],
+            MalformedJson | BodyNotObject => &[WithJsonBody],
+            InvalidValue => &[WithJsonBody, WithQuery],
+            UnknownField | DuplicateField | TypeMismatch => &[WithQuery, Declared],
+            Unauthenticated | InvalidToken | InsufficientScope | InvalidAuthorization
+            | Forbidden => &[WithBearer],
+            NotFound => &[WithPathName],
+            Internal | MethodNotAllowed => &[],
+            MissingValue | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange
+            | StringTooLong | UnknownDatapoint | Conflict | TooManyRequests | TargetForbidden
+            | HashMissing | HashMismatch | UnknownParameter | MissingParameter
+            | InvalidParameter | InvalidEnvironment | ActionFailed => &[Declared],
+        }
+    }
+
     /// The HTTP status that goes with the code.
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
@@ -240,6 +263,27 @@ impl ErrorCode {
             ActionFailed => "action_failed",
         }
     }
+}
+
+/// Which requests an error code can answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arises {
+    /// Any request: the server is at one of its limits, shutting down, or without its store.
+    Anywhere,
+    /// A request with a body (its size, media type, and how long it takes to arrive).
+    WithBody,
+    /// A request with a JSON body.
+    WithJsonBody,
+    /// A request to an operation that takes a bearer token (required or optional): a malformed
+    /// header, a refused token, or a policy the token does not meet.
+    WithBearer,
+    /// A request with query parameters: one unknown, given twice, or not acceptable.
+    WithQuery,
+    /// A request whose path names something (a realm, a client, a subscription) that may not
+    /// exist, or that cannot be read as a name.
+    WithPathName,
+    /// Only the operations that document it (a conflict, a refused value, a throttle).
+    Declared,
 }
 
 /// An RFC 9457 problem document, as sent.

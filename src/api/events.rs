@@ -67,6 +67,18 @@ pub struct GapOut {
     pub dropped_upto: u64,
 }
 
+/// What an event stream's `data:` carries: an event, or, in a `gap` event, which events are
+/// gone.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the wire; events are sent as `EventOut` and `GapOut`
+pub enum StreamDataOut {
+    /// An event.
+    Event(EventOut),
+    /// A `gap` event.
+    Gap(GapOut),
+}
+
 /// A page of the journal.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPageOut {
@@ -163,9 +175,8 @@ fn store_failed(error: crate::store::StoreError) -> ApiError {
 /// Pages through the journal: durable events after `after`, oldest first, those the caller may
 /// read. Ephemeral events (portal items) are not kept; follow them with the stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "Events", params(EventsQuery),
-    responses((status = 200, description = "A page of events.", body = EventPageOut),
-        (status = 400, description = "A bad parameter.", body = crate::api::error::ProblemOut,
-            content_type = "application/problem+json")))]
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "A page of events.", body = EventPageOut)))]
 pub async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -220,9 +231,10 @@ pub async fn list(
 /// event says when some were already dropped), then goes on live; without, it starts with the
 /// next event. It ends when the caller's token does.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "Events",
+    security((), ("bearer" = [])),
     params(("topics" = Option<String>, Query, description = "Comma-separated topic names."),
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
-    responses((status = 200, description = "An event stream.", body = EventOut,
+    responses((status = 200, description = "An event stream.", body = StreamDataOut,
         content_type = "text/event-stream")))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -274,7 +286,8 @@ pub async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn gap(after: u64, dropped_upto: u64) -> SseEvent {
+/// A `gap` event: events after `after`, up to `dropped_upto`, are gone.
+pub(crate) fn gap(after: u64, dropped_upto: u64) -> SseEvent {
     SseEvent::default().event("gap").data(
         serde_json::to_string(&GapOut {
             after,

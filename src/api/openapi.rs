@@ -2,13 +2,19 @@
 //! configured endpoint with a schema for its datapoint's type.
 
 use utoipa::OpenApi;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
     AdditionalProperties, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use crate::api::error::{Arises, ErrorCode};
 use crate::config::Catalog;
 use crate::datapoint::{Datapoint, ValueType};
 
@@ -30,6 +36,21 @@ use crate::datapoint::{Datapoint, ValueType};
         super::ops::metrics,
         super::apps::authenticate,
         super::xrtc::portal_events,
+        super::xrtc::registration_start,
+        super::xrtc::registration_code,
+        super::xrtc::login,
+        super::xrtc::set_item,
+        super::xrtc::get_item,
+        super::oidc::discovery,
+        super::oidc::certs,
+        super::oidc::token,
+        super::oidc::authorize::page,
+        super::oidc::authorize::submit,
+        super::oidc::authorize::logout,
+        super::oidc::authorize::logout_post,
+        super::oidc::tokens::userinfo,
+        super::oidc::tokens::introspect,
+        super::oidc::tokens::revoke,
         super::admin::list_realms,
         super::admin::create_realm,
         super::admin::get_realm,
@@ -79,8 +100,11 @@ use crate::datapoint::{Datapoint, ValueType};
             writes, signed calls, subscription changes) in sequence order, paged or followed \
             live with portal items too. Each reader sees only the events it may read."),
         (name = "Operations", description = "Health, readiness and metrics."),
-        (name = "Portals", description = "XRTC portals, followed natively. The XRTC API itself \
-            (`POST /v1/auth/…`, `/v1/item/…`) keeps its seed's wire and is described in the README."),
+        (name = "Portals", description = "XRTC portals, followed natively."),
+        (name = "XRTC", description = "The XRTC API on its seed's wire: registration by e-mail, \
+            login with an API key (the session is the `JSESSIONID` cookie), and items set to and \
+            got from portals. Bodies are the seed's lenient JSON; errors are \
+            `{\"error\": {\"errorgroup\", \"errorcode\", \"errormessage\"}}` (README, \"XRTC\")."),
         (name = "Admin", description = "The built-in identity provider's realms, keys, clients, \
             users and apps. Needs a token of the admin realm with the `portico:admin` role."),
         (name = "WebHookSubscription", description = "Webhook subscriptions: create, list, \
@@ -89,6 +113,11 @@ use crate::datapoint::{Datapoint, ValueType};
             `portico:webhooks` role."),
         (name = "WebHookTopic", description = "Every event topic a subscription can name, with \
             its QoS."),
+        (name = "OpenID Connect", description = "The built-in identity provider at Keycloak's \
+            paths: discovery, keys, the token endpoint (client credentials, authorization code \
+            with PKCE, refresh), the sign-in page, logout, userinfo, introspection and \
+            revocation. Errors of the token, introspection and revocation endpoints are OAuth \
+            2.0's `{\"error\", \"error_description\"}`; the pages answer HTML."),
         (name = "App authentication", description = "Access tokens for apps: by app id and \
             secret, by revalidating a token, or by a token the app signed itself (ES256)."),
         (name = "Signed endpoints", description = "OpenEndpoints-style endpoints of the configured \
@@ -100,7 +129,8 @@ use crate::datapoint::{Datapoint, ValueType};
 )]
 struct NativeApi;
 
-/// The `bearer` security scheme (RFC 6750) the protected operations name.
+/// The security schemes operations name: `bearer` (RFC 6750) and `client` (HTTP Basic, for
+/// the OpenID Connect endpoints' client authentication).
 struct BearerScheme;
 
 impl utoipa::Modify for BearerScheme {
@@ -116,6 +146,17 @@ impl utoipa::Modify for BearerScheme {
                     .description(Some(
                         "A JWT from a trusted issuer or one of Portico's realms \
                          (`/realms/{realm}/protocol/openid-connect/token`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "A client of the realm: its id and secret (RFC 6749 section 2.3.1).",
                     ))
                     .build(),
             ),
@@ -177,7 +218,156 @@ pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
                 .add_path_operation(&endpoint.path, vec![method], operation);
         }
     }
+    error_responses(&mut document);
+    event_envelopes(&mut document);
     document
+}
+
+/// Describes each event of a `text/event-stream` answer as OpenAPI 3.2's `itemSchema` does
+/// (3.1 documents carry it in `schema`, where Schemathesis reads it): its `event` name, its
+/// `id`, and its `data`, a JSON text whose schema is the one the operation's annotation names.
+fn event_envelopes(document: &mut utoipa::openapi::OpenApi) {
+    let responses = document.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|operation| operation.responses.responses.values_mut())
+    });
+    for response in responses {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let Some(content) = response.content.get_mut("text/event-stream") else {
+            continue;
+        };
+        let Some(data) = content.schema.take() else {
+            continue;
+        };
+        let data = serde_json::to_value(&data).unwrap_or_default();
+        let string = |about: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(about))
+        };
+        let envelope = ObjectBuilder::new()
+            .property("event", string("The event's name (its topic)."))
+            .property("id", string("Its position, for `Last-Event-ID`."))
+            .property(
+                "data",
+                string("The event, as JSON.")
+                    .content_media_type("application/json")
+                    .extensions(Some(Extensions::from_iter([("contentSchema", data)]))),
+            )
+            .required("event")
+            .required("data");
+        content.schema = Some(RefOr::T(envelope.into()));
+    }
+}
+
+/// Adds to every operation the problem documents its kind of request can get, generated from
+/// the error table ([`ErrorCode::arises`]): the server-wide ones everywhere, the body's where
+/// there is a body, the bearer token's where one is taken, `not_found` where the path names
+/// something, the query's where there is a query. Codes only some operations answer are in
+/// those operations' own annotations. An operation that answers in another error shape
+/// (XRTC's, OAuth 2.0's) documents its own errors and gets only the problems answered before
+/// its handler runs: the server-wide ones (request tracking) and a path that names nothing.
+fn error_responses(document: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in document.paths.paths.iter_mut() {
+        let names_something = path.contains('{');
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let own_errors = operation
+                .responses
+                .responses
+                .iter()
+                .any(|(status, response)| {
+                    status.starts_with('4')
+                        && matches!(response, RefOr::T(r)
+                        if r.content.keys().any(|media| media != PROBLEM))
+                });
+            let body = operation.request_body.as_ref();
+            let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
+            let bearer = operation.security.iter().flatten().any(|requirement| {
+                serde_json::to_value(requirement)
+                    .is_ok_and(|v| v.as_object().is_some_and(|names| !names.is_empty()))
+            });
+            let query = operation.parameters.iter().flatten().any(|parameter| {
+                parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query
+            });
+            let arises = |code: &&ErrorCode| {
+                code.arises().iter().any(|arises| match arises {
+                    Arises::Anywhere => true,
+                    // A path that cannot be read is refused before any handler runs.
+                    Arises::WithPathName => names_something,
+                    _ if own_errors => false,
+                    Arises::WithBody => body.is_some(),
+                    Arises::WithJsonBody => json_body,
+                    Arises::WithQuery => query,
+                    Arises::WithBearer => bearer,
+                    Arises::Declared => false,
+                })
+            };
+            let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+            for code in ErrorCode::ALL.iter().filter(arises) {
+                by_status
+                    .entry(code.status().as_u16())
+                    .or_default()
+                    .push(*code);
+            }
+            for (status, codes) in by_status {
+                let listed: Vec<String> = codes
+                    .iter()
+                    .map(|code| format!("`{}` ({})", code.as_str(), code.title().to_lowercase()))
+                    .collect();
+                let about = format!("A problem document: {}.", listed.join(", "));
+                let responses = &mut operation.responses.responses;
+                match responses.entry(status.to_string()) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(RefOr::T(problem(&about)));
+                    }
+                    Entry::Occupied(mut occupied) => {
+                        if let RefOr::T(response) = occupied.get_mut() {
+                            add_problem_content(response);
+                        }
+                    }
+                }
+            }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && (status.starts_with('4') || status.starts_with('5'))
+                    && response.content.is_empty()
+                {
+                    add_problem_content(response);
+                }
+            }
+        }
+    }
+}
+
+/// The problem document's media type (RFC 9457).
+const PROBLEM: &str = "application/problem+json";
+
+fn add_problem_content(response: &mut utoipa::openapi::Response) {
+    response
+        .content
+        .entry(PROBLEM.to_owned())
+        .or_insert_with(|| {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemOut")))
+                .build()
+        });
 }
 
 /// A signed endpoint's GET or POST: its declared parameters, `hash` and `environment`.
@@ -349,15 +539,9 @@ fn value_schema(datapoint: &Datapoint) -> ObjectBuilder {
 }
 
 fn problem(description: &str) -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ProblemOut")))
-                .build(),
-        )
-        .build()
+    let mut response = ResponseBuilder::new().description(description).build();
+    add_problem_content(&mut response);
+    response
 }
 
 fn current_value() -> utoipa::openapi::Response {
@@ -382,8 +566,17 @@ fn read_operation(
         .operation_id(Some(format!("read_{slug}")))
         .summary(Some(format!("Read datapoint `{}`", datapoint.key)))
         .description(Some(about.to_owned()))
+        .securities(Some(optional_bearer()))
         .response("200", current_value())
         .build()
+}
+
+/// A bearer token, which the datapoint's policies may ask for.
+fn optional_bearer() -> [SecurityRequirement; 2] {
+    [
+        SecurityRequirement::default(),
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+    ]
 }
 
 fn write_operation(
@@ -401,6 +594,7 @@ fn write_operation(
         .operation_id(Some(operation_id.to_owned()))
         .summary(Some(format!("Write datapoint `{}`", datapoint.key)))
         .description(Some(about.to_owned()))
+        .securities(Some(optional_bearer()))
         .request_body(Some(
             RequestBodyBuilder::new()
                 .required(Some(Required::True))

@@ -62,7 +62,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, Ap
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "Operations", responses(
+#[utoipa::path(get, path = "/metrics", tag = "Operations", security((), ("bearer" = [])),
+    responses(
     (status = 200, description = "Metrics.", body = String, content_type = "text/plain"),
     (status = 401, description = "`auth.metrics_read` needs a token.", body = ProblemOut,
         content_type = "application/problem+json"),

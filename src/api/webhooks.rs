@@ -10,7 +10,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -536,8 +538,8 @@ pub async fn list_subscriptions(
 #[utoipa::path(post, path = "/api/v1/webhooks/subscriptions", tag = "WebHookSubscription",
     security(("bearer" = [])), request_body = SubscriptionIn,
     responses((status = 201, description = "Created, with the secret.", body = CreatedOut),
-        (status = 422, description = "A bad topic or URL, or a target that is not allowed.",
-            body = crate::api::error::ProblemOut)))]
+        (status = 422, description = "A bad topic or URL (`invalid_value`), or a target that is \
+            not allowed (`target_forbidden`).")))]
 pub async fn create_subscription(
     State(state): State<AppState>,
     actor: Actor,

@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
@@ -44,16 +46,34 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/portals/{portalid}/events", get(portal_events))
 }
 
+/// An XRTC error, in the seed's shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct XrtcErrorOut {
+    /// The error.
+    error: XrtcErrorFields,
+}
+
+/// An XRTC error's fields.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct XrtcErrorFields {
+    /// Its group: 2 system, 3 registration, 4 login, 6 items.
+    errorgroup: u8,
+    /// Its code (README, "XRTC").
+    errorcode: u32,
+    /// A sentence for people.
+    errormessage: String,
+}
+
 impl IntoResponse for XrtcError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "errorgroup": self.group,
-                "errorcode": self.code,
-                "errormessage": self.message,
-            }
-        });
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = XrtcErrorOut {
+            error: XrtcErrorFields {
+                errorgroup: self.group,
+                errorcode: self.code,
+                errormessage: self.message,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(after) = self.retry_after {
             response.headers_mut().insert(
@@ -144,7 +164,7 @@ fn invalid(error_group: u8, why: impl Into<String>) -> XrtcError {
     XrtcError::new(error_group, code::INVALID_ARGUMENTS, why)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegistrationStartIn {
     email: String,
@@ -152,6 +172,13 @@ struct RegistrationStartIn {
     registrationtoken: Option<String>,
 }
 
+/// Starts a registration: e-mails a six-digit code to `email` and answers a registration
+/// token (a repeated start with the token sends a new code).
+#[utoipa::path(post, path = "/v1/auth/registrationstart", tag = "XRTC",
+    request_body = RegistrationStartIn,
+    responses((status = 200, description = "The code is on its way.", body = RegistrationStartOut),
+        (status = 400, description = "Not JSON, an invalid e-mail address or token, or a registration limit (codes 20, 30, 32, 33, 40, 41).", body = XrtcErrorOut),
+        (status = 503, description = "The mail server or the database cannot be reached (code 1).", body = XrtcErrorOut)))]
 async fn registration_start(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -177,20 +204,27 @@ async fn registration_start(
 }
 
 /// A code as the client sent it: `"012345"`, or the number `12345` from lenient clients.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum CodeIn {
     Text(String),
     Number(u32),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegistrationCodeIn {
     registrationtoken: String,
     emailcode: CodeIn,
 }
 
+/// Finishes a registration with the e-mailed code: answers the account id and its first API
+/// key, shown only this once.
+#[utoipa::path(post, path = "/v1/auth/registrationcode", tag = "XRTC",
+    request_body = RegistrationCodeIn,
+    responses((status = 200, description = "The account and its key.", body = RegistrationCodeOut),
+        (status = 400, description = "Not JSON, an unknown token, a wrong or expired code (codes 20, 30, 33, 34, 42, 43).", body = XrtcErrorOut),
+        (status = 503, description = "The database cannot be reached (code 1).", body = XrtcErrorOut)))]
 async fn registration_code(
     State(state): State<AppState>,
     body: Body,
@@ -226,7 +260,7 @@ async fn registration_code(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginIn {
     accountid: String,
@@ -241,6 +275,14 @@ impl std::fmt::Debug for LoginIn {
     }
 }
 
+/// Signs in with an account id and API key; the session is the `JSESSIONID` cookie, bound to
+/// the client's address.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "XRTC",
+    request_body = LoginIn,
+    responses((status = 200, description = "Signed in; `Set-Cookie` carries the session.",
+            body = ServerTimestampOut),
+        (status = 400, description = "Not JSON, wrong credentials, too frequent logins or too many sessions (codes 20, 30, 35, 45, 53).", body = XrtcErrorOut),
+        (status = 503, description = "The database cannot be reached (code 1).", body = XrtcErrorOut)))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -281,19 +323,28 @@ fn session(
     xrtc(state)?.session(session_cookie(headers), ip)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetIn {
     items: Vec<ItemIn>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ItemIn {
     portalid: String,
+    /// A string: UTF-8 text or Base64.
+    #[schema(value_type = String)]
     payload: Box<RawValue>,
 }
 
+/// Sets items: each is the newest of its portal (the account's, created on first use).
+#[utoipa::path(post, path = "/v1/item/set", tag = "XRTC",
+    request_body = SetIn,
+    responses((status = 200, description = "Set.", body = ServerTimestampOut),
+        (status = 400, description = "Not JSON, a bad portal id or payload, or a limit of the key or account (codes 20, 30, 50, 51, 52).", body = XrtcErrorOut),
+        (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
+        (status = 503, description = "XRTC is off, or the node's portals are full (codes 1, 55).", body = XrtcErrorOut)))]
 async fn set_item(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -328,7 +379,7 @@ async fn set_item(
     Ok(ok_json(format!("{{\"servertimestamp\":{now_ms}}}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GetIn {
     #[serde(default)]
@@ -341,7 +392,7 @@ struct GetIn {
     cutoff: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PortalIn {
     portalid: String,
@@ -443,6 +494,19 @@ fn plan(xrtc: &Xrtc, account: &str, input: GetIn) -> Result<Option<GetPlan>, Xrt
     }))
 }
 
+/// Gets items: `probe` answers at once, `watch` waits for the first new item (at most
+/// `get_item_timeout_ms`), `stream` sends one answer per line (`application/x-ndjson`) until
+/// the session is idle or `stream_max_ms` has passed. Without `portals`, the newest item of
+/// every portal of the account.
+#[utoipa::path(post, path = "/v1/item/get", tag = "XRTC",
+    request_body = GetIn,
+    responses((status = 200, description = "Items (`{}` when there are none); in `stream` mode \
+            one such answer per line.", content(
+            (ItemsOut = "application/json"),
+            (ItemsOut = "application/x-ndjson"))),
+        (status = 400, description = "Not JSON, a bad mode, schedule, cutoff or portal id, or a limit of the key (codes 20, 30, 50, 51).", body = XrtcErrorOut),
+        (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
+        (status = 503, description = "XRTC is off, or the node or account has as many streams as it may (codes 1, 54).", body = XrtcErrorOut)))]
 async fn get_item(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -606,7 +670,7 @@ fn session_ending(
 }
 
 /// A portal item as the event stream sends it (the same object as in an XRTC get answer).
-#[derive(Debug, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(dead_code)] // documents the wire; the text is rendered by `crate::xrtc::render`
 pub struct PortalItemOut {
     /// The portal.
@@ -617,11 +681,60 @@ pub struct PortalItemOut {
     servertimestamp: i64,
 }
 
+/// `{"registrationtoken"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire
+pub struct RegistrationStartOut {
+    /// Names the registration in `registrationcode` (and in a repeated start).
+    registrationtoken: String,
+}
+
+/// A new account and its first key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire
+pub struct RegistrationCodeOut {
+    /// The account.
+    accountid: String,
+    /// The API key: 256 bits, shown only here.
+    apikey: String,
+    /// The key's name.
+    apikeyname: String,
+}
+
+/// `{"servertimestamp"}`: the server's time (Unix milliseconds).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire
+pub struct ServerTimestampOut {
+    /// Unix milliseconds.
+    servertimestamp: i64,
+}
+
+/// A get's answer: `{"items": [...]}`, or `{}` when there are none.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documents the wire
+pub struct ItemsOut {
+    /// The items, newest first (LIFO) or oldest first (FIFO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<PortalItemOut>>,
+}
+
+/// What a portal's event stream's `data:` carries: an item, or, in a `gap` event, which items
+/// are gone.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the wire
+pub enum PortalStreamDataOut {
+    /// An item.
+    Item(PortalItemOut),
+    /// A `gap` event.
+    Gap(super::events::GapOut),
+}
+
 /// Follows a portal of the session's account as Server-Sent Events.
 ///
 /// Authenticated by the XRTC session cookie (`JSESSIONID` from `POST /v1/auth/login`, from the
 /// same client address). Each `portal.item.set` event's `id` is the item's sequence number;
-/// `Last-Event-ID` resumes after it, and a `gap` event (`{"after", "dropped_upto"}`) says that
+/// `Last-Event-ID` resumes after it, and a `gap` event (`{"after", "droppedUpto"}`) says that
 /// items after it already left the ring (overwritten or older than ITEM_AGE_MAX). Without
 /// `Last-Event-ID` the stream starts with the next item set.
 #[utoipa::path(get, path = "/api/v1/portals/{portalid}/events", tag = "Portals",
@@ -629,9 +742,11 @@ pub struct PortalItemOut {
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received.")),
     responses(
         (status = 200, description = "An event stream of `portal.item.set` (and `gap`) events.",
-            body = PortalItemOut, content_type = "text/event-stream"),
-        (status = 400, description = "A malformed portal id (XRTC error body, code 30)."),
-        (status = 401, description = "No valid session (XRTC error body, code 10011).")))]
+            body = PortalStreamDataOut, content_type = "text/event-stream"),
+        (status = 400, description = "A malformed portal id (code 30).", body = XrtcErrorOut),
+        (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
+        (status = 503, description = "XRTC is off, or the node or account has as many streams \
+            as it may (code 54).", body = XrtcErrorOut)))]
 pub async fn portal_events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -690,10 +805,7 @@ impl Follow {
             let mut events = Vec::with_capacity(slice.items.len() + 1);
             // Items after the cursor have left the ring (overrun or age): say so.
             if slice.dropped_upto > self.cursor {
-                events.push(SseEvent::default().event("gap").data(
-                    serde_json::json!({ "after": self.cursor, "dropped_upto": slice.dropped_upto })
-                        .to_string(),
-                ));
+                events.push(super::events::gap(self.cursor, slice.dropped_upto));
             }
             for item in &slice.items {
                 events.push(

@@ -95,3 +95,106 @@ async fn swagger_ui_is_served_from_this_server_only() {
             && initializer.contains("validatorUrl: null")
     );
 }
+
+fn example_document() -> serde_json::Value {
+    let config = Config::from_toml_str(&example_config()).expect("example config");
+    let catalog = config.validate().expect("valid example config");
+    serde_json::to_value(portico::api::openapi::document(&catalog)).expect("json")
+}
+
+fn operations(document: &serde_json::Value) -> Vec<(String, String, &serde_json::Value)> {
+    let mut out = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            out.push((path.clone(), method.clone(), operation));
+        }
+    }
+    out
+}
+
+/// The error table's codes are documented wherever they can arise: the server's limits on
+/// every operation, a refused token on every operation that takes one, `not_found` wherever the
+/// path names something, and the body's problems wherever there is a body.
+#[test]
+fn every_operation_documents_the_problems_its_requests_can_get() {
+    let document = example_document();
+    let problem = |response: &serde_json::Value| {
+        response["content"]["application/problem+json"]["schema"]["$ref"]
+            == "#/components/schemas/ProblemOut"
+    };
+    let all = operations(&document);
+    assert!(all.len() > 70, "{} operations", all.len());
+    for (path, method, operation) in all {
+        let responses = &operation["responses"];
+        let at = format!("{method} {path}");
+        assert!(problem(&responses["503"]), "{at}: 503 busy");
+        if path.contains('{') {
+            assert!(problem(&responses["404"]), "{at}: 404 not_found");
+        }
+        let own_errors = responses
+            .as_object()
+            .expect("responses")
+            .iter()
+            .any(|(s, r)| {
+                s.starts_with('4')
+                    && r["content"]
+                        .as_object()
+                        .is_some_and(|c| c.keys().any(|m| m != "application/problem+json"))
+            });
+        if own_errors {
+            continue;
+        }
+        let bearer = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        if bearer {
+            for status in ["400", "401", "403"] {
+                assert!(problem(&responses[status]), "{at}: {status} for a token");
+            }
+        }
+        if operation["requestBody"].is_object() {
+            for status in ["408", "413", "415"] {
+                assert!(problem(&responses[status]), "{at}: {status} for a body");
+            }
+        }
+    }
+}
+
+/// Each event stream documents its events as OpenAPI 3.2's `itemSchema` does: `event`, `id`,
+/// and `data`, whose JSON is described by `contentSchema`.
+#[test]
+fn event_streams_document_each_event_and_its_data() {
+    let document = example_document();
+    for path in [
+        "/api/v1/events/stream",
+        "/api/v1/datapoints/{key}/events",
+        "/api/v1/portals/{portalid}/events",
+    ] {
+        let event = &document["paths"][path]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"];
+        assert_eq!(
+            event["required"],
+            serde_json::json!(["event", "data"]),
+            "{path}"
+        );
+        let data = &event["properties"]["data"];
+        assert_eq!(data["contentMediaType"], "application/json", "{path}");
+        assert!(data["contentSchema"]["$ref"].is_string(), "{path}");
+    }
+}
+
+/// A path segment that cannot be what the route wants names nothing there: a 404 problem
+/// document, never the framework's plain-text 400.
+#[tokio::test]
+async fn an_unreadable_path_segment_is_a_404_problem() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/api/v1/datapoints/%FF%FE",
+        "/realms/%C3%28/.well-known/openid-configuration",
+    ] {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text);
+        assert_eq!(reply.header("content-type"), "application/problem+json");
+        assert_eq!(reply.json()["code"], "not_found", "{path}");
+    }
+}

@@ -482,6 +482,10 @@ async fn the_native_event_stream_resumes_and_reports_a_gap() {
     let mut resumed = open(Some(first_id)).await.expect("SSE");
     let events = sse_events(&mut resumed, 3).await;
     assert_eq!(events[0].0, "gap");
+    // The same gap object as the journal's event stream sends.
+    let gap: Json = serde_json::from_str(&events[0].2).expect("JSON");
+    assert_eq!(gap["after"], first_id);
+    assert!(gap["droppedUpto"].as_u64().expect("droppedUpto") > first_id);
     let payloads: Vec<Json> = events[1..]
         .iter()
         .map(|(_, _, data)| serde_json::from_str::<Json>(data).expect("JSON")["payload"].clone())

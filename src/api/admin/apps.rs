@@ -71,7 +71,9 @@ pub async fn list_apps(
 /// Creates an app; its secret (and generated private key) are in this answer only.
 #[utoipa::path(post, path = "/api/v1/admin/apps", tag = "Admin", security(("bearer" = [])),
     request_body = AppIn,
-    responses((status = 201, description = "Created, with the secret.", body = AppOut)))]
+    responses((status = 201, description = "Created, with the secret.", body = AppOut),
+        (status = 404, description = "The body names a realm that does not exist (`not_found`)."),
+        (status = 409, description = "The app id is taken (`conflict`).")))]
 pub async fn create_app(
     State(state): State<AppState>,
     actor: Actor,

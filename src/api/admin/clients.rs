@@ -57,7 +57,7 @@ impl ClientOut {
 
 /// Lists a realm's clients.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}/clients", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     responses((status = 200, description = "The clients.", body = [ClientOut])))]
 pub async fn list_clients(
     State(state): State<AppState>,
@@ -74,9 +74,10 @@ pub async fn list_clients(
 
 /// Creates a client; a confidential client's secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/admin/realms/{realm}/clients", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     request_body = ClientIn,
-    responses((status = 201, description = "Created, with the secret.", body = ClientOut)))]
+    responses((status = 201, description = "Created, with the secret.", body = ClientOut),
+        (status = 409, description = "The client id is taken (`conflict`).")))]
 pub async fn create_client(
     State(state): State<AppState>,
     actor: Actor,
@@ -98,7 +99,7 @@ pub async fn create_client(
 /// One client.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}/clients/{client_id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("client_id" = String, Path, description = "The client id.")),
     responses((status = 200, description = "The client.", body = ClientOut)))]
 pub async fn get_client(
@@ -114,7 +115,7 @@ pub async fn get_client(
 /// Replaces a client's settings.
 #[utoipa::path(put, path = "/api/v1/admin/realms/{realm}/clients/{client_id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("client_id" = String, Path, description = "The client id.")),
     request_body = ClientSettings,
     responses((status = 200, description = "The client.", body = ClientOut)))]
@@ -135,7 +136,7 @@ pub async fn update_client(
 /// Deletes a client.
 #[utoipa::path(delete, path = "/api/v1/admin/realms/{realm}/clients/{client_id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("client_id" = String, Path, description = "The client id.")),
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_client(
@@ -154,7 +155,7 @@ pub async fn delete_client(
 /// Gives a confidential client a new secret (in this answer only); the old one stops working.
 #[utoipa::path(post, path = "/api/v1/admin/realms/{realm}/clients/{client_id}/secret",
     tag = "Admin", security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("client_id" = String, Path, description = "The client id.")),
     responses((status = 200, description = "The client with its new secret.", body = ClientOut)))]
 pub async fn reset_client_secret(

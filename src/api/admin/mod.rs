@@ -12,7 +12,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -200,7 +202,7 @@ pub async fn list_realms(
 #[utoipa::path(post, path = "/api/v1/admin/realms", tag = "Admin",
     security(("bearer" = [])), request_body = RealmIn,
     responses((status = 201, description = "Created.", body = RealmOut),
-        (status = 409, description = "The name is taken.", body = crate::api::error::ProblemOut)))]
+        (status = 409, description = "The name is taken (`conflict`).")))]
 pub async fn create_realm(
     State(state): State<AppState>,
     actor: Actor,
@@ -215,7 +217,7 @@ pub async fn create_realm(
 
 /// One realm.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     responses((status = 200, description = "The realm.", body = RealmOut)))]
 pub async fn get_realm(
     State(state): State<AppState>,
@@ -229,7 +231,7 @@ pub async fn get_realm(
 
 /// Replaces a realm's settings.
 #[utoipa::path(put, path = "/api/v1/admin/realms/{realm}", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     request_body = RealmSettings,
     responses((status = 200, description = "The realm.", body = RealmOut)))]
 pub async fn update_realm(
@@ -248,8 +250,9 @@ pub async fn update_realm(
 
 /// Deletes a realm and everything in it (not the admin realm).
 #[utoipa::path(delete, path = "/api/v1/admin/realms/{realm}", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
-    responses((status = 204, description = "Deleted.")))]
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
+    responses((status = 204, description = "Deleted."),
+        (status = 409, description = "The admin realm, which cannot be deleted (`conflict`).")))]
 pub async fn delete_realm(
     State(state): State<AppState>,
     actor: Actor,
@@ -284,7 +287,7 @@ pub struct KeyOut {
 
 /// Lists a realm's keys.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}/keys", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     responses((status = 200, description = "The keys.", body = [KeyOut])))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -315,7 +318,7 @@ pub async fn list_keys(
 /// Rotates a realm's keys: the published next keys start signing; the active ones retire
 /// (published until their tokens expire); new next keys are published.
 #[utoipa::path(post, path = "/api/v1/admin/realms/{realm}/keys/rotate", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     responses((status = 200, description = "The keys after the rotation.", body = [KeyOut])))]
 pub async fn rotate_keys(
     State(state): State<AppState>,

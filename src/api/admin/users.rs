@@ -60,7 +60,7 @@ impl UserOut {
 
 /// Lists a realm's users.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}/users", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     responses((status = 200, description = "The users.", body = [UserOut])))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -77,9 +77,12 @@ pub async fn list_users(
 
 /// Creates a user.
 #[utoipa::path(post, path = "/api/v1/admin/realms/{realm}/users", tag = "Admin",
-    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.")),
+    security(("bearer" = [])), params(("realm" = String, Path, description = "The realm.", example = "node")),
     request_body = UserIn,
-    responses((status = 201, description = "Created.", body = UserOut)))]
+    responses((status = 201, description = "Created.", body = UserOut),
+        (status = 409, description = "The user name is taken (`conflict`)."),
+        (status = 429, description = "Too many passwords are being checked; see `Retry-After` \
+            (`too_many_requests`).")))]
 pub async fn create_user(
     State(state): State<AppState>,
     actor: Actor,
@@ -108,7 +111,7 @@ pub async fn create_user(
 /// One user.
 #[utoipa::path(get, path = "/api/v1/admin/realms/{realm}/users/{id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("id" = String, Path, description = "The user id.")),
     responses((status = 200, description = "The user.", body = UserOut)))]
 pub async fn get_user(
@@ -124,7 +127,7 @@ pub async fn get_user(
 /// Replaces a user's settings (disabling ends their logins at the next refresh).
 #[utoipa::path(put, path = "/api/v1/admin/realms/{realm}/users/{id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("id" = String, Path, description = "The user id.")),
     request_body = UserSettings,
     responses((status = 200, description = "The user.", body = UserOut)))]
@@ -145,10 +148,12 @@ pub async fn update_user(
 /// Sets a user's password.
 #[utoipa::path(put, path = "/api/v1/admin/realms/{realm}/users/{id}/password", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("id" = String, Path, description = "The user id.")),
     request_body = PasswordIn,
-    responses((status = 204, description = "Set.")))]
+    responses((status = 204, description = "Set."),
+        (status = 429, description = "Too many passwords are being checked; see `Retry-After` \
+            (`too_many_requests`).")))]
 pub async fn set_password(
     State(state): State<AppState>,
     actor: Actor,
@@ -166,7 +171,7 @@ pub async fn set_password(
 /// Deletes a user (their logins end at the next refresh).
 #[utoipa::path(delete, path = "/api/v1/admin/realms/{realm}/users/{id}", tag = "Admin",
     security(("bearer" = [])),
-    params(("realm" = String, Path, description = "The realm."),
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("id" = String, Path, description = "The user id.")),
     responses((status = 204, description = "Deleted.")))]
 pub async fn delete_user(

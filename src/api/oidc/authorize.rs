@@ -16,7 +16,9 @@ use super::pages::*;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -101,7 +103,21 @@ enum Refusal {
 }
 
 /// `GET auth`: checks the request and shows the login page.
-pub(super) async fn page(
+#[utoipa::path(get, path = "/realms/{realm}/protocol/openid-connect/auth",
+    tag = "OpenID Connect",
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
+        super::wire::AuthorizeQuery),
+    responses((status = 200, description = "The sign-in page.", body = String,
+            content_type = "text/html"),
+        (status = 303, description = "Back to the client with an error (RFC 6749 section \
+            4.1.2.1)."),
+        (status = 400, description = "A request that cannot go back to the client: a page \
+            saying why.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such realm: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 503, description = "The store cannot be reached: a page saying so.",
+            body = String, content_type = "text/html")))]
+pub(crate) async fn page(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -122,7 +138,24 @@ pub(super) async fn page(
 
 /// `POST auth`: an authorization request sent as a form (shows the login page), or the login
 /// form itself (issues a code and redirects).
-pub(super) async fn submit(
+#[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/auth",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")),
+    request_body(content = super::wire::LoginIn,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The sign-in page.", body = String,
+            content_type = "text/html"),
+        (status = 303, description = "Back to the client, with a code or an error."),
+        (status = 401, description = "Wrong user name or password: the page again.",
+            body = String, content_type = "text/html"),
+        (status = 429, description = "Too many failed sign-ins: the page again; see \
+            `Retry-After`.", body = String, content_type = "text/html"),
+        (status = 400, description = "A request that cannot go back to the client: a page \
+            saying why.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such realm: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 503, description = "The store cannot be reached: a page saying so.",
+            body = String, content_type = "text/html")))]
+pub(crate) async fn submit(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,
@@ -487,7 +520,20 @@ fn login_page(
 }
 
 /// `GET logout` (OpenID Connect RP-Initiated Logout 1.0).
-pub(super) async fn logout(
+#[utoipa::path(get, path = "/realms/{realm}/protocol/openid-connect/logout",
+    tag = "OpenID Connect",
+    params(("realm" = String, Path, description = "The realm.", example = "node"),
+        super::wire::LogoutQuery),
+    responses((status = 200, description = "Signed out: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 303, description = "Signed out, to `post_logout_redirect_uri`."),
+        (status = 400, description = "A request that cannot go back to the client: a page \
+            saying why.", body = String, content_type = "text/html"),
+        (status = 404, description = "No such realm: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 503, description = "The store cannot be reached: a page saying so.",
+            body = String, content_type = "text/html")))]
+pub(crate) async fn logout(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -501,7 +547,26 @@ pub(super) async fn logout(
 
 /// `POST logout`: the same as a form, or, with client authentication and a `refresh_token`
 /// (as Keycloak's adapters send it), ends that login and answers 204.
-pub(super) async fn logout_post(
+#[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/logout",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security((), ("client" = [])),
+    request_body(content = super::wire::LogoutIn,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Signed out: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 204, description = "The refresh token's login has ended."),
+        (status = 303, description = "Signed out, to `post_logout_redirect_uri`."),
+        (status = 400, description = "A bad form (a page), or a bad refresh token \
+            (`invalid_grant`).", content(
+            (String = "text/html"), (super::wire::OAuthErrorOut = "application/json"))),
+        (status = 401, description = "Client authentication failed (`invalid_client`).",
+            body = super::wire::OAuthErrorOut),
+        (status = 404, description = "No such realm: a page saying so.", body = String,
+            content_type = "text/html"),
+        (status = 429, description = "Too many failures (`temporarily_unavailable`); see \
+            `Retry-After`.", body = super::wire::OAuthErrorOut),
+        (status = 503, description = "The store cannot be reached.", content(
+            (String = "text/html"), (super::wire::OAuthErrorOut = "application/json")))))]
+pub(crate) async fn logout_post(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,

@@ -11,9 +11,10 @@
 //! Failed client authentications and failed grants are throttled per client IP and per client
 //! (`idp::throttle`), answered 429 with `Retry-After`.
 
-mod authorize;
+pub(crate) mod authorize;
 mod pages;
-mod tokens;
+pub(crate) mod tokens;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,7 +23,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +38,7 @@ use crate::idp::grants::GrantClient;
 use crate::idp::{ClientSettings, Idp, IdpError, Realm, STANDARD_SCOPES, TokenSubject};
 use crate::ratelimit::Throttled;
 use crate::secrets::Hashed;
+use wire::{DiscoveryOut, JwksOut, OAuthErrorOut, TokenIn, TokenOut};
 
 /// The routes of this module (none when the identity provider is off).
 pub fn router() -> Router<AppState> {
@@ -201,7 +205,10 @@ fn realm(state: &AppState, name: &str) -> Result<(Arc<Idp>, Arc<Realm>), ApiErro
 }
 
 /// OpenID Connect Discovery 1.0 and RFC 8414 metadata. It advertises exactly what works.
-async fn discovery(
+#[utoipa::path(get, path = "/realms/{realm}/.well-known/openid-configuration",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")),
+    responses((status = 200, description = "The metadata.", body = DiscoveryOut)))]
+pub(crate) async fn discovery(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -245,7 +252,11 @@ async fn discovery(
 }
 
 /// The realm's published keys (JWKS): next, active and retired.
-async fn certs(
+#[utoipa::path(get, path = "/realms/{realm}/protocol/openid-connect/certs",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")),
+    responses((status = 200, description = "The keys.", body = JwksOut,
+        content_type = "application/jwk-set+json")))]
+pub(crate) async fn certs(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -470,7 +481,18 @@ async fn authenticate_throttled(
 
 /// The token endpoint: the `client_credentials`, `authorization_code` and `refresh_token`
 /// grants.
-async fn token(
+#[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/token",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security((), ("client" = [])),
+    request_body(content = TokenIn, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Tokens.", body = TokenOut),
+        (status = 400, description = "A bad request, grant or scope, or a grant this client may not use.", body = OAuthErrorOut),
+        (status = 401, description = "Client authentication failed (`invalid_client`).",
+            body = OAuthErrorOut),
+        (status = 429, description = "Too many failures from this address or at this client \
+            (`temporarily_unavailable`); see `Retry-After`.", body = OAuthErrorOut),
+        (status = 503, description = "The store cannot be reached (`server_error`).",
+            body = OAuthErrorOut)))]
+pub(crate) async fn token(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,

@@ -2,7 +2,9 @@
 //! `token/introspect` (RFC 7662) and `revoke` (RFC 7009).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -68,7 +70,10 @@ async fn access_claims(
 }
 
 /// `userinfo`: the signed-in user's claims, as the access token's scope releases them.
-pub(super) async fn userinfo(
+#[utoipa::path(method(get, post), path = "/realms/{realm}/protocol/openid-connect/userinfo",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security(("bearer" = [])),
+    responses((status = 200, description = "The claims.", body = super::wire::UserinfoOut)))]
+pub(crate) async fn userinfo(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -115,7 +120,20 @@ pub(super) async fn userinfo(
 /// `token/introspect` (RFC 7662), for confidential clients: any of them may introspect the
 /// realm's access tokens (resource servers do), a refresh token only the client it was issued
 /// to. Anything else is `{"active": false}`.
-pub(super) async fn introspect(
+#[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/token/introspect",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security(("client" = [])),
+    request_body(content = super::wire::TokenHintIn,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The token's state.",
+            body = super::wire::IntrospectionOut),
+        (status = 400, description = "A bad request.", body = super::wire::OAuthErrorOut),
+        (status = 401, description = "Client authentication failed (`invalid_client`).",
+            body = super::wire::OAuthErrorOut),
+        (status = 429, description = "Too many failures from this address or at this client \
+            (`temporarily_unavailable`); see `Retry-After`.", body = super::wire::OAuthErrorOut),
+        (status = 503, description = "The store cannot be reached (`server_error`).",
+            body = super::wire::OAuthErrorOut)))]
+pub(crate) async fn introspect(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,
@@ -193,7 +211,19 @@ async fn introspect_access(
 /// `revoke` (RFC 7009): a refresh token ends its whole login; an access token is refused from
 /// now on. Always 200 once the client authenticated, also for unknown tokens and for tokens of
 /// other clients (which are left alone).
-pub(super) async fn revoke(
+#[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/revoke",
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security((), ("client" = [])),
+    request_body(content = super::wire::TokenHintIn,
+        content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or not a token of this client."),
+        (status = 400, description = "A bad request.", body = super::wire::OAuthErrorOut),
+        (status = 401, description = "Client authentication failed (`invalid_client`).",
+            body = super::wire::OAuthErrorOut),
+        (status = 429, description = "Too many failures from this address or at this client \
+            (`temporarily_unavailable`); see `Retry-After`.", body = super::wire::OAuthErrorOut),
+        (status = 503, description = "The store cannot be reached (`server_error`).",
+            body = super::wire::OAuthErrorOut)))]
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ClientIp(ip): ClientIp,

@@ -1,0 +1,121 @@
+"""Schemathesis, a property-based API tester written by others, over Portico's whole OpenAPI
+document (`/api/openapi.json`): every operation, once each with an admin token, a webhooks
+token, an XRTC session and no credentials, checking that no answer is a server error and that
+every answer's status, media type and body (each Server-Sent Event's too) is one the document
+gives for that operation."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+import tokenkit
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
+          "response_schema_conformance")
+# Event streams and XRTC waits end within a second, so every generated case that opens one
+# gets its whole answer, which Schemathesis then checks.
+SHORT_WAITS = {
+    "PORTICO_LIMITS__STREAM_MAX_SECONDS": "1",
+    "PORTICO_XRTC__GET_ITEM_TIMEOUT_MS": "200",
+    "PORTICO_XRTC__STREAM_MAX_MS": "1000",
+}
+
+
+class Node:
+    """`portico serve` on the example configuration, with credentials of every kind."""
+
+    def __init__(self, tmp: pathlib.Path, binary: str):
+        self.binary = binary
+        self.data_dir = tmp / "data"
+        self.portico = tokenkit.Portico(binary, str(ROOT / "portico.example.toml"),
+                                        str(self.data_dir), str(tmp / "portico.log"),
+                                        overrides=SHORT_WAITS)
+        self.url = self.portico.url
+        self.cert = self.portico.cert
+
+    def admin(self, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def token(self, client_id: str, role: str) -> str:
+        """A client-credentials token of a new client of the admin realm with `role`."""
+        out = self.admin("client", "create", client_id, "--role", role)
+        secret = next(line.split(": ", 1)[1].strip() for line in out.splitlines()
+                      if line.startswith("client_secret: "))
+        reply = requests.post(self.url + "/realms/node/protocol/openid-connect/token",
+                              data={"grant_type": "client_credentials"},
+                              auth=(client_id, secret), verify=self.cert, timeout=30)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["access_token"]
+
+    def xrtc_session(self) -> str:
+        """A `JSESSIONID`: an account registered with the code from the outbox, signed in."""
+        post = lambda path, body: requests.post(self.url + path, json=body, verify=self.cert,
+                                                timeout=30)
+        started = post("/v1/auth/registrationstart", {"email": "schemathesis@example.com"})
+        assert started.status_code == 200, started.text
+        mails = list((self.data_dir / "outbox").iterdir())
+        assert len(mails) == 1, mails
+        codes = re.findall(r"^\s*(\d{6})\s*$", mails[0].read_text(), re.MULTILINE)
+        assert codes, "no code on a line of its own in the outbox mail"
+        done = post("/v1/auth/registrationcode",
+                    {"registrationtoken": started.json()["registrationtoken"],
+                     "emailcode": codes[0]})
+        assert done.status_code == 200, done.text
+        key = done.json()
+        login = post("/v1/auth/login", {"accountid": key["accountid"], "apikey": key["apikey"]})
+        assert login.status_code == 200, login.text
+        return login.cookies["JSESSIONID"]
+
+    def schemathesis(self, *headers: str) -> subprocess.CompletedProcess:
+        st = pathlib.Path(sys.executable).parent / "st"
+        args = [str(st), "run", self.url + "/api/openapi.json", "--tls-verify", self.cert,
+                "--checks", CHECKS, "--max-examples", "10", "--seed", "1",
+                "--request-timeout", "10", "--output-truncate", "false"]
+        for header in headers:
+            args += ["-H", header]
+        return subprocess.run(args, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    binary = os.environ.get("PORTICO_BIN", str(ROOT / "target" / "debug" / "portico"))
+    node = Node(tmp_path_factory.mktemp("openapi"), binary)
+    yield node
+    assert node.portico.stop() == 0
+
+
+def passes(run: subprocess.CompletedProcess) -> None:
+    summary = run.stdout[run.stdout.rfind("= SUMMARY ="):]
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-2000:]
+    # Every operation was tested, none skipped.
+    selected = re.search(r"Selected: (\d+)/(\d+)", summary)
+    tested = re.search(r"Tested: (\d+)", summary)
+    assert selected and tested, summary
+    assert selected.group(1) == selected.group(2) == tested.group(1), summary
+
+
+def test_with_an_admin_token(node):
+    passes(node.schemathesis(f"Authorization: Bearer {node.token('st-admin', 'portico:admin')}"))
+
+
+def test_with_a_webhooks_token(node):
+    token = node.token("st-webhooks", "portico:webhooks")
+    passes(node.schemathesis(f"Authorization: Bearer {token}"))
+
+
+def test_with_an_xrtc_session(node):
+    passes(node.schemathesis(f"Cookie: JSESSIONID={node.xrtc_session()}"))
+
+
+def test_without_credentials(node):
+    passes(node.schemathesis())
