@@ -85,19 +85,20 @@ pub struct AuthenticationOut {
     pub app_id: String,
 }
 
-/// The seed's failure body, exactly.
+/// The seed's failure body (a Feathers error), exactly: `NotAuthenticated` or, when throttled,
+/// `TooManyRequests`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NotAuthenticatedOut {
-    /// `NotAuthenticated`.
+pub struct AppErrorOut {
+    /// `NotAuthenticated` or `TooManyRequests`.
     pub name: &'static str,
-    /// `Invalid login`.
+    /// `Invalid login`, or when to try again.
     pub message: &'static str,
-    /// 401.
+    /// 401 or 429.
     pub code: u16,
-    /// `not-authenticated`.
+    /// `not-authenticated` or `too-many-requests`.
     #[serde(rename = "className")]
     pub class_name: &'static str,
-    /// `{"message": "Invalid login"}`.
+    /// `{"message": "Invalid login"}`, or `{}`.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     /// `{}`.
@@ -106,7 +107,7 @@ pub struct NotAuthenticatedOut {
 }
 
 fn not_authenticated() -> Response {
-    let body = NotAuthenticatedOut {
+    let body = AppErrorOut {
         name: "NotAuthenticated",
         message: "Invalid login",
         code: 401,
@@ -118,14 +119,14 @@ fn not_authenticated() -> Response {
 }
 
 fn too_many_requests(after: HeaderValue) -> Response {
-    let body = json!({
-        "name": "TooManyRequests",
-        "message": "Too many failed logins; try again after the Retry-After delay.",
-        "code": 429,
-        "className": "too-many-requests",
-        "data": {},
-        "errors": {},
-    });
+    let body = AppErrorOut {
+        name: "TooManyRequests",
+        message: "Too many failed logins; try again after the Retry-After delay.",
+        code: 429,
+        class_name: "too-many-requests",
+        data: json!({}),
+        errors: json!({}),
+    };
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, after);
     response
@@ -137,9 +138,9 @@ fn too_many_requests(after: HeaderValue) -> Response {
     responses(
         (status = 200, description = "Authenticated.", body = AuthenticationOut),
         (status = 401, description = "Any failure: the seed's NotAuthenticated body.",
-            body = NotAuthenticatedOut),
-        (status = 429, description = "Too many failures from this address or for this app; \
-            see Retry-After.")))]
+            body = AppErrorOut),
+        (status = 429, description = "Too many failures from this address or for this app \
+            (`TooManyRequests`); see Retry-After.", body = AppErrorOut)))]
 pub async fn authenticate(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

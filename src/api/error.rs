@@ -139,17 +139,19 @@ impl ErrorCode {
         match self {
             Unavailable | Busy => &[Anywhere],
             UnsupportedMediaType | PayloadTooLarge | RequestTimeout | IncompleteBody => &[WithBody],
-            MalformedJson | BodyNotObject => &[WithJsonBody],
+            MalformedJson => &[WithJsonBody],
             InvalidValue => &[WithJsonBody, WithQuery],
             UnknownField | DuplicateField | TypeMismatch => &[WithQuery, Declared],
             Unauthenticated | InvalidToken | InsufficientScope | InvalidAuthorization
             | Forbidden => &[WithBearer],
             NotFound => &[WithPathName],
             Internal | MethodNotAllowed => &[],
-            MissingValue | IntegerOutOfRange | NumberOutOfRange | ValueOutOfRange
-            | StringTooLong | UnknownDatapoint | Conflict | TooManyRequests | TargetForbidden
-            | HashMissing | HashMismatch | UnknownParameter | MissingParameter
-            | InvalidParameter | InvalidEnvironment | ActionFailed => &[Declared],
+            BodyNotObject | MissingValue | IntegerOutOfRange | NumberOutOfRange
+            | ValueOutOfRange | StringTooLong | UnknownDatapoint | Conflict | TooManyRequests
+            | TargetForbidden | HashMissing | HashMismatch | UnknownParameter
+            | MissingParameter | InvalidParameter | InvalidEnvironment | ActionFailed => {
+                &[Declared]
+            }
         }
     }
 

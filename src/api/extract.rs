@@ -30,7 +30,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// Path parameters, read as axum's `Path` reads them. A path it cannot read (a segment that is
 /// not UTF-8, or not the number the route wants) names nothing served here: `404 not_found` as
-/// a problem document, on every surface, rather than axum's plain-text 400.
+/// a problem document, on every surface, rather than axum's plain-text 400. Parameters that do
+/// not fit the handler are a bug: `500 internal`.
 #[derive(Debug, Clone, Copy)]
 pub struct Path<T>(pub T);
 
@@ -44,6 +45,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            // A route whose parameters do not fit its handler: a bug, not the client's path.
+            Err(rejection) if rejection.status().is_server_error() => {
+                Err(ApiError::internal(&rejection.body_text()))
+            }
             Err(rejection) => Err(ApiError::new(
                 ErrorCode::NotFound,
                 format!(

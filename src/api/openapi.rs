@@ -220,7 +220,104 @@ pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
     }
     error_responses(&mut document);
     event_envelopes(&mut document);
+    links(&mut document);
     document
+}
+
+/// A creation's links: the operation, the parameters, the operations linked to.
+type Link = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
+/// What each creation links to (OpenAPI `links`): the operation that creates, the parameters
+/// its answer (or its request) gives, and the operations on what it created. Clients, and
+/// Schemathesis's stateful phase, follow them from a new resource to its reads, updates and
+/// deletion.
+const LINKS: &[Link] = &[
+    (
+        "create_realm",
+        &[("realm", "$response.body#/name")],
+        &[
+            "get_realm",
+            "update_realm",
+            "delete_realm",
+            "list_keys",
+            "rotate_keys",
+            "list_clients",
+            "create_client",
+            "list_users",
+            "create_user",
+        ],
+    ),
+    (
+        "create_client",
+        &[
+            ("realm", "$request.path.realm"),
+            ("client_id", "$response.body#/client_id"),
+        ],
+        &[
+            "get_client",
+            "update_client",
+            "delete_client",
+            "reset_client_secret",
+        ],
+    ),
+    (
+        "create_user",
+        &[
+            ("realm", "$request.path.realm"),
+            ("id", "$response.body#/id"),
+        ],
+        &["get_user", "update_user", "set_password", "delete_user"],
+    ),
+    (
+        "create_app",
+        &[("app_id", "$response.body#/app_id")],
+        &["get_app", "update_app", "delete_app", "reset_app_secret"],
+    ),
+    (
+        "create_subscription",
+        &[("id", "$response.body#/id")],
+        &[
+            "get_subscription",
+            "update_subscription",
+            "delete_subscription",
+            "rotate_secret",
+            "list_deliveries",
+            "list_attempts",
+            "replay",
+        ],
+    ),
+];
+
+fn links(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    for (creates, parameters, targets) in LINKS {
+        let created = document
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(|item| [&mut item.post, &mut item.put].into_iter().flatten())
+            .find(|operation| operation.operation_id.as_deref() == Some(creates))
+            .and_then(|operation| operation.responses.responses.get_mut("201"));
+        let Some(RefOr::T(created)) = created else {
+            continue;
+        };
+        for target in *targets {
+            // utoipa 5.5 writes `LinkBuilder::operation_id` as `operation_id`; OpenAPI's name
+            // for it is `operationId`.
+            let operation_id = Extensions::from_iter([("operationId", *target)]);
+            let link = parameters.iter().fold(
+                LinkBuilder::new().extensions(Some(operation_id)),
+                |link, (name, value)| link.parameter(*name, *value),
+            );
+            created
+                .links
+                .insert((*target).to_owned(), RefOr::T(link.build()));
+        }
+    }
 }
 
 /// Describes each event of a `text/event-stream` answer as OpenAPI 3.2's `itemSchema` does
@@ -300,8 +397,7 @@ fn error_responses(document: &mut utoipa::openapi::OpenApi) {
             let body = operation.request_body.as_ref();
             let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
             let bearer = operation.security.iter().flatten().any(|requirement| {
-                serde_json::to_value(requirement)
-                    .is_ok_and(|v| v.as_object().is_some_and(|names| !names.is_empty()))
+                serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
             });
             let query = operation.parameters.iter().flatten().any(|parameter| {
                 parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query
@@ -480,6 +576,23 @@ fn signed_operation(
         crate::openendpoints::Answer::StaticFile(_) => ("200", "The configured file."),
         crate::openendpoints::Answer::Redirect(_) => ("303", "To the configured URL."),
     };
+    if post {
+        operation = operation
+            .response(
+                "413",
+                problem("The body is larger than `openendpoints.max_body_bytes`."),
+            )
+            .response(
+                "415",
+                problem("A body that is not a form, multipart or JSON."),
+            );
+    }
+    if let crate::openendpoints::Answer::StaticFile(_) = &endpoint.answer {
+        operation = operation.response(
+            "404",
+            problem("The file is not in the static directory (`not_found`)."),
+        );
+    }
     operation
         .response(
             success.0,
@@ -490,14 +603,6 @@ fn signed_operation(
             problem("A parameter is unknown, missing or not acceptable, or the environment is."),
         )
         .response("403", problem("The hash is missing or does not match."))
-        .response(
-            "413",
-            problem("The body is larger than `openendpoints.max_body_bytes`."),
-        )
-        .response(
-            "415",
-            problem("A body that is not a form, multipart or JSON."),
-        )
         .response("422", problem("A datapoint refused the value."))
         .response(
             "424",

@@ -538,6 +538,8 @@ pub async fn list_subscriptions(
 #[utoipa::path(post, path = "/api/v1/webhooks/subscriptions", tag = "WebHookSubscription",
     security(("bearer" = [])), request_body = SubscriptionIn,
     responses((status = 201, description = "Created, with the secret.", body = CreatedOut),
+        (status = 409, description = "`webhooks.max_subscriptions` are there already \
+            (`conflict`)."),
         (status = 422, description = "A bad topic or URL (`invalid_value`), or a target that is \
             not allowed (`target_forbidden`).")))]
 pub async fn create_subscription(
@@ -653,7 +655,9 @@ pub async fn list_deliveries(
     tag = "WebHookSubscription", security(("bearer" = [])),
     params(("id" = String, Path, description = "The subscription."),
         ("delivery" = i64, Path, description = "The delivery.")),
-    responses((status = 200, description = "The delivery, pending.", body = DeliveryOut)))]
+    responses((status = 200, description = "The delivery, pending.", body = DeliveryOut),
+        (status = 422, description = "The delivery is being attempted right now \
+            (`invalid_value`).")))]
 pub async fn redeliver(
     State(state): State<AppState>,
     actor: Actor,

@@ -177,7 +177,7 @@ struct RegistrationStartIn {
 #[utoipa::path(post, path = "/v1/auth/registrationstart", tag = "XRTC",
     request_body = RegistrationStartIn,
     responses((status = 200, description = "The code is on its way.", body = RegistrationStartOut),
-        (status = 400, description = "Not JSON, an invalid e-mail address or token, or a registration limit (codes 20, 30, 32, 33, 40, 41).", body = XrtcErrorOut),
+        (status = 400, description = "Not JSON, an invalid e-mail address or token, or a registration limit (codes 20, 30, 32, 33, 40, 41, 42, 43).", body = XrtcErrorOut),
         (status = 503, description = "The mail server or the database cannot be reached (code 1).", body = XrtcErrorOut)))]
 async fn registration_start(
     State(state): State<AppState>,
@@ -344,7 +344,7 @@ struct ItemIn {
     responses((status = 200, description = "Set.", body = ServerTimestampOut),
         (status = 400, description = "Not JSON, a bad portal id or payload, or a limit of the key or account (codes 20, 30, 50, 51, 52).", body = XrtcErrorOut),
         (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
-        (status = 503, description = "XRTC is off, or the node's portals are full (codes 1, 55).", body = XrtcErrorOut)))]
+        (status = 503, description = "The database cannot be reached, or the node's portals are full (codes 1, 55).", body = XrtcErrorOut)))]
 async fn set_item(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -506,7 +506,7 @@ fn plan(xrtc: &Xrtc, account: &str, input: GetIn) -> Result<Option<GetPlan>, Xrt
             (ItemsOut = "application/x-ndjson"))),
         (status = 400, description = "Not JSON, a bad mode, schedule, cutoff or portal id, or a limit of the key (codes 20, 30, 50, 51).", body = XrtcErrorOut),
         (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
-        (status = 503, description = "XRTC is off, or the node or account has as many streams as it may (codes 1, 54).", body = XrtcErrorOut)))]
+        (status = 503, description = "The node or account has as many streams as it may (code 54), or the database cannot be reached (code 1).", body = XrtcErrorOut)))]
 async fn get_item(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -695,7 +695,7 @@ pub struct RegistrationStartOut {
 pub struct RegistrationCodeOut {
     /// The account.
     accountid: String,
-    /// The API key: 256 bits, shown only here.
+    /// The API key, shown only here: 32 letters and digits (about 190 bits), the seed's format.
     apikey: String,
     /// The key's name.
     apikeyname: String,
@@ -743,10 +743,11 @@ pub enum PortalStreamDataOut {
     responses(
         (status = 200, description = "An event stream of `portal.item.set` (and `gap`) events.",
             body = PortalStreamDataOut, content_type = "text/event-stream"),
-        (status = 400, description = "A malformed portal id (code 30).", body = XrtcErrorOut),
+        (status = 400, description = "A malformed portal id, or a limit of the key (codes 30, \
+            50, 51).", body = XrtcErrorOut),
         (status = 401, description = "No valid session (code 10011).", body = XrtcErrorOut),
-        (status = 503, description = "XRTC is off, or the node or account has as many streams \
-            as it may (code 54).", body = XrtcErrorOut)))]
+        (status = 503, description = "The node or account has as many streams as it may \
+            (code 54).", body = XrtcErrorOut)))]
 pub async fn portal_events(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -198,3 +198,37 @@ async fn an_unreadable_path_segment_is_a_404_problem() {
         assert_eq!(reply.json()["code"], "not_found", "{path}");
     }
 }
+
+/// Every link names an operation of the document and only parameters that operation has.
+#[test]
+fn links_lead_from_each_creation_to_operations_that_exist() {
+    let document = example_document();
+    let all = operations(&document);
+    let mut links = 0;
+    for (_, _, operation) in &all {
+        let Some(found) = operation["responses"]["201"]["links"].as_object() else {
+            continue;
+        };
+        for (name, link) in found {
+            links += 1;
+            let target = all
+                .iter()
+                .find(|(_, _, o)| o["operationId"] == link["operationId"])
+                .unwrap_or_else(|| panic!("link {name}: no operation {}", link["operationId"]));
+            let names: Vec<&serde_json::Value> = target
+                .2
+                .get("parameters")
+                .and_then(serde_json::Value::as_array)
+                .map(|p| p.iter().map(|p| &p["name"]).collect())
+                .unwrap_or_default();
+            for parameter in link["parameters"].as_object().expect("parameters").keys() {
+                assert!(
+                    names.iter().any(|n| *n == parameter),
+                    "link {name}: {} has no parameter {parameter}",
+                    target.1
+                );
+            }
+        }
+    }
+    assert!(links >= 28, "{links} links");
+}

@@ -157,7 +157,8 @@ pub async fn delete_client(
     tag = "Admin", security(("bearer" = [])),
     params(("realm" = String, Path, description = "The realm.", example = "node"),
         ("client_id" = String, Path, description = "The client id.")),
-    responses((status = 200, description = "The client with its new secret.", body = ClientOut)))]
+    responses((status = 200, description = "The client with its new secret.", body = ClientOut),
+        (status = 422, description = "A public client, which has no secret (`invalid_value`).")))]
 pub async fn reset_client_secret(
     State(state): State<AppState>,
     actor: Actor,

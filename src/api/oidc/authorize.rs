@@ -560,8 +560,8 @@ pub(crate) async fn logout(
             (String = "text/html"), (super::wire::OAuthErrorOut = "application/json"))),
         (status = 401, description = "Client authentication failed (`invalid_client`).",
             body = super::wire::OAuthErrorOut),
-        (status = 404, description = "No such realm: a page saying so.", body = String,
-            content_type = "text/html"),
+        (status = 404, description = "No such realm: a page saying so (with a `refresh_token`, \
+            400 `invalid_request`).", body = String, content_type = "text/html"),
         (status = 429, description = "Too many failures (`temporarily_unavailable`); see \
             `Retry-After`.", body = super::wire::OAuthErrorOut),
         (status = 503, description = "The store cannot be reached.", content(

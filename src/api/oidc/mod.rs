@@ -485,7 +485,7 @@ async fn authenticate_throttled(
     tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security((), ("client" = [])),
     request_body(content = TokenIn, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Tokens.", body = TokenOut),
-        (status = 400, description = "A bad request, grant or scope, or a grant this client may not use.", body = OAuthErrorOut),
+        (status = 400, description = "A bad request, grant or scope, a grant this client may not use, or an unknown realm.", body = OAuthErrorOut),
         (status = 401, description = "Client authentication failed (`invalid_client`).",
             body = OAuthErrorOut),
         (status = 429, description = "Too many failures from this address or at this client \

@@ -121,12 +121,12 @@ pub(crate) async fn userinfo(
 /// realm's access tokens (resource servers do), a refresh token only the client it was issued
 /// to. Anything else is `{"active": false}`.
 #[utoipa::path(post, path = "/realms/{realm}/protocol/openid-connect/token/introspect",
-    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security(("client" = [])),
+    tag = "OpenID Connect", params(("realm" = String, Path, description = "The realm.", example = "node")), security((), ("client" = [])),
     request_body(content = super::wire::TokenHintIn,
         content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The token's state.",
             body = super::wire::IntrospectionOut),
-        (status = 400, description = "A bad request.", body = super::wire::OAuthErrorOut),
+        (status = 400, description = "A bad request, or an unknown realm (`invalid_request`).", body = super::wire::OAuthErrorOut),
         (status = 401, description = "Client authentication failed (`invalid_client`).",
             body = super::wire::OAuthErrorOut),
         (status = 429, description = "Too many failures from this address or at this client \
@@ -216,7 +216,7 @@ async fn introspect_access(
     request_body(content = super::wire::TokenHintIn,
         content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Revoked, or not a token of this client."),
-        (status = 400, description = "A bad request.", body = super::wire::OAuthErrorOut),
+        (status = 400, description = "A bad request, or an unknown realm (`invalid_request`).", body = super::wire::OAuthErrorOut),
         (status = 401, description = "Client authentication failed (`invalid_client`).",
             body = super::wire::OAuthErrorOut),
         (status = 429, description = "Too many failures from this address or at this client \

@@ -112,14 +112,29 @@ pub struct AuthorizeQuery {
     code_challenge_method: Option<String>,
 }
 
-/// The login form (with the authorization request's parameters), or an authorization request
-/// sent as a form.
+/// The login form (with the authorization request's parameters, which the page carries), or an
+/// authorization request sent as a form.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginIn {
     username: Option<String>,
     password: Option<String>,
     /// The page's anti-forgery token.
     csrf: Option<String>,
+    /// `code`.
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    /// `query` (the default and only one).
+    response_mode: Option<String>,
+    /// `login` or `none`.
+    prompt: Option<String>,
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
 }
 
 /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
