@@ -344,7 +344,7 @@ fn openapi(file: Option<&std::path::Path>) -> ExitCode {
     };
     match config.validate() {
         Ok(catalog) => {
-            let document = crate::api::openapi::document(&catalog);
+            let document = crate::api::openapi::document(&config, &catalog);
             match serde_json::to_string_pretty(&document) {
                 Ok(json) => {
                     println!("{json}");

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use crate::api::error::{Arises, ErrorCode};
-use crate::config::Catalog;
+use crate::config::{Catalog, Config};
 use crate::datapoint::{Datapoint, ValueType};
 
 #[derive(OpenApi)]
@@ -164,9 +164,20 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// The document for a configuration's catalog.
-pub fn document(catalog: &Catalog) -> utoipa::openapi::OpenApi {
+/// The document for a configuration and its catalog: the surfaces it turns on, its endpoints.
+pub fn document(config: &Config, catalog: &Catalog) -> utoipa::openapi::OpenApi {
     let mut document = NativeApi::openapi();
+    let mut off: Vec<&str> = Vec::new();
+    if !config.idp.enabled {
+        off.extend(["Admin", "OpenID Connect", "App authentication"]);
+    }
+    if !config.xrtc.enabled {
+        off.extend(["XRTC", "Portals"]);
+    }
+    if !config.webhooks.enabled {
+        off.extend(["WebHookSubscription", "WebHookTopic"]);
+    }
+    without_tags(&mut document, &off);
     for endpoint in &catalog.endpoints {
         let Some(datapoint) = catalog
             .datapoints
@@ -364,6 +375,35 @@ fn event_envelopes(document: &mut utoipa::openapi::OpenApi) {
             .required("event")
             .required("data");
         content.schema = Some(RefOr::T(envelope.into()));
+    }
+}
+
+/// Removes the operations of surfaces the configuration turns off (their routes answer 404).
+fn without_tags(document: &mut utoipa::openapi::OpenApi, off: &[&str]) {
+    let is_off = |operation: &Option<utoipa::openapi::path::Operation>| {
+        operation
+            .as_ref()
+            .and_then(|o| o.tags.as_ref())
+            .is_some_and(|tags| tags.iter().any(|tag| off.contains(&tag.as_str())))
+    };
+    document.paths.paths.retain(|_, item| {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ] {
+            if is_off(operation) {
+                *operation = None;
+            }
+        }
+        [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+            .iter()
+            .any(|operation| operation.is_some())
+    });
+    if let Some(tags) = document.tags.as_mut() {
+        tags.retain(|tag| !off.contains(&tag.name.as_str()));
     }
 }
 

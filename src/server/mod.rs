@@ -339,7 +339,7 @@ impl Server {
             metrics.clone(),
         )
         .await?;
-        let openapi_json = serde_json::to_vec(&api::openapi::document(&catalog))
+        let openapi_json = serde_json::to_vec(&api::openapi::document(&config, &catalog))
             .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
         let listener = TcpListener::bind(config.listen)
             .await

@@ -18,7 +18,8 @@ fn the_committed_document_matches_the_code() {
     let config = Config::from_toml_str(&example_config()).expect("example config");
     let catalog = config.validate().expect("valid example config");
     let generated =
-        serde_json::to_string_pretty(&portico::api::openapi::document(&catalog)).expect("json");
+        serde_json::to_string_pretty(&portico::api::openapi::document(&config, &catalog))
+            .expect("json");
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json"))
             .expect("openapi.json is committed");
@@ -99,7 +100,7 @@ async fn swagger_ui_is_served_from_this_server_only() {
 fn example_document() -> serde_json::Value {
     let config = Config::from_toml_str(&example_config()).expect("example config");
     let catalog = config.validate().expect("valid example config");
-    serde_json::to_value(portico::api::openapi::document(&catalog)).expect("json")
+    serde_json::to_value(portico::api::openapi::document(&config, &catalog)).expect("json")
 }
 
 fn operations(document: &serde_json::Value) -> Vec<(String, String, &serde_json::Value)> {
@@ -231,4 +232,28 @@ fn links_lead_from_each_creation_to_operations_that_exist() {
         }
     }
     assert!(links >= 28, "{links} links");
+}
+
+/// A surface the configuration turns off is not in the document: its routes answer 404.
+#[test]
+fn surfaces_turned_off_are_not_documented() {
+    let on = "false serves none of its routes.\nenabled = true";
+    let example = example_config();
+    assert!(example.contains(on), "the example's [xrtc] section");
+    let toml = example.replace(on, "false serves none of its routes.\nenabled = false");
+    let config = Config::from_toml_str(&toml).expect("config");
+    assert!(!config.xrtc.enabled);
+    let catalog = config.validate().expect("valid config");
+    let document =
+        serde_json::to_value(portico::api::openapi::document(&config, &catalog)).expect("json");
+    assert!(document["paths"]["/v1/item/set"].is_null());
+    assert!(document["paths"]["/api/v1/portals/{portalid}/events"].is_null());
+    assert!(document["paths"]["/api/v1/datapoints"].is_object());
+    let tags: Vec<&serde_json::Value> = document["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| &t["name"])
+        .collect();
+    assert!(!tags.iter().any(|t| *t == "XRTC"), "{tags:?}");
 }
