@@ -4,6 +4,7 @@ token, an XRTC session and no credentials, checking that no answer is a server e
 every answer's status, media type and body (each Server-Sent Event's too) is one the document
 gives for that operation."""
 
+import json
 import os
 import pathlib
 import re
@@ -144,3 +145,55 @@ def test_with_an_xrtc_session(node):
 
 def test_without_credentials(node):
     passes(node.schemathesis())
+
+
+def sse_events(reply: requests.Response) -> list[dict]:
+    """The events of a whole `text/event-stream` body, parsed as the HTML standard says."""
+    events, fields = [], {}
+    for line in reply.text.splitlines() + [""]:
+        if line == "":
+            if "data" in fields:
+                events.append(dict(fields))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = fields["data"] + "\n" + value if name == "data" and "data" in fields \
+                else value
+    return events
+
+
+def test_every_event_stream_sends_the_events_its_document_gives(node):
+    """Each stream, replayed from its start so it has events to send, against the event schema
+    the document gives it, checked by jsonschema-rs (which Schemathesis brings)."""
+    import jsonschema_rs
+
+    document = requests.get(node.url + "/api/openapi.json", verify=node.cert, timeout=30).json()
+    # Something to send: a datapoint write (journaled), two portal items.
+    wrote = requests.put(node.url + "/api/v1/boiler/mode", json={"value": "eco"},
+                         verify=node.cert, timeout=30)
+    assert wrote.status_code == 200, wrote.text
+    session = node.xrtc_session()
+    for payload in ["1", "2"]:
+        put = node.post("/v1/item/set", {"items": [{"portalid": "events", "payload": payload}]},
+                        cookies={"JSESSIONID": session})
+        assert put.status_code == 200, put.text
+    streams = [
+        ("/api/v1/events/stream", {}),
+        ("/api/v1/datapoints/{key}/events", {"key": "Boiler.Mode"}),
+        ("/api/v1/portals/{portalid}/events", {"portalid": "events"}),
+    ]
+    for template, names in streams:
+        envelope = document["paths"][template]["get"]["responses"]["200"]["content"][
+            "text/event-stream"]["schema"]
+        data_schema = {**envelope["properties"]["data"]["contentSchema"],
+                       "components": document["components"]}
+        reply = requests.get(node.url + template.format(**names), verify=node.cert, timeout=30,
+                             headers={"Last-Event-ID": "0"}, cookies={"JSESSIONID": session})
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(reply)
+        assert events, f"{template}: no events"
+        for event in events:
+            jsonschema_rs.validate(envelope, event)
+            jsonschema_rs.validate(data_schema, json.loads(event["data"]))
