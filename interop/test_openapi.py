@@ -148,9 +148,10 @@ def test_without_credentials(node):
 
 
 def sse_events(reply: requests.Response) -> list[dict]:
-    """The events of a whole `text/event-stream` body, parsed as the HTML standard says."""
+    """The events of a whole `text/event-stream` body, parsed as the HTML standard says: UTF-8,
+    lines ended by CRLF, LF or CR only (not by the other characters `str.splitlines` takes)."""
     events, fields = [], {}
-    for line in reply.text.splitlines() + [""]:
+    for line in re.split(r"\r\n|\r|\n", reply.content.decode("utf-8")) + [""]:
         if line == "":
             if "data" in fields:
                 events.append(dict(fields))
