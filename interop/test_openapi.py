@@ -45,23 +45,10 @@ class Node:
         # Registered before any run, whose generated registrations could use up this address's.
         self.xrtc_key = self.register_xrtc()
 
-    def admin(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
     def token(self, client_id: str, role: str) -> str:
         """A client-credentials token of a new client of the admin realm with `role`."""
-        out = self.admin("client", "create", client_id, "--role", role)
-        secret = next(line.split(": ", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("client_secret: "))
-        reply = requests.post(self.url + "/realms/node/protocol/openid-connect/token",
-                              data={"grant_type": "client_credentials"},
-                              auth=(client_id, secret), verify=self.cert, timeout=30)
-        assert reply.status_code == 200, reply.text
-        return reply.json()["access_token"]
+        return tokenkit.client_credentials_token(self.binary, self.data_dir, self.url, self.cert,
+                                                 client_id, role)
 
     def post(self, path: str, body, **options) -> requests.Response:
         return requests.post(self.url + path, json=body, verify=self.cert, timeout=30, **options)

@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -174,25 +173,9 @@ class World:
         self.url = self.portico.url
         self.token = self.client_credentials_token("webhook-manager", "portico:webhooks")
 
-    def admin(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
     def client_credentials_token(self, client_id: str, *roles: str) -> str:
-        args = ["client", "create", client_id]
-        for role in roles:
-            args += ["--role", role]
-        out = self.admin(*args)
-        secret = next(line.split(": ", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("client_secret: "))
-        reply = requests.post(self.url + "/realms/node/protocol/openid-connect/token",
-                              data={"grant_type": "client_credentials"},
-                              auth=(client_id, secret), verify=self.portico.cert, timeout=30)
-        assert reply.status_code == 200, reply.text
-        return reply.json()["access_token"]
+        return tokenkit.client_credentials_token(self.binary, self.data_dir, self.url,
+                                                 self.portico.cert, client_id, *roles)
 
     def api(self, method: str, path: str, body=None) -> requests.Response:
         return requests.request(method, self.url + path, json=body, verify=self.portico.cert,

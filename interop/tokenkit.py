@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
@@ -172,6 +173,31 @@ def toml_section(name: str, fields: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def portico_admin(binary: str, data_dir, *args: str, stdin: str | None = None) -> str:
+    """Runs `portico admin --data-dir DIR ARGS…` and returns its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
+    done = subprocess.run([binary, "admin", "--data-dir", str(data_dir), *args],
+                          input=stdin, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def client_credentials_token(binary: str, data_dir, url: str, cert: str, client_id: str,
+                             *roles: str) -> str:
+    """A client-credentials token of a new client of the `node` realm with `roles`."""
+    args = ["client", "create", client_id]
+    for role in roles:
+        args += ["--role", role]
+    out = portico_admin(binary, data_dir, *args)
+    secret = next(line.split(": ", 1)[1].strip() for line in out.splitlines()
+                  if line.startswith("client_secret: "))
+    reply = requests.post(url + "/realms/node/protocol/openid-connect/token",
+                          data={"grant_type": "client_credentials"},
+                          auth=(client_id, secret), verify=cert, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["access_token"]
+
+
 class Portico:
     """`portico serve` on 127.0.0.1:0; its URL is read from the first line it prints.
 
@@ -248,9 +274,4 @@ class IdpWorld:
         self.url = self.portico.url
 
     def admin(self, *args: str, stdin: str | None = None) -> str:
-        """Runs `portico admin --data-dir DIR ARGS…` and returns its stdout."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTICO_")}
-        done = subprocess.run([self.binary, "admin", "--data-dir", str(self.data_dir), *args],
-                              input=stdin, capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, f"portico admin {' '.join(args)}: {done.stderr}"
-        return done.stdout
+        return portico_admin(self.binary, self.data_dir, *args, stdin=stdin)

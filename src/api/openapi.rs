@@ -310,7 +310,7 @@ fn links(document: &mut utoipa::openapi::OpenApi) {
             .paths
             .paths
             .values_mut()
-            .flat_map(|item| [&mut item.post, &mut item.put].into_iter().flatten())
+            .flat_map(|item| slots(item).into_iter().flatten())
             .find(|operation| operation.operation_id.as_deref() == Some(creates))
             .and_then(|operation| operation.responses.responses.get_mut("201"));
         let Some(RefOr::T(created)) = created else {
@@ -336,16 +336,10 @@ fn links(document: &mut utoipa::openapi::OpenApi) {
 /// `id`, and its `data`, a JSON text whose schema is the one the operation's annotation names.
 fn event_envelopes(document: &mut utoipa::openapi::OpenApi) {
     let responses = document.paths.paths.values_mut().flat_map(|item| {
-        [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        .flat_map(|operation| operation.responses.responses.values_mut())
+        slots(item)
+            .into_iter()
+            .flatten()
+            .flat_map(|operation| operation.responses.responses.values_mut())
     });
     for response in responses {
         let RefOr::T(response) = response else {
@@ -378,6 +372,19 @@ fn event_envelopes(document: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// A path's operations, by method (the methods Portico serves).
+fn slots(
+    item: &mut utoipa::openapi::PathItem,
+) -> [&mut Option<utoipa::openapi::path::Operation>; 5] {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+}
+
 /// Removes the operations of surfaces the configuration turns off (their routes answer 404).
 fn without_tags(document: &mut utoipa::openapi::OpenApi, off: &[&str]) {
     let is_off = |operation: &Option<utoipa::openapi::path::Operation>| {
@@ -387,20 +394,12 @@ fn without_tags(document: &mut utoipa::openapi::OpenApi, off: &[&str]) {
             .is_some_and(|tags| tags.iter().any(|tag| off.contains(&tag.as_str())))
     };
     document.paths.paths.retain(|_, item| {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ] {
+        for operation in slots(item) {
             if is_off(operation) {
                 *operation = None;
             }
         }
-        [&item.get, &item.put, &item.post, &item.delete, &item.patch]
-            .iter()
-            .any(|operation| operation.is_some())
+        slots(item).iter().any(|operation| operation.is_some())
     });
     if let Some(tags) = document.tags.as_mut() {
         tags.retain(|tag| !off.contains(&tag.name.as_str()));
@@ -417,14 +416,7 @@ fn without_tags(document: &mut utoipa::openapi::OpenApi, off: &[&str]) {
 fn error_responses(document: &mut utoipa::openapi::OpenApi) {
     for (path, item) in document.paths.paths.iter_mut() {
         let names_something = path.contains('{');
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in slots(item).into_iter().flatten() {
             let own_errors = operation
                 .responses
                 .responses

@@ -91,8 +91,9 @@ pub struct UserinfoOut {
     sub: String,
 }
 
-/// An authorization request (RFC 6749 section 4.1.1, OpenID Connect Core 3.1.2.1, RFC 7636).
-#[derive(Debug, IntoParams)]
+/// An authorization request (RFC 6749 section 4.1.1, OpenID Connect Core 3.1.2.1, RFC 7636):
+/// the query of `GET auth`, and part of the form of `POST auth`.
+#[derive(Debug, Serialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
     /// `code`.
@@ -120,21 +121,9 @@ pub struct LoginIn {
     password: Option<String>,
     /// The page's anti-forgery token.
     csrf: Option<String>,
-    /// `code`.
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    /// Space-separated scopes.
-    scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    /// `query` (the default and only one).
-    response_mode: Option<String>,
-    /// `login` or `none`.
-    prompt: Option<String>,
-    code_challenge: Option<String>,
-    /// `S256`.
-    code_challenge_method: Option<String>,
+    /// The authorization request, which the page carries.
+    #[serde(flatten)]
+    request: AuthorizeQuery,
 }
 
 /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
