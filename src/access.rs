@@ -186,6 +186,61 @@ pub enum Policy {
     Both(Arc<(Policy, Policy)>),
 }
 
+/// A policy as written: `"open"`, `"authenticated"`, or a list of permissions all required.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PolicyConfig {
+    /// `"open"` or `"authenticated"`.
+    Named(String),
+    /// Permissions, every one required.
+    Permissions(Vec<String>),
+}
+
+impl utoipa::PartialSchema for PolicyConfig {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["open", "authenticated"])),
+            )
+            .item(
+                ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1)),
+                    )
+                    .min_items(Some(1)),
+            )
+            .description(Some(
+                "`\"open\"`, `\"authenticated\"`, or permissions a token must all grant.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PolicyConfig {}
+
+impl PolicyConfig {
+    /// The policy, or why this is not one.
+    pub fn check(&self) -> Result<Policy, String> {
+        match self {
+            Self::Named(name) if name == "open" => Ok(Policy::Open),
+            Self::Named(name) if name == "authenticated" => Ok(Policy::Authenticated),
+            Self::Named(name) => Err(format!(
+                "`{name}` is not a policy: use \"open\", \"authenticated\" or a list of \
+                 permissions such as [\"plant:read\"]"
+            )),
+            Self::Permissions(list) if list.is_empty() || list.iter().any(|p| p.is_empty()) => {
+                Err("a permission list needs at least one permission, none of them empty".into())
+            }
+            Self::Permissions(list) => Ok(Policy::AllOf(list.clone().into())),
+        }
+    }
+}
+
 /// Why a policy refused an actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {

@@ -19,6 +19,7 @@ pub mod openendpoints;
 pub mod portal;
 pub mod ratelimit;
 pub mod secrets;
+pub mod series;
 pub mod server;
 pub mod share;
 pub mod store;

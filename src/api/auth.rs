@@ -175,6 +175,10 @@ pub struct Auth {
     /// Who may manage webhooks: a token of the admin realm with `portico:admin` or
     /// `portico:webhooks`.
     pub webhook_managers: Policy,
+    /// Who may read through `/demeter/api` (`[tributech] read`).
+    pub tributech_read: Policy,
+    /// Who may write through `/demeter/api` (`[tributech] write`).
+    pub tributech_write: Policy,
 }
 
 /// Opens a stream for `actor` reading from `client` within the stream limits: it ends with the

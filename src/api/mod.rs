@@ -8,6 +8,7 @@ pub mod admin;
 pub mod apps;
 pub mod auth;
 pub mod datapoints;
+pub mod demeter;
 pub mod docs;
 pub mod endpoints;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod openendpoints;
 pub mod ops;
+pub mod series;
 pub mod streams;
 pub mod track;
 pub mod webhooks;
@@ -62,6 +64,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// The datapoints and their current values.
     pub datapoints: Datapoints,
+    /// Streams of values and their proofs.
+    pub series: Arc<crate::series::Series>,
     /// The store, for readiness.
     pub store: Store,
     /// The journal: numbers, records and publishes every event.
@@ -111,6 +115,8 @@ pub fn router(state: AppState, catalog: &Catalog) -> Router {
     let mut router = Router::new()
         .merge(ops::router())
         .merge(datapoints::router())
+        .merge(series::router())
+        .merge(demeter::router())
         .merge(events::router())
         .merge(oidc::router())
         .merge(apps::router())

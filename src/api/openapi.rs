@@ -89,6 +89,22 @@ use crate::datapoint::{Datapoint, ValueType};
         super::webhooks::redeliver,
         super::webhooks::list_attempts,
         super::webhooks::replay,
+        super::series::list_streams,
+        super::series::create_stream,
+        super::series::get_stream,
+        super::series::update_stream,
+        super::series::delete_stream,
+        super::series::write_values,
+        super::series::read_values,
+        super::series::value_proof,
+        super::series::validate_range,
+        super::series::proof_keys,
+        super::demeter::write_raw,
+        super::demeter::write_typed,
+        super::demeter::read_typed,
+        super::demeter::locations,
+        super::demeter::proof_history,
+        super::demeter::validate,
     ),
     modifiers(&BearerScheme),
     components(schemas(crate::api::error::ProblemOut, crate::api::error::ErrorCode, super::datapoints::ValueOut)),
@@ -100,6 +116,14 @@ use crate::datapoint::{Datapoint, ValueType};
             writes, signed calls, subscription changes) in sequence order, paged or followed \
             live with portal items too. Each reader sees only the events it may read."),
         (name = "Operations", description = "Health, readiness and metrics."),
+        (name = "Streams", description = "Streams of typed values: settings, values in and out \
+            by timestamp, a value's inclusion proof, range validation, and the node's proof keys \
+            (README, \"Streams, values and proofs\")."),
+        (name = "Values", description = "Tributech's Values API under `/demeter/api`: values of \
+            a stream written and read as one type (`double`, `float`, `int`, `long`, `bool`, \
+            `stringUtf8`, `string` as base64, `byte`), paged by `PageNumber` and `PageSize`."),
+        (name = "Proof", description = "Tributech's Proof API under `/demeter/api`: the proofs' \
+            locations, a proof's validation history, and validation against the stored values."),
         (name = "Portals", description = "XRTC portals, followed natively."),
         (name = "XRTC", description = "The XRTC API on its seed's wire: registration by e-mail, \
             login with an API key (the session is the `JSESSIONID` cookie), and items set to and \

@@ -72,6 +72,10 @@ pub struct Config {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// `[events]`: the event journal.
     pub events: crate::events::journal::EventSettings,
+    /// `[values]`: streams of values and their proofs.
+    pub values: crate::series::ValueSettings,
+    /// `[tributech]`: the Tributech-compatible API under `/demeter/api`.
+    pub tributech: crate::series::TributechSettings,
     /// Signed (OpenEndpoints-style) endpoints: mount point and request bounds.
     pub openendpoints: crate::openendpoints::OpenEndpointsSettings,
     /// OpenEndpoints-style applications with their secrets and endpoints (`[[application]]`).
@@ -119,32 +123,7 @@ impl Default for AuthConfig {
     }
 }
 
-/// A policy as written: `"open"`, `"authenticated"`, or a list of permissions all required.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum PolicyConfig {
-    /// `"open"` or `"authenticated"`.
-    Named(String),
-    /// Permissions, every one required.
-    Permissions(Vec<String>),
-}
-
-impl PolicyConfig {
-    fn check(&self) -> Result<Policy, String> {
-        match self {
-            Self::Named(name) if name == "open" => Ok(Policy::Open),
-            Self::Named(name) if name == "authenticated" => Ok(Policy::Authenticated),
-            Self::Named(name) => Err(format!(
-                "`{name}` is not a policy: use \"open\", \"authenticated\" or a list of \
-                 permissions such as [\"plant:read\"]"
-            )),
-            Self::Permissions(list) if list.is_empty() || list.iter().any(|p| p.is_empty()) => {
-                Err("a permission list needs at least one permission, none of them empty".into())
-            }
-            Self::Permissions(list) => Ok(Policy::AllOf(list.clone().into())),
-        }
-    }
-}
+pub use crate::access::PolicyConfig;
 
 impl Default for Config {
     fn default() -> Self {
@@ -165,6 +144,8 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             webhooks: Default::default(),
             events: Default::default(),
+            values: Default::default(),
+            tributech: Default::default(),
             openendpoints: Default::default(),
             applications: Vec::new(),
         }
@@ -376,6 +357,8 @@ impl Config {
         problems.extend(self.xrtc.problems());
         problems.extend(self.webhooks.problems());
         problems.extend(self.events.problems());
+        problems.extend(self.values.problems());
+        problems.extend(self.tributech.problems());
         if let Err(e) = TrustedProxies::parse(&self.proxy) {
             problems.extend(e);
         }

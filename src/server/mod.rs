@@ -339,6 +339,18 @@ impl Server {
             metrics.clone(),
         )
         .await?;
+        let series = crate::series::Series::open(
+            store.clone(),
+            clock.clone(),
+            Arc::new(load_sealer(&config)?),
+            config.values.clone(),
+        )
+        .await
+        .map_err(StartError::Io)?;
+        if config.values.proofs {
+            tokio::spawn(series.clone().run_prover(shutdown_seen.clone()));
+        }
+        let (tributech_read, tributech_write) = config.tributech.policies();
         let openapi_json = serde_json::to_vec(&api::openapi::document(&config, &catalog))
             .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
         let listener = TcpListener::bind(config.listen)
@@ -419,8 +431,11 @@ impl Server {
             revocation_check: Duration::from_secs(config.auth.revocation_check_seconds),
             admin: crate::idp::admin_policy(&config.idp.admin_realm),
             webhook_managers: crate::idp::webhook_managers_policy(&config.idp.admin_realm),
+            tributech_read,
+            tributech_write,
         };
         let state = AppState::from(Shared {
+            series,
             auth,
             idp,
             xrtc,

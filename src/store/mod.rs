@@ -45,6 +45,7 @@ macro_rules! in_tx {
 mod identity;
 mod journal;
 mod postgres;
+mod series;
 mod sqlite;
 mod webhooks;
 mod xrtc;
@@ -53,6 +54,9 @@ pub use identity::{
     AppRow, ClientRow, FamilyRow, GrantOwner, GrantRow, RealmKeyRow, RealmRow, Redeemed, UserRow,
 };
 pub use journal::{Change, Disable, JournalRow};
+pub use series::{
+    InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, StreamRow, ValidationRow, ValueRow,
+};
 pub use webhooks::{
     AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,
 };

@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "registration_gate",
         sql: include_str!("../../migrations/postgres/0008_registration_gate.sql"),
     },
+    Migration {
+        version: 9,
+        name: "series",
+        sql: include_str!("../../migrations/postgres/0009_series.sql"),
+    },
 ];
 
 /// Identifies Portico's migration lock among the database's advisory locks ("portico" in ASCII).

@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "registration_gate",
         sql: include_str!("../../migrations/sqlite/0008_registration_gate.sql"),
     },
+    Migration {
+        version: 9,
+        name: "series",
+        sql: include_str!("../../migrations/sqlite/0009_series.sql"),
+    },
 ];
 
 /// An SQLite database.

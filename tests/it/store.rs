@@ -24,11 +24,11 @@ fn sorted(mut rows: Vec<DatapointRow>) -> Vec<DatapointRow> {
 #[tokio::test]
 async fn migrations_apply_once_and_reopen_cleanly() {
     let (_dir, database, store) = fresh().await;
-    assert_eq!(store.schema_version().await.expect("version"), 8);
+    assert_eq!(store.schema_version().await.expect("version"), 9);
     store.ping().await.expect("ping");
     store.close().await;
     let again = Store::open(&database.location()).await.expect("reopen");
-    assert_eq!(again.schema_version().await.expect("version"), 8);
+    assert_eq!(again.schema_version().await.expect("version"), 9);
     assert!(
         again
             .load_datapoint_values()

@@ -93,7 +93,18 @@ fn admin(state: &AppState, actor: &Actor) -> Result<Arc<Idp>, ApiError> {
     })
 }
 
-/// Parses a JSON body (`application/json`).
+/// Whether a media type (without parameters) is JSON: `application/json`, `text/json` or
+/// `application/<anything>+json`, as ASP.NET (and so Tributech's API) accepts.
+pub(crate) fn is_json_type(media: &str) -> bool {
+    let media = media.to_ascii_lowercase();
+    media == "application/json"
+        || media == "text/json"
+        || media
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.len() > 5 && sub.ends_with("+json"))
+}
+
+/// Parses a JSON body (`application/json`, `text/json` or `application/*+json`).
 pub(crate) async fn json_body<T: DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
@@ -103,7 +114,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        .is_some_and(|v| is_json_type(v.trim()));
     if !is_json {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,

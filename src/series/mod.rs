@@ -1,0 +1,940 @@
+//! Trusted time series: streams of typed values, stored as they arrive, grouped into Merkle
+//! trees whose roots the node signs, and validated on request.
+//!
+//! A stream's values, in timestamp order, are cut into trees of `2^merkleTreeDepth` values (or
+//! fewer, when `maxMerkleTreeAgeSeconds` passes with no full tree). Closing a tree is one
+//! transaction with the stream's row locked: it reads the values after the stream's last
+//! proven timestamp, stores the signed root, and moves that timestamp to the tree's last
+//! value. A value at or before the proven timestamp is refused, so every value is in exactly
+//! one tree, across restarts and crashes: a tree is the values between two proven timestamps.
+//!
+//! This module knows nothing of HTTP: `api::series` and `api::demeter` speak its types.
+
+pub mod encoding;
+pub mod merkle;
+pub mod proof;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::access::{Actor, Policy, PolicyConfig, Refused};
+use crate::clock::Clock;
+use crate::jose::keys::PublicKey;
+use crate::secrets::Sealer;
+use crate::store::{
+    InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, Store, StoreError, StreamRow, ValueRow,
+};
+use crate::timefmt::to_micros;
+pub use encoding::{Encoding, Kind};
+pub use proof::{ProofKind, StreamId, Verdict};
+
+/// `[values]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValueSettings {
+    /// Most values in one write.
+    pub max_batch: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Most values (or proofs) one page answers (`PageSize`, `limit`).
+    pub max_page: u32,
+    /// Whether the node builds proofs (turned off only to measure what they cost).
+    pub proofs: bool,
+}
+
+impl Default for ValueSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: 10_000,
+            max_value_bytes: 64 * 1024,
+            max_page: 10_000,
+            proofs: true,
+        }
+    }
+}
+
+impl ValueSettings {
+    /// What is wrong with these settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(1..=100_000).contains(&self.max_batch) {
+            problems.push("key `values.max_batch` must be between 1 and 100000".into());
+        }
+        if !(1..=1024 * 1024).contains(&self.max_value_bytes) {
+            problems.push("key `values.max_value_bytes` must be between 1 and 1048576".into());
+        }
+        if !(100..=100_000).contains(&self.max_page) {
+            problems.push("key `values.max_page` must be between 100 and 100000".into());
+        }
+        problems
+    }
+}
+
+/// `[tributech]`: who may use the Tributech-compatible API under `/demeter/api` (each stream's
+/// own policies apply as well).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TributechSettings {
+    /// Who may read values and proofs there (default `authenticated`).
+    pub read: PolicyConfig,
+    /// Who may write values and validate there (default `authenticated`).
+    pub write: PolicyConfig,
+}
+
+impl Default for TributechSettings {
+    fn default() -> Self {
+        Self {
+            read: authenticated(),
+            write: authenticated(),
+        }
+    }
+}
+
+impl TributechSettings {
+    /// What is wrong with these settings.
+    pub fn problems(&self) -> Vec<String> {
+        [("read", &self.read), ("write", &self.write)]
+            .into_iter()
+            .filter_map(|(name, policy)| {
+                policy
+                    .check()
+                    .err()
+                    .map(|e| format!("key `tributech.{name}`: {e}"))
+            })
+            .collect()
+    }
+
+    /// The read and write policies (checked by [`Self::problems`] at start-up).
+    pub fn policies(&self) -> (Policy, Policy) {
+        let policy = |p: &PolicyConfig| p.check().unwrap_or(Policy::Authenticated);
+        (policy(&self.read), policy(&self.write))
+    }
+}
+
+/// Most values in one tree: depth 16, 65,536 values.
+pub const MAX_DEPTH: u8 = 16;
+
+/// A stream's settings, as the API writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamSpec {
+    /// A name for people.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// The unit of its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
+    pub unit: Option<String>,
+    /// How its values are encoded.
+    pub encoding: Encoding,
+    /// A tree holds `2^merkleTreeDepth` values (0 to 16; default 5, 32 values).
+    #[serde(default = "default_depth")]
+    #[schema(maximum = 16)]
+    pub merkle_tree_depth: u8,
+    /// A tree with fewer values is closed when its first value is this old (default 600).
+    #[serde(default = "default_age")]
+    #[schema(minimum = 1, maximum = 2592000)]
+    pub max_merkle_tree_age_seconds: u32,
+    /// How roots are signed.
+    #[serde(default)]
+    pub proof_kind: ProofKind,
+    /// Who may read its values and proofs (default `authenticated`).
+    #[serde(default = "authenticated")]
+    pub read: PolicyConfig,
+    /// Who may write values (default `authenticated`).
+    #[serde(default = "authenticated")]
+    pub write: PolicyConfig,
+    /// Days values are kept (absent: forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub retention_days: Option<u32>,
+}
+
+fn default_depth() -> u8 {
+    5
+}
+
+fn default_age() -> u32 {
+    600
+}
+
+fn authenticated() -> PolicyConfig {
+    PolicyConfig::Named("authenticated".into())
+}
+
+impl StreamSpec {
+    /// What is wrong with this spec.
+    fn problems(&self) -> Result<(Policy, Policy), String> {
+        let name = self.name.trim();
+        if name.is_empty() || self.name.chars().count() > 200 {
+            return Err("`name` must be 1 to 200 characters".into());
+        }
+        if self.unit.as_ref().is_some_and(|u| u.chars().count() > 64) {
+            return Err("`unit` must be at most 64 characters".into());
+        }
+        if self.merkle_tree_depth > MAX_DEPTH {
+            return Err(format!("`merkleTreeDepth` must be 0 to {MAX_DEPTH}"));
+        }
+        if !(1..=86_400 * 30).contains(&self.max_merkle_tree_age_seconds) {
+            return Err("`maxMerkleTreeAgeSeconds` must be 1 to 2592000 (30 days)".into());
+        }
+        if self.retention_days == Some(0) {
+            return Err("`retentionDays` must be at least 1 (leave it out to keep values)".into());
+        }
+        let read = self.read.check().map_err(|e| format!("`read`: {e}"))?;
+        let write = self.write.check().map_err(|e| format!("`write`: {e}"))?;
+        Ok((read, write))
+    }
+}
+
+/// A stream, as the node holds it.
+#[derive(Debug)]
+pub struct Stream {
+    /// Its number in the store.
+    pub num: i64,
+    /// Its id.
+    pub id: StreamId,
+    /// Its settings.
+    pub spec: StreamSpec,
+    /// Its read policy.
+    pub read: Policy,
+    /// Its write policy.
+    pub write: Policy,
+    /// When it was created and last changed (microseconds).
+    pub created_us: i64,
+    /// When it was last changed.
+    pub updated_us: i64,
+}
+
+impl Stream {
+    fn from_row(row: &StreamRow) -> Result<Self, String> {
+        let id = StreamId::parse(&row.id).ok_or_else(|| format!("stored stream id {}", row.id))?;
+        let spec: StreamSpec = serde_json::from_str(&row.spec).map_err(|e| e.to_string())?;
+        let (read, write) = spec.problems()?;
+        Ok(Self {
+            num: row.num,
+            id,
+            spec,
+            read,
+            write,
+            created_us: row.created_us,
+            updated_us: row.updated_us,
+        })
+    }
+
+    /// Most values in one of its trees.
+    pub fn tree_size(&self) -> i64 {
+        1 << self.spec.merkle_tree_depth
+    }
+}
+
+/// Why a series operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SeriesError {
+    /// No such stream (or the reader may not know of it).
+    #[error("there is no stream {0}")]
+    NoStream(String),
+    /// The actor may not.
+    #[error("refused")]
+    Refused(Refused),
+    /// A value or setting is not acceptable; the sentence says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// A value at one of these timestamps is already stored, or the stream id is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many values or too large a value.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Values to store: per value, its stream, timestamp and bytes.
+pub type Batch = Vec<(StreamId, i64, Vec<u8>)>;
+
+/// A value's inclusion proof: everything needed to check it offline.
+#[derive(Debug, Clone)]
+pub struct Inclusion {
+    /// The value.
+    pub value: ValueRow,
+    /// Its index in its tree.
+    pub leaf_index: u64,
+    /// The audit path, from the leaf up.
+    pub path: Vec<merkle::Hash>,
+    /// The tree's proof.
+    pub proof: ProofRow,
+}
+
+/// The node's proof keys: the active signer per kind, and every key's public half by kid.
+#[derive(Debug, Default)]
+struct Keys {
+    signers: HashMap<ProofKind, Arc<proof::ProofSigner>>,
+    public: HashMap<String, (ProofKind, PublicKey)>,
+    jwks: Vec<serde_json::Value>,
+}
+
+/// Values not yet under a proof, per stream number.
+#[derive(Debug, Clone, Copy)]
+struct Unproven {
+    count: i64,
+    oldest_stored_us: i64,
+}
+
+/// The streams, their values and proofs.
+#[derive(Debug)]
+pub struct Series {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    sealer: Arc<Sealer>,
+    settings: ValueSettings,
+    streams: RwLock<HashMap<StreamId, Arc<Stream>>>,
+    keys: RwLock<Keys>,
+    unproven: Mutex<HashMap<i64, Unproven>>,
+    wake: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn key_identity(kid: &str) -> String {
+    format!("proof-key:{kid}")
+}
+
+impl Series {
+    /// Loads the streams, the proof keys and what is unproven.
+    pub async fn open(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        sealer: Arc<Sealer>,
+        settings: ValueSettings,
+    ) -> Result<Arc<Self>, String> {
+        let series = Self {
+            store,
+            clock,
+            sealer,
+            settings,
+            streams: RwLock::default(),
+            keys: RwLock::default(),
+            unproven: Mutex::default(),
+            wake: Notify::new(),
+        };
+        let rows = series.store.streams().await.map_err(|e| e.to_string())?;
+        {
+            let mut streams = write(&series.streams);
+            for row in &rows {
+                let stream = Stream::from_row(row)?;
+                streams.insert(stream.id, Arc::new(stream));
+            }
+        }
+        series.load_keys().await?;
+        for (num, count, oldest_stored_us) in series
+            .store
+            .unproven(None)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            lock(&series.unproven).insert(
+                num,
+                Unproven {
+                    count,
+                    oldest_stored_us,
+                },
+            );
+        }
+        Ok(Arc::new(series))
+    }
+
+    async fn load_keys(&self) -> Result<(), String> {
+        let rows = self.store.proof_keys().await.map_err(|e| e.to_string())?;
+        let mut keys = Keys::default();
+        for row in rows {
+            let kind = ProofKind::parse(&row.kind).ok_or("a stored proof key's kind")?;
+            let public = crate::jose::pem::public_key_from_pem(row.public_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            keys.public.insert(row.kid.clone(), (kind, public));
+            keys.jwks
+                .push(serde_json::from_str(&row.jwk).map_err(|e| e.to_string())?);
+            if row.state == "active" {
+                let der = self
+                    .sealer
+                    .open(&key_identity(&row.kid), &row.sealed_private)
+                    .map_err(|e| e.to_string())?;
+                let signer = proof::ProofSigner::from_pkcs8(kind, &row.kid, &der)?;
+                keys.signers.insert(kind, Arc::new(signer));
+            }
+        }
+        *write(&self.keys) = keys;
+        Ok(())
+    }
+
+    /// Makes a new key the active one for `kind` (the first, or a rotation); answers its kid.
+    pub async fn rotate_key(&self, kind: ProofKind) -> Result<String, String> {
+        let new = proof::ProofSigner::generate(kind)?;
+        let row = ProofKeyRow {
+            kid: new.kid.clone(),
+            kind: kind.name().into(),
+            state: "active".into(),
+            public_pem: new.public_pem,
+            jwk: new.jwk.to_string(),
+            sealed_private: self.sealer.seal(&key_identity(&new.kid), &new.private_der),
+            created_us: to_micros(self.clock.now()),
+        };
+        self.store
+            .activate_proof_key(&row)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.load_keys().await?;
+        Ok(new.kid)
+    }
+
+    /// The signer for `kind`, made on first use.
+    async fn signer(&self, kind: ProofKind) -> Result<Arc<proof::ProofSigner>, String> {
+        if let Some(signer) = read(&self.keys).signers.get(&kind) {
+            return Ok(signer.clone());
+        }
+        self.rotate_key(kind).await?;
+        read(&self.keys)
+            .signers
+            .get(&kind)
+            .cloned()
+            .ok_or_else(|| "no proof key after making one".into())
+    }
+
+    /// Every proof key's public JWK (active and retired): `{"keys": [...]}`.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": read(&self.keys).jwks })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ValueSettings {
+        &self.settings
+    }
+
+    /// The stream `id`, if `actor` may read it.
+    pub fn stream(&self, actor: &Actor, id: &str) -> Result<Arc<Stream>, SeriesError> {
+        let stream = self.find(id)?;
+        stream.read.authorize(actor).map_err(SeriesError::Refused)?;
+        Ok(stream)
+    }
+
+    /// The stream `id`, if `actor` may write to it.
+    pub fn writable(&self, actor: &Actor, id: &str) -> Result<Arc<Stream>, SeriesError> {
+        let stream = self.find(id)?;
+        stream
+            .write
+            .authorize(actor)
+            .map_err(SeriesError::Refused)?;
+        Ok(stream)
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<Stream>, SeriesError> {
+        StreamId::parse(id)
+            .and_then(|sid| read(&self.streams).get(&sid).cloned())
+            .ok_or_else(|| SeriesError::NoStream(crate::jose::json::truncate(id)))
+    }
+
+    /// The streams `actor` may read, oldest first.
+    pub fn streams(&self, actor: &Actor) -> Vec<Arc<Stream>> {
+        let mut streams: Vec<Arc<Stream>> = read(&self.streams)
+            .values()
+            .filter(|s| s.read.allows(actor))
+            .cloned()
+            .collect();
+        streams.sort_by_key(|s| s.num);
+        streams
+    }
+
+    /// Creates a stream (`id` generated when absent). Creating and changing streams is the
+    /// caller's decision (the API lets stream managers do it).
+    pub async fn create(
+        &self,
+        id: Option<StreamId>,
+        spec: StreamSpec,
+    ) -> Result<Arc<Stream>, SeriesError> {
+        spec.problems().map_err(SeriesError::Invalid)?;
+        let id = id.unwrap_or_else(StreamId::random);
+        let text = serde_json::to_string(&spec).map_err(|e| SeriesError::Invalid(e.to_string()))?;
+        let now = to_micros(self.clock.now());
+        let num = self
+            .store
+            .create_stream(&id.to_string(), &text, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => SeriesError::Conflict(format!("Stream {id} exists.")),
+                other => other.into(),
+            })?;
+        let row = StreamRow {
+            num,
+            id: id.to_string(),
+            spec: text,
+            proven_through_us: i64::MIN,
+            created_us: now,
+            updated_us: now,
+        };
+        let stream = Arc::new(Stream::from_row(&row).map_err(SeriesError::Invalid)?);
+        write(&self.streams).insert(id, stream.clone());
+        Ok(stream)
+    }
+
+    /// Replaces a stream's settings; its encoding cannot change (its stored values would no
+    /// longer read).
+    pub async fn update(&self, id: &str, spec: StreamSpec) -> Result<Arc<Stream>, SeriesError> {
+        let old = self.find(id)?;
+        spec.problems().map_err(SeriesError::Invalid)?;
+        if spec.encoding != old.spec.encoding {
+            return Err(SeriesError::Invalid(format!(
+                "A stream's encoding cannot change (it is {}); create another stream.",
+                old.spec.encoding.name()
+            )));
+        }
+        let text = serde_json::to_string(&spec).map_err(|e| SeriesError::Invalid(e.to_string()))?;
+        let now = to_micros(self.clock.now());
+        self.store
+            .update_stream(&old.id.to_string(), &text, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => SeriesError::NoStream(id.to_owned()),
+                other => other.into(),
+            })?;
+        let row = StreamRow {
+            num: old.num,
+            id: old.id.to_string(),
+            spec: text,
+            proven_through_us: i64::MIN,
+            created_us: old.created_us,
+            updated_us: now,
+        };
+        let stream = Arc::new(Stream::from_row(&row).map_err(SeriesError::Invalid)?);
+        write(&self.streams).insert(old.id, stream.clone());
+        self.wake.notify_one();
+        Ok(stream)
+    }
+
+    /// Deletes a stream with its values and proofs.
+    pub async fn delete(&self, id: &str) -> Result<(), SeriesError> {
+        let stream = self.find(id)?;
+        self.store.delete_stream(&stream.id.to_string()).await?;
+        write(&self.streams).remove(&stream.id);
+        lock(&self.unproven).remove(&stream.num);
+        Ok(())
+    }
+
+    /// Stores a batch of values: every value's stream must exist and let `actor` write, every
+    /// value must fit its stream's encoding, and no timestamp may be taken; otherwise nothing
+    /// is stored. Durable when this returns; answers how many were stored.
+    pub async fn ingest(&self, actor: &Actor, batch: Batch) -> Result<usize, SeriesError> {
+        if batch.len() > self.settings.max_batch {
+            return Err(SeriesError::TooLarge(format!(
+                "A write holds at most {} values (`values.max_batch`); this one has {}.",
+                self.settings.max_batch,
+                batch.len()
+            )));
+        }
+        let mut streams: HashMap<StreamId, Arc<Stream>> = HashMap::new();
+        let mut values = Vec::with_capacity(batch.len());
+        for (n, (id, ts_us, bytes)) in batch.into_iter().enumerate() {
+            let stream = match streams.get(&id) {
+                Some(stream) => stream.clone(),
+                None => {
+                    let stream = self.find(&id.to_string())?;
+                    stream
+                        .write
+                        .authorize(actor)
+                        .map_err(SeriesError::Refused)?;
+                    streams.insert(id, stream.clone());
+                    stream
+                }
+            };
+            if bytes.len() > self.settings.max_value_bytes {
+                return Err(SeriesError::TooLarge(format!(
+                    "Value {n} is {} bytes; a value holds at most {} (`values.max_value_bytes`).",
+                    bytes.len(),
+                    self.settings.max_value_bytes
+                )));
+            }
+            stream
+                .spec
+                .encoding
+                .check(&bytes)
+                .map_err(|why| SeriesError::Invalid(format!("Value {n} does not fit: {why}.")))?;
+            values.push(NewValue {
+                stream: stream.num,
+                ts_us,
+                value: bytes,
+            });
+        }
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let nums: Vec<i64> = streams.values().map(|s| s.num).collect();
+        let stored_us = to_micros(self.clock.now());
+        self.store
+            .insert_values(&nums, &values, stored_us)
+            .await
+            .map_err(|e| match e {
+                InsertRefused::Duplicate(_) => SeriesError::Conflict(
+                    "A value at one of these timestamps is already stored (or the batch names \
+                     one twice); nothing was stored."
+                        .into(),
+                ),
+                InsertRefused::Closed {
+                    proven_through_us, ..
+                } => SeriesError::Conflict(format!(
+                    "The stream's values through {} are under a proof already; a value must be \
+                     later than that. Nothing was stored.",
+                    crate::timefmt::from_micros(proven_through_us)
+                        .map_or_else(|| proven_through_us.to_string(), crate::timefmt::rfc3339)
+                )),
+                InsertRefused::Gone(_) => SeriesError::NoStream("deleted while writing".into()),
+                InsertRefused::Store(e) => e.into(),
+            })?;
+        let count = values.len();
+        if self.settings.proofs {
+            let mut unproven = lock(&self.unproven);
+            for value in &values {
+                let entry = unproven.entry(value.stream).or_insert(Unproven {
+                    count: 0,
+                    oldest_stored_us: stored_us,
+                });
+                entry.count += 1;
+            }
+            drop(unproven);
+            self.wake.notify_one();
+        }
+        Ok(count)
+    }
+
+    /// A stream's values in a range, for a reader its policy lets in.
+    pub async fn values(
+        &self,
+        actor: &Actor,
+        id: &str,
+        range: Range,
+    ) -> Result<(Arc<Stream>, Vec<ValueRow>), SeriesError> {
+        let stream = self.stream(actor, id)?;
+        let values = self.store.values(stream.num, range).await?;
+        Ok((stream, values))
+    }
+
+    /// A stream's proofs whose last timestamp is in a range.
+    pub async fn proofs(
+        &self,
+        actor: &Actor,
+        id: &str,
+        range: Range,
+    ) -> Result<
+        (
+            Arc<Stream>,
+            Vec<(ProofRow, Option<crate::store::ValidationRow>)>,
+        ),
+        SeriesError,
+    > {
+        let stream = self.stream(actor, id)?;
+        let proofs = self.store.proofs(stream.num, range).await?;
+        let mut out = Vec::with_capacity(proofs.len());
+        for proof in proofs {
+            let latest = self
+                .store
+                .validations(stream.num, proof.last_us)
+                .await?
+                .into_iter()
+                .next();
+            out.push((proof, latest));
+        }
+        Ok((stream, out))
+    }
+
+    /// The proof covering `ts_us` with its validations, newest first.
+    pub async fn proof_history(
+        &self,
+        actor: &Actor,
+        id: &str,
+        ts_us: i64,
+    ) -> Result<Option<(ProofRow, Vec<crate::store::ValidationRow>)>, SeriesError> {
+        let stream = self.stream(actor, id)?;
+        let Some(proof) = self.store.proof_covering(stream.num, ts_us).await? else {
+            return Ok(None);
+        };
+        let history = self.store.validations(stream.num, proof.last_us).await?;
+        Ok(Some((proof, history)))
+    }
+
+    /// Validates the proof covering the value at `ts_us`: recomputes the root from the stored
+    /// values and checks its signature, and records the verdict in the proof's history.
+    pub async fn validate(
+        &self,
+        actor: &Actor,
+        id: &str,
+        ts_us: i64,
+    ) -> Result<Verdict, SeriesError> {
+        let stream = self.stream(actor, id)?;
+        if self.store.value_at(stream.num, ts_us).await?.is_none() {
+            return Ok(Verdict::Fail_ValuesNotFound);
+        }
+        let Some(proof) = self.store.proof_covering(stream.num, ts_us).await? else {
+            return Ok(Verdict::State_ProofPending);
+        };
+        let verdict = self.check(&stream, &proof).await?.0;
+        self.store
+            .add_validation(
+                stream.num,
+                proof.last_us,
+                to_micros(self.clock.now()),
+                verdict.name(),
+            )
+            .await?;
+        Ok(verdict)
+    }
+
+    /// Validates every proof whose last timestamp is in `[from_us, to_us)`, at most
+    /// `values.max_page` of them, recording each verdict; answers them by last timestamp.
+    pub async fn validate_range(
+        &self,
+        actor: &Actor,
+        id: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(i64, Verdict)>, SeriesError> {
+        let stream = self.stream(actor, id)?;
+        let proofs = self
+            .store
+            .proofs(
+                stream.num,
+                Range {
+                    from_us,
+                    to_us,
+                    descending: false,
+                    offset: 0,
+                    limit: i64::from(self.settings.max_page),
+                },
+            )
+            .await?;
+        let now = to_micros(self.clock.now());
+        let mut out = Vec::with_capacity(proofs.len());
+        for proof in proofs {
+            let verdict = self.check(&stream, &proof).await?.0;
+            self.store
+                .add_validation(stream.num, proof.last_us, now, verdict.name())
+                .await?;
+            out.push((proof.last_us, verdict));
+        }
+        Ok(out)
+    }
+
+    /// Checks one proof against the stored values; answers the verdict and the tree's values.
+    async fn check(
+        &self,
+        stream: &Stream,
+        proof: &ProofRow,
+    ) -> Result<(Verdict, Vec<ValueRow>), SeriesError> {
+        let values = self
+            .store
+            .values(
+                stream.num,
+                Range {
+                    from_us: proof.first_us,
+                    to_us: proof.last_us.saturating_add(1),
+                    descending: false,
+                    offset: 0,
+                    limit: proof.size.saturating_add(1),
+                },
+            )
+            .await?;
+        let leaves = leaves(&stream.id, &values);
+        let root = merkle::root(&leaves);
+        if values.len() as i64 != proof.size || root[..] != proof.root[..] {
+            return Ok((Verdict::Fail_RootHashMismatch, values));
+        }
+        let Ok(signed_root) = <[u8; 32]>::try_from(&proof.root[..]) else {
+            return Ok((Verdict::Fail_RootHashMismatch, values));
+        };
+        let kind = ProofKind::parse(&proof.kind);
+        let key = read(&self.keys).public.get(&proof.kid).cloned();
+        let verdict = match (kind, key) {
+            (Some(kind), Some((key_kind, key))) if key_kind == kind => {
+                match proof::verify(kind, &key, &signed_root, &proof.signature) {
+                    Ok(true) => Verdict::Success,
+                    Ok(false) => Verdict::Fail_SignatureMismatch,
+                    Err(_) => Verdict::Fail_InvalidPublicKey,
+                }
+            }
+            _ => Verdict::Fail_InvalidPublicKey,
+        };
+        Ok((verdict, values))
+    }
+
+    /// A value's inclusion proof.
+    pub async fn inclusion(
+        &self,
+        actor: &Actor,
+        id: &str,
+        ts_us: i64,
+    ) -> Result<Result<Inclusion, Verdict>, SeriesError> {
+        let stream = self.stream(actor, id)?;
+        let Some(value) = self.store.value_at(stream.num, ts_us).await? else {
+            return Ok(Err(Verdict::Fail_ValuesNotFound));
+        };
+        let Some(proof) = self.store.proof_covering(stream.num, ts_us).await? else {
+            return Ok(Err(Verdict::State_ProofPending));
+        };
+        let (verdict, values) = self.check(&stream, &proof).await?;
+        if verdict == Verdict::Fail_RootHashMismatch {
+            return Ok(Err(verdict));
+        }
+        let leaves = leaves(&stream.id, &values);
+        let index = values.iter().position(|v| v.ts_us == ts_us).unwrap_or(0);
+        let path = merkle::inclusion_path(&leaves, index).unwrap_or_default();
+        Ok(Ok(Inclusion {
+            value,
+            leaf_index: index as u64,
+            path,
+            proof,
+        }))
+    }
+
+    /// Closes the trees that are due, until `shutdown`: a stream's tree when it has
+    /// `2^depth` unproven values, or fewer whose oldest became durable
+    /// `maxMerkleTreeAgeSeconds` ago. Woken by each write, and once a second for the ages.
+    pub async fn run_prover(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let mut closed = false;
+            for num in self.due() {
+                match self.close_tree(num).await {
+                    Ok(done) => closed |= done,
+                    Err(e) => {
+                        tracing::warn!(stream = num, error = %e, "closing a Merkle tree failed; retrying");
+                    }
+                }
+            }
+            if closed && !self.due().is_empty() && !*shutdown.borrow() {
+                // A backlog (after a restart, or a burst): close the next trees before waiting.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// The streams whose next tree is due.
+    fn due(&self) -> Vec<i64> {
+        let now = to_micros(self.clock.now());
+        let streams = read(&self.streams);
+        let by_num: HashMap<i64, &Arc<Stream>> = streams.values().map(|s| (s.num, s)).collect();
+        lock(&self.unproven)
+            .iter()
+            .filter(|(num, unproven)| {
+                by_num.get(num).is_some_and(|stream| {
+                    let age_us = i64::from(stream.spec.max_merkle_tree_age_seconds) * 1_000_000;
+                    unproven.count >= stream.tree_size()
+                        || unproven.oldest_stored_us.saturating_add(age_us) <= now
+                })
+            })
+            .map(|(num, _)| *num)
+            .collect()
+    }
+
+    /// Closes the next tree of stream `num` if it is due; updates what stays unproven. Answers
+    /// whether a tree was closed.
+    async fn close_tree(&self, num: i64) -> Result<bool, String> {
+        let Some(stream) = read(&self.streams).values().find(|s| s.num == num).cloned() else {
+            lock(&self.unproven).remove(&num);
+            return Ok(false);
+        };
+        let signer = self.signer(stream.spec.proof_kind).await?;
+        let now = to_micros(self.clock.now());
+        let size = stream.tree_size();
+        let age_us = i64::from(stream.spec.max_merkle_tree_age_seconds) * 1_000_000;
+        let closed = self
+            .store
+            .close_tree(num, size, |values| {
+                let oldest = values.iter().map(|v| v.stored_us).min()?;
+                let full = values.len() as i64 >= size;
+                if !full && oldest.saturating_add(age_us) > now {
+                    return None;
+                }
+                let root = merkle::root(&leaves(&stream.id, values));
+                let signature = signer.sign(&root).ok()?;
+                let count = values.len() as i64;
+                Some(ProofRow {
+                    stream: num,
+                    last_us: values.last()?.ts_us,
+                    first_us: values.first()?.ts_us,
+                    size: count,
+                    depth: depth_of(count),
+                    id: crate::secrets::uuid(),
+                    root: root.to_vec(),
+                    signature,
+                    kind: stream.spec.proof_kind.name().into(),
+                    kid: signer.kid().into(),
+                    origin: "node".into(),
+                    created_us: now,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = closed.is_some();
+        if done || self.due().contains(&num) {
+            // What stays unproven, as the store has it (another node may have closed trees).
+            let left = self
+                .store
+                .unproven(Some(num))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut unproven = lock(&self.unproven);
+            match left.first() {
+                Some(&(_, count, oldest_stored_us)) => {
+                    unproven.insert(
+                        num,
+                        Unproven {
+                            count,
+                            oldest_stored_us,
+                        },
+                    );
+                }
+                None => {
+                    unproven.remove(&num);
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The leaf hashes of a stream's values, in order.
+fn leaves(id: &StreamId, values: &[ValueRow]) -> Vec<merkle::Hash> {
+    values
+        .iter()
+        .map(|v| merkle::leaf_hash(&proof::leaf(id, v.ts_us, &v.value)))
+        .collect()
+}
+
+/// `ceil(log2(size))`: the depth of a tree of `size` values.
+pub fn depth_of(size: i64) -> i32 {
+    if size <= 1 {
+        0
+    } else {
+        64 - (size - 1).leading_zeros() as i32
+    }
+}
