@@ -39,7 +39,32 @@ CREATE TABLE series_proofs (
     kid        TEXT    NOT NULL,
     origin     TEXT    NOT NULL,
     created_us BIGINT  NOT NULL,
+    log_index  BIGINT  NOT NULL UNIQUE,
     PRIMARY KEY (stream, last_us)
+);
+
+-- The append-only log of roots (RFC 9162): every proof is a leaf, numbered by `log_index` in
+-- the order proofs were stored. `proof_log.size` is how many leaves it has (its row's lock
+-- orders appends on every node); `proof_log_nodes` holds the hash of every complete subtree,
+-- the node over leaves `idx·2^level .. (idx+1)·2^level`, so any root, inclusion path or
+-- consistency proof takes O(log n) reads.
+CREATE TABLE proof_log (
+    id   BIGINT NOT NULL PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL
+);
+INSERT INTO proof_log (id, size) VALUES (1, 0);
+CREATE TABLE proof_log_nodes (
+    level INTEGER NOT NULL,
+    idx   BIGINT  NOT NULL,
+    hash  BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+
+-- Signed checkpoints of the log (C2SP tlog-checkpoint signed notes), one per size published.
+CREATE TABLE proof_checkpoints (
+    size       BIGINT NOT NULL PRIMARY KEY,
+    note       TEXT   NOT NULL,
+    created_us BIGINT NOT NULL
 );
 
 -- Each validation of a proof, newest last.

@@ -45,6 +45,9 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(validate_range),
         )
         .route("/api/v1/proofs/keys", get(proof_keys))
+        .route("/api/v1/checkpoints/latest", get(latest_checkpoint))
+        .route("/api/v1/checkpoints/key", get(checkpoint_key))
+        .route("/api/v1/checkpoints/consistency", get(consistency))
 }
 
 /// The answer for a refused series operation.
@@ -454,6 +457,23 @@ pub struct InclusionOut {
     pub audit_path: Vec<String>,
     /// The tree's signed root.
     pub proof: ProofOut,
+    /// The root's place in the log of roots under the latest checkpoint; null until a
+    /// checkpoint covers it.
+    pub checkpoint: Option<LogInclusionOut>,
+}
+
+/// A tree's root in the log of roots, under a signed checkpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogInclusionOut {
+    /// The root's leaf index in the log.
+    pub log_index: u64,
+    /// The checkpoint's size.
+    pub log_size: u64,
+    /// The leaf's audit path in the checkpoint's tree, from the leaf up (base64 hashes).
+    pub log_path: Vec<String>,
+    /// The signed checkpoint (C2SP tlog-checkpoint in a signed note).
+    pub note: String,
 }
 
 /// A tree's signed root.
@@ -474,6 +494,8 @@ pub struct ProofOut {
     pub first_timestamp: String,
     /// The tree's last value's timestamp (the proof's location).
     pub last_timestamp: String,
+    /// The same, in microseconds since the Unix epoch (what the log leaf holds).
+    pub last_timestamp_micros: i64,
     /// `ceil(log2(treeSize))`.
     pub merkle_tree_depth: i32,
 }
@@ -500,8 +522,15 @@ fn inclusion_out(stream: &str, inclusion: &Inclusion) -> InclusionOut {
             key_id: proof.kid.clone(),
             first_timestamp: time(proof.first_us),
             last_timestamp: time(proof.last_us),
+            last_timestamp_micros: proof.last_us,
             merkle_tree_depth: proof.depth,
         },
+        checkpoint: inclusion.log.as_ref().map(|log| LogInclusionOut {
+            log_index: log.index,
+            log_size: log.size,
+            log_path: log.path.iter().map(|h| STANDARD.encode(h)).collect(),
+            note: log.note.clone(),
+        }),
     }
 }
 
@@ -642,4 +671,100 @@ pub async fn validate_range(
     responses((status = 200, description = "The JWK set.", body = Object)))]
 pub async fn proof_keys(State(state): State<AppState>) -> Response {
     Json(state.series.jwks()).into_response()
+}
+
+fn text(body: String) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The latest signed checkpoint of the log of roots: a C2SP `tlog-checkpoint` in a signed note
+/// (README, "Checkpoints").
+#[utoipa::path(get, path = "/api/v1/checkpoints/latest", tag = "Streams",
+    responses((status = 200, description = "The signed note.", content_type = "text/plain", body = String),
+        (status = 404, description = "No proof has been stored yet.")))]
+pub async fn latest_checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    match state
+        .series
+        .latest_checkpoint()
+        .await
+        .map_err(|e| series_error(&state, e))?
+    {
+        Some((note, _)) => Ok(text(note)),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "No checkpoint yet: no proof has been stored.",
+        )),
+    }
+}
+
+/// The checkpoints' verifier key, `<name>+<key ID>+<base64(0x01 ‖ Ed25519 public key)>`.
+#[utoipa::path(get, path = "/api/v1/checkpoints/key", tag = "Streams",
+    responses((status = 200, description = "The verifier key.", content_type = "text/plain", body = String),
+        (status = 404, description = "No checkpoint has been signed yet.")))]
+pub async fn checkpoint_key(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state
+        .series
+        .checkpoint_key()
+        .map(text)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "No checkpoint has been signed yet."))
+}
+
+/// A consistency proof of the log of roots.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyOut {
+    /// The smaller size.
+    pub from: u64,
+    /// The larger size.
+    pub to: u64,
+    /// The proof (RFC 9162 §2.1.4; base64 hashes).
+    pub proof: Vec<String>,
+}
+
+/// The consistency proof between two sizes of the log of roots: that the log of `to` leaves
+/// extends the log of `from` leaves, so no checkpointed root was changed.
+#[utoipa::path(get, path = "/api/v1/checkpoints/consistency", tag = "Streams",
+    params(("from" = u64, Query, description = "The smaller size (at least 1)."),
+        ("to" = u64, Query, description = "The larger size (at most the log's).")),
+    responses((status = 200, description = "The proof.", body = ConsistencyOut)))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    uri: Uri,
+) -> Result<Json<ConsistencyOut>, ApiError> {
+    let (mut from, mut to) = (None, None);
+    for (name, value) in super::webhooks::query_pairs(uri.query(), &["from", "to"])? {
+        let size = value.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidValue,
+                format!("`{name}` is a log size (a whole number)."),
+            )
+        })?;
+        if name == "from" {
+            from = Some(size);
+        } else {
+            to = Some(size);
+        }
+    }
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            "`from` and `to` are required.",
+        ));
+    };
+    let proof = state
+        .series
+        .consistency(from, to)
+        .await
+        .map_err(|e| series_error(&state, e))?;
+    Ok(Json(ConsistencyOut {
+        from,
+        to,
+        proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
+    }))
 }

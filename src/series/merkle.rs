@@ -92,59 +92,109 @@ pub fn root(leaves: &[Hash]) -> Hash {
 /// The audit path of leaf `index` in the tree of `leaves`, `PATH(m, D[n])`; `None` when the
 /// index is outside the tree.
 pub fn inclusion_path(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut path = Vec::new();
-    path_into(leaves, index, &mut path);
-    Some(path)
-}
-
-fn path_into(leaves: &[Hash], index: usize, path: &mut Vec<Hash>) {
-    let n = leaves.len();
-    if n <= 1 {
-        return;
-    }
-    let k = split(n);
-    if index < k {
-        path_into(&leaves[..k], index, path);
-        path.push(root(&leaves[k..]));
-    } else {
-        path_into(&leaves[k..], index - k, path);
-        path.push(root(&leaves[..k]));
-    }
+    let ranges = inclusion_ranges(index as u64, leaves.len() as u64)?;
+    Some(
+        ranges
+            .into_iter()
+            .map(|(start, end)| root(&leaves[start as usize..end as usize]))
+            .collect(),
+    )
 }
 
 /// The consistency proof between the first `old_size` leaves and all of `leaves`,
-/// `PROOF(m, D[n])`; `None` when `old_size` is larger than the tree. Empty for `old_size` 0
-/// or equal to the tree's size.
+/// `PROOF(m, D[n])`; `None` when `old_size` is 0 or larger than the tree. Empty for equal sizes.
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
-    if old_size > leaves.len() {
-        return None;
-    }
-    let mut proof = Vec::new();
-    if old_size > 0 && old_size < leaves.len() {
-        subproof(old_size, leaves, true, &mut proof);
-    }
-    Some(proof)
+    let ranges = consistency_ranges(old_size as u64, leaves.len() as u64)?;
+    Some(
+        ranges
+            .into_iter()
+            .map(|(start, end)| root(&leaves[start as usize..end as usize]))
+            .collect(),
+    )
 }
 
-fn subproof(m: usize, leaves: &[Hash], whole: bool, proof: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// The leaf ranges `[start, end)` whose tree hashes are the audit path of leaf `index` in a
+/// tree of `size` leaves, from the leaf up; `None` when the index is outside the tree.
+pub fn inclusion_ranges(index: u64, size: u64) -> Option<Vec<(u64, u64)>> {
+    if index >= size {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    let (mut start, mut end) = (0u64, size);
+    // Top-down, then reversed: the path lists siblings from the leaf up.
+    while end - start > 1 {
+        let k = split((end - start) as usize) as u64;
+        if index < start + k {
+            ranges.push((start + k, end));
+            end = start + k;
+        } else {
+            ranges.push((start, start + k));
+            start += k;
+        }
+    }
+    ranges.reverse();
+    Some(ranges)
+}
+
+/// The leaf ranges whose tree hashes are the consistency proof from `old_size` to `size`
+/// leaves, in proof order; `None` when `old_size` is 0 or larger than `size`.
+pub fn consistency_ranges(old_size: u64, size: u64) -> Option<Vec<(u64, u64)>> {
+    if old_size == 0 || old_size > size {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    if old_size < size {
+        subproof_ranges(old_size, 0, size, true, &mut ranges);
+    }
+    Some(ranges)
+}
+
+fn subproof_ranges(m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<(u64, u64)>) {
+    let n = end - start;
     if m == n {
         if !whole {
-            proof.push(root(leaves));
+            out.push((start, end));
         }
         return;
     }
-    let k = split(n);
+    let k = split(n as usize) as u64;
     if m <= k {
-        subproof(m, &leaves[..k], whole, proof);
-        proof.push(root(&leaves[k..]));
+        subproof_ranges(m, start, start + k, whole, out);
+        out.push((start + k, end));
     } else {
-        subproof(m - k, &leaves[k..], false, proof);
-        proof.push(root(&leaves[..k]));
+        subproof_ranges(m - k, start + k, end, false, out);
+        out.push((start, start + k));
     }
+}
+
+/// The perfect subtrees that make up the tree hash of `[start, end)` (a range of an RFC 9162
+/// tree: the tree itself, or a range a path or proof names), left to right, each as
+/// `(level, index)`: the node over leaves `index·2^level .. (index+1)·2^level`.
+pub fn perfect_pieces(start: u64, end: u64) -> Vec<(u32, u64)> {
+    let mut pieces = Vec::new();
+    let (mut start, mut n) = (start, end.saturating_sub(start));
+    while n > 0 {
+        let k = if n.is_power_of_two() {
+            n
+        } else {
+            split(n as usize) as u64
+        };
+        let level = k.trailing_zeros();
+        pieces.push((level, start >> level));
+        start += k;
+        n -= k;
+    }
+    pieces
+}
+
+/// The tree hash of a range from its [`perfect_pieces`]' hashes: each piece is the left child
+/// of the rest.
+pub fn fold_pieces(pieces: &[Hash]) -> Hash {
+    let mut iter = pieces.iter().rev();
+    let Some(last) = iter.next() else {
+        return empty_root();
+    };
+    iter.fold(*last, |right, left| node_hash(left, &right))
 }
 
 /// Checks that `leaf` (a leaf hash) is leaf `index` of the tree of `size` leaves whose root is
@@ -372,6 +422,31 @@ mod tests {
             n => {
                 let k = split(n);
                 node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+
+    #[test]
+    fn the_ranges_proofs_name_fold_from_their_perfect_pieces() {
+        for n in 1..40u64 {
+            let tree = leaves(n as usize);
+            let mut ranges = vec![(0, n)];
+            for i in 0..n {
+                ranges.extend(inclusion_ranges(i, n).unwrap());
+                ranges.extend(consistency_ranges(i + 1, n).unwrap());
+            }
+            for (start, end) in ranges {
+                let hashes: Vec<Hash> = perfect_pieces(start, end)
+                    .iter()
+                    .map(|&(level, index)| {
+                        root(&tree[(index << level) as usize..((index + 1) << level) as usize])
+                    })
+                    .collect();
+                assert_eq!(
+                    fold_pieces(&hashes),
+                    root(&tree[start as usize..end as usize]),
+                    "[{start}, {end}) of {n}"
+                );
             }
         }
     }

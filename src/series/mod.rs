@@ -10,6 +10,7 @@
 //!
 //! This module knows nothing of HTTP: `api::series` and `api::demeter` speak its types.
 
+pub mod checkpoint;
 pub mod encoding;
 pub mod merkle;
 pub mod proof;
@@ -44,6 +45,9 @@ pub struct ValueSettings {
     pub max_page: u32,
     /// Whether the node builds proofs (turned off only to measure what they cost).
     pub proofs: bool,
+    /// The origin line of the log of roots' checkpoints (and their key's name): a name no other
+    /// log has, by convention a host and path such as `plant.example.com/portico/proofs`.
+    pub log_origin: String,
 }
 
 impl Default for ValueSettings {
@@ -53,6 +57,7 @@ impl Default for ValueSettings {
             max_value_bytes: 64 * 1024,
             max_page: 10_000,
             proofs: true,
+            log_origin: "portico/proofs".into(),
         }
     }
 }
@@ -69,6 +74,19 @@ impl ValueSettings {
         }
         if !(100..=100_000).contains(&self.max_page) {
             problems.push("key `values.max_page` must be between 100 and 100000".into());
+        }
+        if self.log_origin.is_empty()
+            || self.log_origin.len() > 200
+            || !self
+                .log_origin
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'+')
+        {
+            problems.push(
+                "key `values.log_origin` must be 1 to 200 printable ASCII characters without \
+                 spaces or `+`"
+                    .into(),
+            );
         }
         problems
     }
@@ -269,7 +287,26 @@ pub struct Inclusion {
     pub path: Vec<merkle::Hash>,
     /// The tree's proof.
     pub proof: ProofRow,
+    /// The proof's place in the log of roots under the latest checkpoint (`None` while no
+    /// checkpoint covers it).
+    pub log: Option<LogInclusion>,
 }
+
+/// A proof's root in the log of roots, under a checkpoint.
+#[derive(Debug, Clone)]
+pub struct LogInclusion {
+    /// The log leaf's index.
+    pub index: u64,
+    /// The checkpoint's size.
+    pub size: u64,
+    /// The audit path of the leaf in the checkpoint's tree.
+    pub path: Vec<merkle::Hash>,
+    /// The signed checkpoint.
+    pub note: String,
+}
+
+/// The kind of the checkpoint key's row among the proof keys.
+const CHECKPOINT_KEY: &str = "CHECKPOINT_ED25519";
 
 /// The node's proof keys: the active signer per kind, and every key's public half by kid.
 #[derive(Debug, Default)]
@@ -277,6 +314,9 @@ struct Keys {
     signers: HashMap<ProofKind, Arc<proof::ProofSigner>>,
     public: HashMap<String, (ProofKind, PublicKey)>,
     jwks: Vec<serde_json::Value>,
+    checkpoint: Option<Arc<checkpoint::CheckpointSigner>>,
+    /// Every checkpoint key's Ed25519 public key (the active one first).
+    checkpoint_public: Vec<Vec<u8>>,
 }
 
 /// Values not yet under a proof, per stream number.
@@ -363,6 +403,29 @@ impl Series {
         let rows = self.store.proof_keys().await.map_err(|e| e.to_string())?;
         let mut keys = Keys::default();
         for row in rows {
+            if row.kind == CHECKPOINT_KEY {
+                let public = crate::jose::pem::public_key_from_pem(row.public_pem.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                let PublicKey::Ed25519(public) = public else {
+                    return Err("the checkpoint key is not Ed25519".into());
+                };
+                keys.jwks
+                    .push(serde_json::from_str(&row.jwk).map_err(|e| e.to_string())?);
+                if row.state == "active" {
+                    let der = self
+                        .sealer
+                        .open(&key_identity(&row.kid), &row.sealed_private)
+                        .map_err(|e| e.to_string())?;
+                    keys.checkpoint = Some(Arc::new(checkpoint::CheckpointSigner::from_pkcs8(
+                        &self.settings.log_origin,
+                        &der,
+                    )?));
+                    keys.checkpoint_public.insert(0, public);
+                } else {
+                    keys.checkpoint_public.push(public);
+                }
+                continue;
+            }
             let kind = ProofKind::parse(&row.kind).ok_or("a stored proof key's kind")?;
             let public = crate::jose::pem::public_key_from_pem(row.public_pem.as_bytes())
                 .map_err(|e| e.to_string())?;
@@ -400,6 +463,173 @@ impl Series {
             .map_err(|e| e.to_string())?;
         self.load_keys().await?;
         Ok(new.kid)
+    }
+
+    /// Makes a new checkpoint key the active one (the first, or a rotation).
+    pub async fn rotate_checkpoint_key(&self) -> Result<(), String> {
+        let generated =
+            crate::jose::keygen::generate(crate::jose::primitive::Algorithm::Ed25519, 0)?;
+        let der = ::pem::parse(&generated.private)
+            .map_err(|e| e.to_string())?
+            .into_contents();
+        let mut jwk = generated.jwk;
+        if let Some(members) = jwk.as_object_mut() {
+            members.insert("purpose".into(), "checkpoint".into());
+            members.insert("origin".into(), self.settings.log_origin.clone().into());
+        }
+        let row = ProofKeyRow {
+            kid: generated.kid.clone(),
+            kind: CHECKPOINT_KEY.into(),
+            state: "active".into(),
+            public_pem: generated.public_pem.unwrap_or_default(),
+            jwk: jwk.to_string(),
+            sealed_private: self.sealer.seal(&key_identity(&generated.kid), &der),
+            created_us: to_micros(self.clock.now()),
+        };
+        self.store
+            .activate_proof_key(&row)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.load_keys().await
+    }
+
+    /// The checkpoint signer, made on first use.
+    async fn checkpoint_signer(&self) -> Result<Arc<checkpoint::CheckpointSigner>, String> {
+        if let Some(signer) = &read(&self.keys).checkpoint {
+            return Ok(signer.clone());
+        }
+        self.rotate_checkpoint_key().await?;
+        read(&self.keys)
+            .checkpoint
+            .clone()
+            .ok_or_else(|| "no checkpoint key after making one".into())
+    }
+
+    /// The checkpoint verifier key (`<name>+<key ID>+<key>`), once there is a checkpoint key.
+    pub fn checkpoint_key(&self) -> Option<String> {
+        read(&self.keys)
+            .checkpoint
+            .as_ref()
+            .map(|signer| signer.verifier_key())
+    }
+
+    /// The tree hash of the log's leaves `[start, end)` (a range of the log's own shape).
+    async fn log_range(&self, start: u64, end: u64) -> Result<merkle::Hash, SeriesError> {
+        let pieces = merkle::perfect_pieces(start, end);
+        let hashes = self
+            .store
+            .log_nodes(&pieces)
+            .await?
+            .ok_or_else(|| SeriesError::Invalid("the log of roots is missing a node".into()))?;
+        let hashes: Vec<merkle::Hash> = hashes
+            .iter()
+            .map(|h| <merkle::Hash>::try_from(&h[..]).unwrap_or([0; 32]))
+            .collect();
+        Ok(merkle::fold_pieces(&hashes))
+    }
+
+    /// Signs a checkpoint of the log when it has grown since the latest one.
+    pub async fn publish_checkpoint(&self) -> Result<(), String> {
+        let size = self.store.log_size().await.map_err(|e| e.to_string())?;
+        let latest = self
+            .store
+            .latest_checkpoint()
+            .await
+            .map_err(|e| e.to_string())?;
+        if size == 0 || latest.is_some_and(|c| c.size >= size) {
+            return Ok(());
+        }
+        let signer = self.checkpoint_signer().await?;
+        let root = self
+            .log_range(0, size as u64)
+            .await
+            .map_err(|e| e.to_string())?;
+        let note = signer.sign(size as u64, &root);
+        self.store
+            .add_checkpoint(&crate::store::CheckpointRow {
+                size,
+                note,
+                created_us: to_micros(self.clock.now()),
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The latest checkpoint: the note, and what it says when its signature verifies with one
+    /// of the node's checkpoint keys (`None`: it was changed behind the node's back).
+    pub async fn latest_checkpoint(
+        &self,
+    ) -> Result<Option<(String, Option<checkpoint::Checkpoint>)>, SeriesError> {
+        let Some(row) = self.store.latest_checkpoint().await? else {
+            return Ok(None);
+        };
+        let keys = read(&self.keys).checkpoint_public.clone();
+        let origin = &self.settings.log_origin;
+        let signed = keys
+            .iter()
+            .find_map(|public| checkpoint::verify(&row.note, origin, public));
+        Ok(Some((row.note, signed)))
+    }
+
+    /// The consistency proof of the log between two checkpointed sizes.
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<merkle::Hash>, SeriesError> {
+        let size = self.store.log_size().await? as u64;
+        let ranges = merkle::consistency_ranges(from, to)
+            .filter(|_| to <= size)
+            .ok_or_else(|| {
+                SeriesError::Invalid(format!(
+                    "A consistency proof needs 1 <= from <= to <= {size} (the log's size)."
+                ))
+            })?;
+        let mut proof = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            proof.push(self.log_range(start, end).await?);
+        }
+        Ok(proof)
+    }
+
+    /// Where a proof's root is in the log under the latest checkpoint: `Err` with the verdict
+    /// when no checkpoint covers it yet (`State_ProofPending`) or the checkpoint's tree does not
+    /// hold it (`Fail_ProofNotInChain`).
+    async fn in_log(
+        &self,
+        stream: &Stream,
+        proof: &ProofRow,
+    ) -> Result<Result<LogInclusion, Verdict>, SeriesError> {
+        let Some((note, checkpoint)) = self.latest_checkpoint().await? else {
+            return Ok(Err(Verdict::State_ProofPending));
+        };
+        let Some(checkpoint) = checkpoint else {
+            return Ok(Err(Verdict::Fail_ProofNotInChain));
+        };
+        let index = proof.log_index as u64;
+        if index >= checkpoint.size {
+            return Ok(Err(Verdict::State_ProofPending));
+        }
+        let Ok(root) = <merkle::Hash>::try_from(&proof.root[..]) else {
+            return Ok(Err(Verdict::Fail_ProofNotInChain));
+        };
+        let leaf = merkle::leaf_hash(&proof::log_leaf(
+            &stream.id,
+            proof.last_us,
+            proof.size,
+            &root,
+        ));
+        let ranges = merkle::inclusion_ranges(index, checkpoint.size).unwrap_or_default();
+        let mut path = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            path.push(self.log_range(start, end).await?);
+        }
+        if merkle::verify_inclusion(index, checkpoint.size, &leaf, &path, &checkpoint.root).is_err()
+        {
+            return Ok(Err(Verdict::Fail_ProofNotInChain));
+        }
+        Ok(Ok(LogInclusion {
+            index,
+            size: checkpoint.size,
+            path,
+            note,
+        }))
     }
 
     /// The signer for `kind`, made on first use.
@@ -775,6 +1005,13 @@ impl Series {
             }
             _ => Verdict::Fail_InvalidPublicKey,
         };
+        if verdict != Verdict::Success {
+            return Ok((verdict, values));
+        }
+        let verdict = match self.in_log(stream, proof).await? {
+            Ok(_) => Verdict::Success,
+            Err(verdict) => verdict,
+        };
         Ok((verdict, values))
     }
 
@@ -793,9 +1030,10 @@ impl Series {
             return Ok(Err(Verdict::State_ProofPending));
         };
         let (verdict, values) = self.check(&stream, &proof).await?;
-        if verdict == Verdict::Fail_RootHashMismatch {
+        if !matches!(verdict, Verdict::Success | Verdict::State_ProofPending) {
             return Ok(Err(verdict));
         }
+        let log = self.in_log(&stream, &proof).await?.ok();
         let leaves = leaves(&stream.id, &values);
         let index = values.iter().position(|v| v.ts_us == ts_us).unwrap_or(0);
         let path = merkle::inclusion_path(&leaves, index).unwrap_or_default();
@@ -804,6 +1042,7 @@ impl Series {
             leaf_index: index as u64,
             path,
             proof,
+            log,
         }))
     }
 
@@ -820,6 +1059,9 @@ impl Series {
                         tracing::warn!(stream = num, error = %e, "closing a Merkle tree failed; retrying");
                     }
                 }
+            }
+            if let Err(e) = self.publish_checkpoint().await {
+                tracing::warn!(error = %e, "publishing a checkpoint failed; retrying");
             }
             if closed && !self.due().is_empty() && !*shutdown.borrow() {
                 // A backlog (after a restart, or a burst): close the next trees before waiting.
@@ -877,7 +1119,10 @@ impl Series {
                 let root = merkle::root(&leaves(&stream.id, values));
                 let signature = signer.sign(&root).ok()?;
                 let count = values.len() as i64;
-                Some(ProofRow {
+                let last_us = values.last()?.ts_us;
+                let log_leaf =
+                    merkle::leaf_hash(&proof::log_leaf(&stream.id, last_us, count, &root));
+                let proof = ProofRow {
                     stream: num,
                     last_us: values.last()?.ts_us,
                     first_us: values.first()?.ts_us,
@@ -890,7 +1135,9 @@ impl Series {
                     kid: signer.kid().into(),
                     origin: "node".into(),
                     created_us: now,
-                })
+                    log_index: 0,
+                };
+                Some((proof, log_leaf))
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -80,6 +80,23 @@ pub fn leaf(stream: &StreamId, timestamp_us: i64, value: &[u8]) -> Vec<u8> {
     leaf
 }
 
+/// The bytes of a proof's leaf in the log of roots:
+///
+/// | bytes | what |
+/// |---|---|
+/// | 0–15 | the stream id |
+/// | 16–23 | the tree's last timestamp, microseconds, signed 64-bit big-endian |
+/// | 24–31 | how many values the tree holds, unsigned 64-bit big-endian |
+/// | 32–63 | the tree's root hash |
+pub fn log_leaf(stream: &StreamId, last_us: i64, size: i64, root: &[u8; 32]) -> Vec<u8> {
+    let mut leaf = Vec::with_capacity(64);
+    leaf.extend_from_slice(&stream.0);
+    leaf.extend_from_slice(&last_us.to_be_bytes());
+    leaf.extend_from_slice(&(size.max(0) as u64).to_be_bytes());
+    leaf.extend_from_slice(root);
+    leaf
+}
+
 /// A stream's id: a UUID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub [u8; 16]);

@@ -55,7 +55,8 @@ pub use identity::{
 };
 pub use journal::{Change, Disable, JournalRow};
 pub use series::{
-    InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, StreamRow, ValidationRow, ValueRow,
+    CheckpointRow, InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, StreamRow, ValidationRow,
+    ValueRow,
 };
 pub use webhooks::{
     AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,

@@ -71,6 +71,19 @@ pub struct ProofRow {
     pub origin: String,
     /// When it was stored.
     pub created_us: i64,
+    /// Its leaf's index in the log of roots.
+    pub log_index: i64,
+}
+
+/// A signed checkpoint of the log of roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// How many leaves it covers.
+    pub size: i64,
+    /// The signed note.
+    pub note: String,
+    /// When it was made.
+    pub created_us: i64,
 }
 
 /// A proof's validation.
@@ -162,13 +175,14 @@ type ProofColumns = (
     String,
     String,
     i64,
+    i64,
 );
 
 type KeyColumns = (String, String, String, String, String, Vec<u8>, i64);
 
 const STREAM_COLUMNS: &str = "num, id, spec, proven_through_us, created_us, updated_us";
-const PROOF_COLUMNS: &str =
-    "stream, last_us, first_us, size, depth, id, root, signature, kind, kid, origin, created_us";
+const PROOF_COLUMNS: &str = "stream, last_us, first_us, size, depth, id, root, signature, kind, \
+                             kid, origin, created_us, log_index";
 
 fn stream_row(c: StreamColumns) -> StreamRow {
     StreamRow {
@@ -195,6 +209,7 @@ fn proof_row(c: ProofColumns) -> ProofRow {
         kid: c.9,
         origin: c.10,
         created_us: c.11,
+        log_index: c.12,
     }
 }
 
@@ -207,8 +222,9 @@ fn value_row((ts_us, delta, value): (i64, i64, Vec<u8>)) -> ValueRow {
 }
 
 const INSERT_PROOF: &str = "INSERT INTO series_proofs \
-     (stream, last_us, first_us, size, depth, id, root, signature, kind, kid, origin, created_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     (stream, last_us, first_us, size, depth, id, root, signature, kind, kid, origin, created_us, \
+      log_index) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 const INSERT_VALUES_SQLITE: &str = "INSERT INTO series_values (stream, ts_us, stored_delta_us, value) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
@@ -450,13 +466,14 @@ impl Store {
 
     /// Closes the next tree of `stream`: in one transaction, with the stream's row locked,
     /// reads up to `max_size` values after its last proven timestamp (oldest first), asks
-    /// `build` for the proof of them (`None`: not yet), and stores it, moving the proven-through
-    /// time to its last value. Answers the proof stored and how many values are still unproven.
+    /// `build` for the proof of them and its leaf in the log of roots (`None`: not yet), and
+    /// stores it, appending the leaf to the log and moving the proven-through time to its last
+    /// value. Answers the proof stored.
     pub async fn close_tree(
         &self,
         stream: i64,
         max_size: i64,
-        build: impl FnOnce(&[ValueRow]) -> Option<ProofRow> + Send,
+        build: impl FnOnce(&[ValueRow]) -> Option<(ProofRow, [u8; 32])> + Send,
     ) -> Result<Option<ProofRow>, StoreError> {
         macro_rules! body {
             ($tx:ident, $lock:expr) => {{
@@ -477,9 +494,40 @@ impl Store {
                 .fetch_all(&mut *$tx)
                 .await?;
                 let values: Vec<ValueRow> = rows.into_iter().map(value_row).collect();
-                let Some(proof) = build(&values) else {
+                let Some((mut proof, leaf)) = build(&values) else {
                     return Ok(None);
                 };
+                let (size,): (i64,) = sqlx::query_as(
+                    "UPDATE proof_log SET size = size + 1 WHERE id = 1 RETURNING size",
+                )
+                .fetch_one(&mut *$tx)
+                .await?;
+                proof.log_index = size - 1;
+                // The leaf, then each complete subtree it completes.
+                let (mut level, mut idx, mut hash) = (0i32, proof.log_index, leaf);
+                loop {
+                    sqlx::query(
+                        "INSERT INTO proof_log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
+                    )
+                    .bind(level)
+                    .bind(idx)
+                    .bind(&hash[..])
+                    .execute(&mut *$tx)
+                    .await?;
+                    if idx & 1 == 0 {
+                        break;
+                    }
+                    let (left,): (Vec<u8>,) = sqlx::query_as(
+                        "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2",
+                    )
+                    .bind(level)
+                    .bind(idx - 1)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                    hash = crate::series::merkle::node_hash(&left, &hash);
+                    level += 1;
+                    idx >>= 1;
+                }
                 sqlx::query(INSERT_PROOF)
                     .bind(proof.stream)
                     .bind(proof.last_us)
@@ -493,6 +541,7 @@ impl Store {
                     .bind(&proof.kid)
                     .bind(&proof.origin)
                     .bind(proof.created_us)
+                    .bind(proof.log_index)
                     .execute(&mut *$tx)
                     .await?;
                 sqlx::query("UPDATE series_streams SET proven_through_us = $2 WHERE num = $1")
@@ -601,6 +650,84 @@ impl Store {
             .into_iter()
             .map(|(at_us, result)| ValidationRow { at_us, result })
             .collect())
+    }
+
+    /// How many leaves the log of roots has.
+    pub async fn log_size(&self) -> Result<i64, StoreError> {
+        let (size,): (i64,) = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT size FROM proof_log WHERE id = 1"
+        )
+        .fetch_one(pool)
+        .await?);
+        Ok(size)
+    }
+
+    /// The hashes of the log's complete subtrees `(level, idx)`, in the order asked; `None`
+    /// when one is missing.
+    pub async fn log_nodes(
+        &self,
+        nodes: &[(u32, u64)],
+    ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        if nodes.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // A handful of nodes (a few per level at most): one query each keeps the SQL plain.
+        let mut out = Vec::with_capacity(nodes.len());
+        for &(level, idx) in nodes {
+            let row: Option<(Vec<u8>,)> = on_pool!(self, |pool| sqlx::query_as(
+                "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2"
+            )
+            .bind(level as i32)
+            .bind(idx as i64)
+            .fetch_optional(pool)
+            .await?);
+            match row {
+                Some((hash,)) => out.push(hash),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The proof at `log_index` in the log of roots.
+    pub async fn proof_at_log_index(&self, log_index: i64) -> Result<Option<ProofRow>, StoreError> {
+        let row: Option<ProofColumns> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+            format!("SELECT {PROOF_COLUMNS} FROM series_proofs WHERE log_index = $1")
+        ))
+        .bind(log_index)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(proof_row))
+    }
+
+    /// Stores a checkpoint (a size already checkpointed is left as it is).
+    pub async fn add_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO proof_checkpoints (size, note, created_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (size) DO NOTHING",
+            )
+            .bind(checkpoint.size)
+            .bind(&checkpoint.note)
+            .bind(checkpoint.created_us)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The latest checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        let row: Option<(i64, String, i64)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT size, note, created_us FROM proof_checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(size, note, created_us)| CheckpointRow {
+            size,
+            note,
+            created_us,
+        }))
     }
 
     /// Every proof key, oldest first.

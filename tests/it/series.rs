@@ -84,11 +84,38 @@ async fn proofs(app: &TestApp, token: &str, stream: &str, count: usize) -> Vec<J
         assert_eq!(reply.status, 200, "{}", reply.text);
         let found = reply.json().as_array().expect("array").clone();
         if found.len() >= count {
+            // The test's other streams have no proofs: the log holds this stream's.
+            checkpointed(app, count).await;
             return found;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "{count} proofs were not built: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the latest checkpoint until it covers `size` roots; answers the note.
+async fn checkpointed(app: &TestApp, size: usize) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = app.get("/api/v1/checkpoints/latest").await;
+        if reply.status == 200 {
+            let covered: usize = reply
+                .text
+                .lines()
+                .nth(1)
+                .and_then(|size| size.parse().ok())
+                .expect("a checkpoint's second line is its size");
+            if covered >= size {
+                return reply.text;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint covers {size} roots: {}",
+            reply.text
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -549,9 +576,104 @@ async fn trees_close_by_size_and_validate() {
     .await
     .assert_problem(409, "conflict");
 
+    // The root is leaf `logIndex` of the log under the signed checkpoint.
+    let checkpoint = &proof["checkpoint"];
+    let note = checkpoint["note"].as_str().unwrap();
+    assert!(note.starts_with("portico/proofs\n2\n"), "{note}");
+    let vkey = app.get("/api/v1/checkpoints/key").await.text;
+    let public = STANDARD
+        .decode(vkey.splitn(3, '+').nth(2).unwrap())
+        .unwrap();
+    assert_eq!(public[0], 1, "Ed25519");
+    let signed = portico::series::checkpoint::verify(note, "portico/proofs", &public[1..])
+        .expect("the checkpoint verifies");
+    let root: [u8; 32] = root.try_into().unwrap();
+    let log_leaf = portico::series::merkle::leaf_hash(&portico::series::proof::log_leaf(
+        &stream,
+        proof["proof"]["lastTimestampMicros"].as_i64().unwrap(),
+        4,
+        &root,
+    ));
+    let log_path: Vec<[u8; 32]> = checkpoint["logPath"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    portico::series::merkle::verify_inclusion(
+        checkpoint["logIndex"].as_u64().unwrap(),
+        signed.size,
+        &log_leaf,
+        &log_path,
+        &signed.root,
+    )
+    .expect("in the log");
+
     let keys = app.get("/api/v1/proofs/keys").await.json();
-    assert_eq!(keys["keys"][0]["kid"], proof["proof"]["keyId"]);
-    assert_eq!(keys["keys"][0]["proofKind"], "SHA256_RSA2048_PSS");
+    let signing = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == proof["proof"]["keyId"])
+        .expect("the proof key is published");
+    assert_eq!(signing["proofKind"], "SHA256_RSA2048_PSS");
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["purpose"] == "checkpoint"),
+        "{keys}"
+    );
+
+    // More trees: the bigger log is consistent with the smaller.
+    assert_eq!(
+        write(&app, &token, "double", doubles(&id, 10..18))
+            .await
+            .status,
+        200
+    );
+    let later = proofs(&app, &token, &id, 4).await;
+    assert_eq!(later.len(), 4);
+    let newest = checkpointed(&app, 4).await;
+    let newer = portico::series::checkpoint::verify(&newest, "portico/proofs", &public[1..])
+        .expect("verifies");
+    let reply = app
+        .get(&format!(
+            "/api/v1/checkpoints/consistency?from={}&to={}",
+            signed.size, newer.size
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let consistency: Vec<[u8; 32]> = reply.json()["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            STANDARD
+                .decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    portico::series::merkle::verify_consistency(
+        signed.size,
+        newer.size,
+        &signed.root,
+        &newer.root,
+        &consistency,
+    )
+    .expect("consistent");
+    app.get("/api/v1/checkpoints/consistency?from=0&to=1")
+        .await
+        .assert_problem(422, "invalid_value");
 
     let range = app
         .call(
@@ -563,7 +685,7 @@ async fn trees_close_by_size_and_validate() {
         .await;
     assert_eq!(
         range.json(),
-        json!({"streamId": id, "valid": true, "numberOfProofs": 2, "validProofs": 2, "failures": []})
+        json!({"streamId": id, "valid": true, "numberOfProofs": 4, "validProofs": 4, "failures": []})
     );
 }
 
@@ -656,15 +778,30 @@ async fn a_value_changed_behind_portico_fails_and_a_re_signed_root_too() {
     )
     .await;
     assert_eq!(
-        write(&app, &token, "double", doubles(&id, 0..4))
+        write(&app, &token, "double", doubles(&id, 0..8))
             .await
             .status,
         200
     );
-    proofs(&app, &token, &id, 1).await;
+    proofs(&app, &token, &id, 2).await;
     assert_eq!(
         validate(&app, &token, &id, &ts(1)).await["resultCode"],
         "Success"
+    );
+
+    // The second tree's leaf in the log changed: the signed checkpoint no longer holds the
+    // first tree's root on the path through it.
+    tamper(
+        &app.database,
+        &format!(
+            "UPDATE proof_log_nodes SET hash = {} WHERE level = 0 AND idx = 1",
+            hex_literal(&app.database, &[0; 32])
+        ),
+    )
+    .await;
+    assert_eq!(
+        validate(&app, &token, &id, &ts(1)).await["resultCode"],
+        "Fail_ProofNotInChain"
     );
 
     // 1.5 becomes 99.0 in the database.
@@ -706,7 +843,7 @@ async fn a_value_changed_behind_portico_fails_and_a_re_signed_root_too() {
     tamper(
         &app.database,
         &format!(
-            "UPDATE series_proofs SET root = {}, signature = {}",
+            "UPDATE series_proofs SET root = {}, signature = {} WHERE log_index = 0",
             hex_literal(&app.database, &root),
             hex_literal(&app.database, &signature)
         ),
@@ -734,7 +871,12 @@ async fn a_value_changed_behind_portico_fails_and_a_re_signed_root_too() {
         .collect();
     assert_eq!(
         results,
-        ["Fail_SignatureMismatch", "Fail_RootHashMismatch", "Success"],
+        [
+            "Fail_SignatureMismatch",
+            "Fail_RootHashMismatch",
+            "Fail_ProofNotInChain",
+            "Success"
+        ],
         "newest first"
     );
 }
@@ -952,6 +1094,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
 
     // Restarted, the node closes the trees left open (their age is 1 s).
     let server = Process::start(&config, &data_dir, &database);
+    let mut total_trees = 0;
     for (stream, acknowledged) in streams.iter().zip(&acknowledged) {
         let stored = store.values(stream.num, all).await.expect("values");
         let stored_values: std::collections::HashSet<i64> = stored
@@ -986,6 +1129,20 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
             assert_eq!(stored[at - 1].ts_us, tree.last_us);
         }
         assert_eq!(at, stored.len());
+        total_trees += trees.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while store
+            .latest_checkpoint()
+            .await
+            .expect("checkpoint")
+            .is_none_or(|c| (c.size as usize) < total_trees)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no checkpoint covers the trees"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let range: Json = client
             .post(format!(
                 "{}/api/v1/streams/{}/validate",
