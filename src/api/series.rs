@@ -240,7 +240,7 @@ pub async fn delete_stream(
     authorize(&state, &state.auth.admin, &actor)?;
     state
         .series
-        .delete(&id)
+        .delete(&actor, &id)
         .await
         .map_err(|e| series_error(&state, e))?;
     Ok(StatusCode::NO_CONTENT)

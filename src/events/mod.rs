@@ -6,7 +6,7 @@ pub mod journal;
 pub mod topic;
 
 pub use journal::{Draft, Journal, Projection};
-pub use topic::{Durability, Readers, Topic, Visibility};
+pub use topic::{Durability, Readers, SubjectReaders, Topic, Visibility};
 
 use std::sync::Arc;
 
@@ -79,6 +79,44 @@ pub enum EventPayload {
         /// The files, described.
         files: Arc<[FileInfo]>,
     },
+    /// A value of a stream was received (`stored`: false) or is durable (`stored`: true).
+    Value {
+        /// Whether this is `value.stored` rather than `value.received`.
+        stored: bool,
+        /// The stream's id.
+        stream: Arc<str>,
+        /// The value's timestamp, microseconds since the epoch.
+        timestamp_us: i64,
+        /// Its bytes.
+        value: Arc<[u8]>,
+    },
+    /// A stream's tree was closed and its root signed.
+    ProofStored {
+        /// The stream's id.
+        stream: Arc<str>,
+        /// `ceil(log2(values))`.
+        depth: i32,
+        /// The tree's last timestamp, microseconds.
+        last_us: i64,
+        /// The root hash.
+        root: Arc<[u8]>,
+        /// Its signature.
+        signature: Arc<[u8]>,
+    },
+    /// A proof was validated.
+    ProofValidated {
+        /// The stream's id.
+        stream: Arc<str>,
+        /// The proof's last timestamp, microseconds.
+        last_us: i64,
+        /// The verdict's name.
+        result: &'static str,
+    },
+    /// A stream was deleted.
+    StreamDeleted {
+        /// Its id.
+        stream: Arc<str>,
+    },
     /// A webhook subscription was disabled.
     SubscriptionDisabled {
         /// The subscription.
@@ -101,6 +139,11 @@ impl Event {
             EventPayload::PortalItemSet { .. } => Topic::PortalItemSet,
             EventPayload::EndpointCalled { .. } => Topic::EndpointCalled,
             EventPayload::SubscriptionDisabled { .. } => Topic::WebhookSubscriptionDisabled,
+            EventPayload::Value { stored: false, .. } => Topic::ValueReceived,
+            EventPayload::Value { stored: true, .. } => Topic::ValueStored,
+            EventPayload::ProofStored { .. } => Topic::ProofStored,
+            EventPayload::ProofValidated { .. } => Topic::ProofValidated,
+            EventPayload::StreamDeleted { .. } => Topic::StreamDeleted,
         }
     }
 
@@ -116,6 +159,10 @@ impl Event {
                 ..
             } => format!("{application}/{endpoint}"),
             EventPayload::SubscriptionDisabled { subscription, .. } => subscription.to_string(),
+            EventPayload::Value { stream, .. }
+            | EventPayload::ProofStored { stream, .. }
+            | EventPayload::ProofValidated { stream, .. }
+            | EventPayload::StreamDeleted { stream } => stream.to_string(),
         }
     }
 
@@ -152,7 +199,34 @@ impl Event {
                 url: &'a str,
                 reason: &'a str,
             },
+            Value {
+                stream_id: &'a str,
+                timestamp: String,
+                value: String,
+            },
+            ProofStored {
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                root_hash: String,
+                signature: String,
+            },
+            ProofValidated {
+                stream_id: &'a str,
+                last_timestamp: String,
+                result_code: &'a str,
+            },
+            StreamDeleted {
+                stream_id: &'a str,
+            },
         }
+        let time = |us: &i64| {
+            crate::timefmt::from_micros(*us).map_or_else(String::new, crate::timefmt::rfc3339)
+        };
+        let b64 = |bytes: &[u8]| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
         fn raw(text: &str) -> Option<&RawValue> {
             serde_json::from_str(text).ok()
         }
@@ -191,6 +265,39 @@ impl Event {
                 url,
                 reason,
             },
+            EventPayload::Value {
+                stream,
+                timestamp_us,
+                value,
+                ..
+            } => Data::Value {
+                stream_id: stream,
+                timestamp: time(timestamp_us),
+                value: b64(value),
+            },
+            EventPayload::ProofStored {
+                stream,
+                depth,
+                last_us,
+                root,
+                signature,
+            } => Data::ProofStored {
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: time(last_us),
+                root_hash: b64(root),
+                signature: b64(signature),
+            },
+            EventPayload::ProofValidated {
+                stream,
+                last_us,
+                result,
+            } => Data::ProofValidated {
+                stream_id: stream,
+                last_timestamp: time(last_us),
+                result_code: result,
+            },
+            EventPayload::StreamDeleted { stream } => Data::StreamDeleted { stream_id: stream },
         };
         serde_json::to_string(&data).unwrap_or_default()
     }

@@ -21,6 +21,16 @@ pub enum Topic {
     WebhookSubscriptionDisabled,
     /// `endpoint.called`.
     EndpointCalled,
+    /// `value.received`.
+    ValueReceived,
+    /// `value.stored`.
+    ValueStored,
+    /// `proof.stored`.
+    ProofStored,
+    /// `proof.validated`.
+    ProofValidated,
+    /// `stream.deleted`.
+    StreamDeleted,
 }
 
 /// Whether the journal keeps a topic's events.
@@ -46,15 +56,22 @@ pub enum Readers {
     Admins,
     /// Webhook managers (`portico:admin` or `portico:webhooks` in the admin realm).
     WebhookManagers,
+    /// Whoever the stream's `read` policy lets read it.
+    StreamReaders,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 9] = [
         Topic::DatapointWritten,
         Topic::PortalItemSet,
         Topic::WebhookSubscriptionDisabled,
         Topic::EndpointCalled,
+        Topic::ValueReceived,
+        Topic::ValueStored,
+        Topic::ProofStored,
+        Topic::ProofValidated,
+        Topic::StreamDeleted,
     ];
 
     /// The topic's name, e.g. `datapoint.written`.
@@ -64,6 +81,11 @@ impl Topic {
             Topic::PortalItemSet => "portal.item.set",
             Topic::WebhookSubscriptionDisabled => "webhook.subscription.disabled",
             Topic::EndpointCalled => "endpoint.called",
+            Topic::ValueReceived => "value.received",
+            Topic::ValueStored => "value.stored",
+            Topic::ProofStored => "proof.stored",
+            Topic::ProofValidated => "proof.validated",
+            Topic::StreamDeleted => "stream.deleted",
         }
     }
 
@@ -74,6 +96,11 @@ impl Topic {
             Topic::PortalItemSet => "PortalItemSetEvent",
             Topic::WebhookSubscriptionDisabled => "SubscriptionDisabledEvent",
             Topic::EndpointCalled => "EndpointCalledEvent",
+            Topic::ValueReceived => "ValueReceivedEvent",
+            Topic::ValueStored => "ValueStoredEvent",
+            Topic::ProofStored => "ProofStoredEvent",
+            Topic::ProofValidated => "ProofValidatedEvent",
+            Topic::StreamDeleted => "StreamDeletedEvent",
         }
     }
 
@@ -81,7 +108,7 @@ impl Topic {
     /// then kept as a dead letter.
     pub const fn qos(self) -> u8 {
         match self {
-            Topic::PortalItemSet => 1,
+            Topic::PortalItemSet | Topic::ValueReceived | Topic::ValueStored => 1,
             _ => 2,
         }
     }
@@ -89,7 +116,10 @@ impl Topic {
     /// Whether the journal keeps it.
     pub const fn durability(self) -> Durability {
         match self {
-            Topic::PortalItemSet => Durability::Ephemeral,
+            // A value's row is the durable record of its two events.
+            Topic::PortalItemSet | Topic::ValueReceived | Topic::ValueStored => {
+                Durability::Ephemeral
+            }
             _ => Durability::Durable,
         }
     }
@@ -101,6 +131,12 @@ impl Topic {
             Topic::PortalItemSet => Readers::Account,
             Topic::WebhookSubscriptionDisabled => Readers::WebhookManagers,
             Topic::EndpointCalled => Readers::Admins,
+            Topic::ValueReceived
+            | Topic::ValueStored
+            | Topic::ProofStored
+            | Topic::ProofValidated => Readers::StreamReaders,
+            // The stream and its policy are gone.
+            Topic::StreamDeleted => Readers::Admins,
         }
     }
 
@@ -124,6 +160,24 @@ impl Topic {
                 "A signed (OpenEndpoints-style) endpoint was called with a valid hash. Carries \
                  the application, endpoint, environment, text parameters and file names."
             }
+            Topic::ValueReceived => {
+                "A value of a stream was received. Carries the stream, the timestamp and the \
+                 value's bytes. Its value's row is its record: queued for webhooks only while \
+                 a subscription names the topic."
+            }
+            Topic::ValueStored => {
+                "A value of a stream is durable. Carries what `value.received` carries; \
+                 queued for webhooks only while a subscription names the topic."
+            }
+            Topic::ProofStored => {
+                "A stream's Merkle tree was closed and its root signed. Carries the stream, the \
+                 tree's depth and last timestamp, the root hash and its signature."
+            }
+            Topic::ProofValidated => {
+                "A proof was validated. Carries the stream, the proof's last timestamp and the \
+                 verdict."
+            }
+            Topic::StreamDeleted => "A stream was deleted with its values and proofs.",
         }
     }
 
@@ -145,6 +199,12 @@ impl std::fmt::Display for Topic {
     }
 }
 
+/// Who may read a subject that lives outside the configuration (a stream, by its id).
+pub trait SubjectReaders: Send + Sync + std::fmt::Debug {
+    /// Whether `actor` may read what `subject` names.
+    fn allows(&self, actor: &Actor, subject: &str) -> bool;
+}
+
 /// Decides who may read which event: the topic's [`Readers`] applied to the event's subject.
 /// Every way out (the journal, SSE, webhooks) asks this one place.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +213,8 @@ pub struct Visibility {
     datapoints: HashMap<DatapointKey, Option<Policy>>,
     admins: Policy,
     webhook_managers: Policy,
+    /// Each stream's read policy, as the streams hold it.
+    streams: Option<std::sync::Arc<dyn SubjectReaders>>,
 }
 
 impl Visibility {
@@ -169,7 +231,14 @@ impl Visibility {
                 .collect(),
             admins,
             webhook_managers,
+            streams: None,
         }
+    }
+
+    /// The same, with the streams' read policies.
+    pub fn with_streams(mut self, streams: std::sync::Arc<dyn SubjectReaders>) -> Self {
+        self.streams = Some(streams);
+        self
     }
 
     /// Whether `actor` may read an event of `topic` about `subject` (a datapoint key, an
@@ -188,6 +257,10 @@ impl Visibility {
             }
             Readers::Admins => self.admins.allows(actor),
             Readers::WebhookManagers => self.webhook_managers.allows(actor),
+            Readers::StreamReaders => self
+                .streams
+                .as_ref()
+                .is_some_and(|streams| streams.allows(actor, subject)),
         }
     }
 
@@ -212,6 +285,7 @@ pub fn markdown_table() -> String {
             Readers::Account => "the account's sessions, admins",
             Readers::Admins => "admins",
             Readers::WebhookManagers => "webhook managers",
+            Readers::StreamReaders => "the stream's `read` policy",
         };
         table.push_str(&format!(
             "| `{}` | `{}` | {} | {kept} | {readers} | {} |\n",

@@ -24,10 +24,12 @@ use tokio::sync::Notify;
 
 use crate::access::{Actor, Policy, PolicyConfig, Refused};
 use crate::clock::Clock;
+use crate::events::{Draft, EventPayload, Journal, Topic};
 use crate::jose::keys::PublicKey;
 use crate::secrets::Sealer;
 use crate::store::{
-    InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, Store, StoreError, StreamRow, ValueRow,
+    Change, NewValue, ProofKeyRow, ProofRow, Range, SeriesChange, Store, StoreError, StreamRow,
+    ValueRow, ValuesWrite,
 };
 use crate::timefmt::to_micros;
 pub use encoding::{Encoding, Kind};
@@ -330,6 +332,7 @@ struct Unproven {
 #[derive(Debug)]
 pub struct Series {
     store: Store,
+    journal: Arc<Journal>,
     clock: Arc<dyn Clock>,
     sealer: Arc<Sealer>,
     settings: ValueSettings,
@@ -356,15 +359,18 @@ fn key_identity(kid: &str) -> String {
 }
 
 impl Series {
-    /// Loads the streams, the proof keys and what is unproven.
+    /// Loads the streams, the proof keys and what is unproven. Changes are recorded through
+    /// `journal`, with their events.
     pub async fn open(
         store: Store,
+        journal: Arc<Journal>,
         clock: Arc<dyn Clock>,
         sealer: Arc<Sealer>,
         settings: ValueSettings,
     ) -> Result<Arc<Self>, String> {
         let series = Self {
             store,
+            journal,
             clock,
             sealer,
             settings,
@@ -755,10 +761,26 @@ impl Series {
         Ok(stream)
     }
 
-    /// Deletes a stream with its values and proofs.
-    pub async fn delete(&self, id: &str) -> Result<(), SeriesError> {
+    /// Deletes a stream with its values and proofs; records `stream.deleted`.
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<(), SeriesError> {
         let stream = self.find(id)?;
-        self.store.delete_stream(&stream.id.to_string()).await?;
+        let draft = Draft {
+            time: self.clock.now(),
+            actor: actor.reference(),
+            payload: EventPayload::StreamDeleted {
+                stream: Arc::from(stream.id.to_string()),
+            },
+        };
+        self.journal
+            .commit(vec![draft], |_| Change {
+                series: SeriesChange::DeleteStream(stream.id.to_string()),
+                ..Change::default()
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => SeriesError::NoStream(id.to_owned()),
+                other => other.into(),
+            })?;
         write(&self.streams).remove(&stream.id);
         lock(&self.unproven).remove(&stream.num);
         Ok(())
@@ -812,32 +834,63 @@ impl Series {
             return Ok(0);
         }
         let nums: Vec<i64> = streams.values().map(|s| s.num).collect();
-        let stored_us = to_micros(self.clock.now());
-        self.store
-            .insert_values(&nums, &values, stored_us)
+        let now = self.clock.now();
+        let stored_us = to_micros(now);
+        // A value's row is the durable record of its events: they are made (and reach the
+        // webhook outbox, in the same transaction) only while someone listens.
+        let (received, stored) = (
+            self.journal.wanted(Topic::ValueReceived),
+            self.journal.wanted(Topic::ValueStored),
+        );
+        let mut drafts = Vec::new();
+        if received || stored {
+            let who = actor.reference();
+            let ids: HashMap<i64, Arc<str>> = streams
+                .values()
+                .map(|s| (s.num, Arc::from(s.id.to_string())))
+                .collect();
+            for value in &values {
+                let bytes: Arc<[u8]> = Arc::from(value.value.as_slice());
+                for (wanted, is_stored) in [(received, false), (stored, true)] {
+                    if wanted {
+                        drafts.push(Draft {
+                            time: now,
+                            actor: who.clone(),
+                            payload: EventPayload::Value {
+                                stored: is_stored,
+                                stream: ids
+                                    .get(&value.stream)
+                                    .cloned()
+                                    .unwrap_or_else(|| "".into()),
+                                timestamp_us: value.ts_us,
+                                value: bytes.clone(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        let count = values.len();
+        let touched: Vec<i64> = values.iter().map(|v| v.stream).collect();
+        self.journal
+            .commit(drafts, move |_| Change {
+                series: SeriesChange::Values(ValuesWrite {
+                    streams: nums,
+                    values,
+                    stored_us,
+                }),
+                ..Change::default()
+            })
             .await
             .map_err(|e| match e {
-                InsertRefused::Duplicate(_) => SeriesError::Conflict(
-                    "A value at one of these timestamps is already stored (or the batch names \
-                     one twice); nothing was stored."
-                        .into(),
-                ),
-                InsertRefused::Closed {
-                    proven_through_us, ..
-                } => SeriesError::Conflict(format!(
-                    "The stream's values through {} are under a proof already; a value must be \
-                     later than that. Nothing was stored.",
-                    crate::timefmt::from_micros(proven_through_us)
-                        .map_or_else(|| proven_through_us.to_string(), crate::timefmt::rfc3339)
-                )),
-                InsertRefused::Gone(_) => SeriesError::NoStream("deleted while writing".into()),
-                InsertRefused::Store(e) => e.into(),
+                StoreError::Conflict(why) => SeriesError::Conflict(why),
+                StoreError::NotFound(_) => SeriesError::NoStream("deleted while writing".into()),
+                other => other.into(),
             })?;
-        let count = values.len();
         if self.settings.proofs {
             let mut unproven = lock(&self.unproven);
-            for value in &values {
-                let entry = unproven.entry(value.stream).or_insert(Unproven {
+            for stream in touched {
+                let entry = unproven.entry(stream).or_insert(Unproven {
                     count: 0,
                     oldest_stored_us: stored_us,
                 });
@@ -920,15 +973,41 @@ impl Series {
             return Ok(Verdict::State_ProofPending);
         };
         let verdict = self.check(&stream, &proof).await?.0;
-        self.store
-            .add_validation(
-                stream.num,
-                proof.last_us,
-                to_micros(self.clock.now()),
-                verdict.name(),
-            )
+        self.record_validation(actor, &stream, proof.last_us, verdict)
             .await?;
         Ok(verdict)
+    }
+
+    /// Adds a verdict to a proof's history and records `proof.validated`.
+    async fn record_validation(
+        &self,
+        actor: &Actor,
+        stream: &Stream,
+        last_us: i64,
+        verdict: Verdict,
+    ) -> Result<(), SeriesError> {
+        let now = self.clock.now();
+        let draft = Draft {
+            time: now,
+            actor: actor.reference(),
+            payload: EventPayload::ProofValidated {
+                stream: Arc::from(stream.id.to_string()),
+                last_us,
+                result: verdict.name(),
+            },
+        };
+        self.journal
+            .commit(vec![draft], |_| Change {
+                series: SeriesChange::Validation {
+                    stream: stream.num,
+                    last_us,
+                    at_us: to_micros(now),
+                    result: verdict.name().into(),
+                },
+                ..Change::default()
+            })
+            .await?;
+        Ok(())
     }
 
     /// Validates every proof whose last timestamp is in `[from_us, to_us)`, at most
@@ -954,12 +1033,10 @@ impl Series {
                 },
             )
             .await?;
-        let now = to_micros(self.clock.now());
         let mut out = Vec::with_capacity(proofs.len());
         for proof in proofs {
             let verdict = self.check(&stream, &proof).await?.0;
-            self.store
-                .add_validation(stream.num, proof.last_us, now, verdict.name())
+            self.record_validation(actor, &stream, proof.last_us, verdict)
                 .await?;
             out.push((proof.last_us, verdict));
         }
@@ -1105,67 +1182,99 @@ impl Series {
             return Ok(false);
         };
         let signer = self.signer(stream.spec.proof_kind).await?;
-        let now = to_micros(self.clock.now());
+        let now = self.clock.now();
+        let now_us = to_micros(now);
         let size = stream.tree_size();
         let age_us = i64::from(stream.spec.max_merkle_tree_age_seconds) * 1_000_000;
-        let closed = self
+        let next = self
             .store
-            .close_tree(num, size, |values| {
-                let oldest = values.iter().map(|v| v.stored_us).min()?;
-                let full = values.len() as i64 >= size;
-                if !full && oldest.saturating_add(age_us) > now {
-                    return None;
-                }
-                let root = merkle::root(&leaves(&stream.id, values));
-                let signature = signer.sign(&root).ok()?;
-                let count = values.len() as i64;
-                let last_us = values.last()?.ts_us;
-                let log_leaf =
-                    merkle::leaf_hash(&proof::log_leaf(&stream.id, last_us, count, &root));
-                let proof = ProofRow {
-                    stream: num,
-                    last_us: values.last()?.ts_us,
-                    first_us: values.first()?.ts_us,
-                    size: count,
-                    depth: depth_of(count),
-                    id: crate::secrets::uuid(),
-                    root: root.to_vec(),
-                    signature,
-                    kind: stream.spec.proof_kind.name().into(),
-                    kid: signer.kid().into(),
-                    origin: "node".into(),
-                    created_us: now,
-                    log_index: 0,
-                };
-                Some((proof, log_leaf))
-            })
+            .unproven_values(num, size)
             .await
             .map_err(|e| e.to_string())?;
-        let done = closed.is_some();
-        if done || self.due().contains(&num) {
-            // What stays unproven, as the store has it (another node may have closed trees).
-            let left = self
-                .store
-                .unproven(Some(num))
+        let mut closed = false;
+        if let Some((after_us, values)) = next
+            && let Some(oldest) = values.iter().map(|v| v.stored_us).min()
+            && (values.len() as i64 >= size || oldest.saturating_add(age_us) <= now_us)
+        {
+            let root = merkle::root(&leaves(&stream.id, &values));
+            let signature = signer.sign(&root)?;
+            let count = values.len() as i64;
+            let (first_us, last_us) = (values[0].ts_us, values[values.len() - 1].ts_us);
+            let leaf = merkle::leaf_hash(&proof::log_leaf(&stream.id, last_us, count, &root));
+            let proof = ProofRow {
+                stream: num,
+                last_us,
+                first_us,
+                size: count,
+                depth: depth_of(count),
+                id: crate::secrets::uuid(),
+                root: root.to_vec(),
+                signature,
+                kind: stream.spec.proof_kind.name().into(),
+                kid: signer.kid().into(),
+                origin: "node".into(),
+                created_us: now_us,
+                log_index: 0,
+            };
+            let draft = Draft {
+                time: now,
+                actor: Actor::Internal("prover").reference(),
+                payload: EventPayload::ProofStored {
+                    stream: Arc::from(stream.id.to_string()),
+                    depth: proof.depth,
+                    last_us,
+                    root: Arc::from(proof.root.as_slice()),
+                    signature: Arc::from(proof.signature.as_slice()),
+                },
+            };
+            match self
+                .journal
+                .commit(vec![draft], |_| Change {
+                    series: SeriesChange::Tree {
+                        proof,
+                        after_us,
+                        leaf,
+                    },
+                    ..Change::default()
+                })
                 .await
-                .map_err(|e| e.to_string())?;
-            let mut unproven = lock(&self.unproven);
-            match left.first() {
-                Some(&(_, count, oldest_stored_us)) => {
-                    unproven.insert(
-                        num,
-                        Unproven {
-                            count,
-                            oldest_stored_us,
-                        },
-                    );
-                }
-                None => {
-                    unproven.remove(&num);
-                }
+            {
+                Ok(_) => closed = true,
+                // Values came or went between the read and the commit (another node closed
+                // it, a value slipped in): built again on the next round.
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.to_string()),
             }
         }
-        Ok(done)
+        // What stays unproven, as the store has it (another node may have closed trees).
+        let left = self
+            .store
+            .unproven(Some(num))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut unproven = lock(&self.unproven);
+        match left.first() {
+            Some(&(_, count, oldest_stored_us)) => {
+                unproven.insert(
+                    num,
+                    Unproven {
+                        count,
+                        oldest_stored_us,
+                    },
+                );
+            }
+            None => {
+                unproven.remove(&num);
+            }
+        }
+        Ok(closed)
+    }
+}
+
+impl crate::events::SubjectReaders for Series {
+    /// Whether `actor` may read the stream `subject` names (its id).
+    fn allows(&self, actor: &Actor, subject: &str) -> bool {
+        self.stream(actor, subject).is_ok()
     }
 }
 

@@ -288,14 +288,26 @@ impl Server {
         let events = EventBus::default();
         let journal = Journal::new(store.clone(), events.clone());
         let metrics = Metrics::default();
-        let visibility = Arc::new(crate::events::Visibility::new(
-            catalog
-                .datapoints
-                .iter()
-                .map(|d| (d.key.clone(), d.read.clone(), d.access.readable())),
-            crate::idp::admin_policy(&config.idp.admin_realm),
-            crate::idp::webhook_managers_policy(&config.idp.admin_realm),
-        ));
+        let series = crate::series::Series::open(
+            store.clone(),
+            journal.clone(),
+            clock.clone(),
+            Arc::new(load_sealer(&config)?),
+            config.values.clone(),
+        )
+        .await
+        .map_err(StartError::Io)?;
+        let visibility = Arc::new(
+            crate::events::Visibility::new(
+                catalog
+                    .datapoints
+                    .iter()
+                    .map(|d| (d.key.clone(), d.read.clone(), d.access.readable())),
+                crate::idp::admin_policy(&config.idp.admin_realm),
+                crate::idp::webhook_managers_policy(&config.idp.admin_realm),
+            )
+            .with_streams(series.clone()),
+        );
         let (shutdown, shutdown_seen) = watch::channel(false);
         if let Some(renewal) = tls.as_ref().and_then(|tls| tls.renewal.clone()) {
             start_certificate_renewal(renewal, clock.clone(), &shutdown_seen);
@@ -339,14 +351,6 @@ impl Server {
             metrics.clone(),
         )
         .await?;
-        let series = crate::series::Series::open(
-            store.clone(),
-            clock.clone(),
-            Arc::new(load_sealer(&config)?),
-            config.values.clone(),
-        )
-        .await
-        .map_err(StartError::Io)?;
         if config.values.proofs {
             tokio::spawn(series.clone().run_prover(shutdown_seen.clone()));
         }

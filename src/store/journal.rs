@@ -46,6 +46,8 @@ pub struct Change {
     pub journal: Vec<JournalRow>,
     /// Webhook deliveries for its events.
     pub outbox: Vec<OutboxEvent>,
+    /// What it does to streams of values.
+    pub series: super::SeriesChange,
 }
 
 const NEXT: &str = "UPDATE portico_sequence SET value = value + $1 WHERE id = 1 RETURNING value";
@@ -119,7 +121,7 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         let count = events + spare;
         macro_rules! body {
-            ($tx:ident, $write:ident) => {{
+            ($tx:ident, $write:ident, $apply:path) => {{
                 let (last,): (i64,) = sqlx::query_as(NEXT)
                     .bind(count as i64)
                     .fetch_one(&mut *$tx)
@@ -138,6 +140,7 @@ impl Store {
                         return Ok(None);
                     }
                 }
+                $apply(&mut $tx, &change.series).await?;
                 $write(&mut $tx, &change).await?;
                 $tx.commit().await?;
                 Ok(Some(first))
@@ -146,11 +149,11 @@ impl Store {
         match self {
             Store::Sqlite(store) => {
                 let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-                body!(tx, write_sqlite)
+                body!(tx, write_sqlite, super::series::apply_sqlite)
             }
             Store::Postgres(store) => {
                 let mut tx = store.pool().begin().await?;
-                body!(tx, write_postgres)
+                body!(tx, write_postgres, super::series::apply_postgres)
             }
         }
     }

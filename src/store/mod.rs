@@ -55,8 +55,8 @@ pub use identity::{
 };
 pub use journal::{Change, Disable, JournalRow};
 pub use series::{
-    CheckpointRow, InsertRefused, NewValue, ProofKeyRow, ProofRow, Range, StreamRow, ValidationRow,
-    ValueRow,
+    CheckpointRow, NewValue, ProofKeyRow, ProofRow, Range, SeriesChange, StreamRow, ValidationRow,
+    ValueRow, ValuesWrite,
 };
 pub use webhooks::{
     AttemptRow, DeliveryRow, DeliveryState, Finished, OutboxEvent, Recorded, SubscriptionRow,

@@ -124,26 +124,51 @@ impl std::fmt::Debug for ProofKeyRow {
     }
 }
 
-/// Why values were not stored (nothing of the batch was).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum InsertRefused {
-    /// A value at a timestamp already stored (or twice in the batch).
-    #[error("a value of stream {0} at one of these timestamps is already stored")]
-    Duplicate(i64),
-    /// A value at or before the stream's last proven timestamp.
-    #[error("stream {stream} is proven through {proven_through_us}; values before it are closed")]
-    Closed {
-        /// The stream's number.
-        stream: i64,
-        /// Its last proven timestamp.
-        proven_through_us: i64,
+/// Values to store in a change: all or none.
+#[derive(Debug, Clone, Default)]
+pub struct ValuesWrite {
+    /// The streams they belong to (each is locked and checked).
+    pub streams: Vec<i64>,
+    /// The values.
+    pub values: Vec<NewValue>,
+    /// When they become durable.
+    pub stored_us: i64,
+}
+
+/// What a change does to streams, in the change's transaction (`Store::commit_change`).
+#[derive(Debug, Clone, Default)]
+pub enum SeriesChange {
+    /// Nothing.
+    #[default]
+    None,
+    /// Values to store: refused (`Conflict`, nothing stored) when a timestamp is taken or at or
+    /// before its stream's last proven timestamp, `NotFound` when a stream is gone.
+    Values(ValuesWrite),
+    /// A tree to close, built from values read before the transaction: stored, with its leaf
+    /// appended to the log of roots, only while the stream is still proven through `after_us`
+    /// and exactly the proof's values lie after it up to its last timestamp (else `Conflict`:
+    /// build it again).
+    Tree {
+        /// The proof (its `log_index` is assigned here).
+        proof: ProofRow,
+        /// The proven-through time the tree follows.
+        after_us: i64,
+        /// Its leaf hash in the log of roots.
+        leaf: [u8; 32],
     },
-    /// The stream was deleted.
-    #[error("stream {0} no longer exists")]
-    Gone(i64),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// A validation of the proof at `(stream, last_us)` to record.
+    Validation {
+        /// The stream.
+        stream: i64,
+        /// The proof's last timestamp.
+        last_us: i64,
+        /// When.
+        at_us: i64,
+        /// The verdict's name.
+        result: String,
+    },
+    /// A stream to delete with its values, proofs and validations (`NotFound` when gone).
+    DeleteStream(String),
 }
 
 /// Which values a range read returns.
@@ -226,6 +251,9 @@ const INSERT_PROOF: &str = "INSERT INTO series_proofs \
       log_index) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
+const LOCK_SQLITE: &str = "SELECT proven_through_us FROM series_streams WHERE num = $1";
+const LOCK_PG: &str = "SELECT proven_through_us FROM series_streams WHERE num = $1 FOR UPDATE";
+
 const INSERT_VALUES_SQLITE: &str = "INSERT INTO series_values (stream, ts_us, stored_delta_us, value) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
             json_extract(value, '$[2]'), unhex(json_extract(value, '$[3]')) \
@@ -273,29 +301,6 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a stream with its values, proofs and validations; answers whether it existed.
-    pub async fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
-        in_tx!(self, |tx| {
-            let num: Option<(i64,)> =
-                sqlx::query_as("DELETE FROM series_streams WHERE id = $1 RETURNING num")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((num,)) = num else {
-                return Ok(false);
-            };
-            for table in ["series_values", "series_proofs", "series_validations"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE stream = $1"
-                )))
-                .bind(num)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Ok::<bool, StoreError>(true)
-        })
-    }
-
     /// Every stream.
     pub async fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
         let rows: Vec<StreamColumns> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
@@ -316,105 +321,6 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(row.map(stream_row))
-    }
-
-    /// Stores `values` (of one or more streams, each listed in `streams`) in one transaction,
-    /// `stored_us` their durable time: all or none. Refused when a stream is gone, a timestamp
-    /// is taken, or a value falls at or before its stream's last proven timestamp.
-    pub async fn insert_values(
-        &self,
-        streams: &[i64],
-        values: &[NewValue],
-        stored_us: i64,
-    ) -> Result<(), InsertRefused> {
-        let mut streams = streams.to_vec();
-        streams.sort_unstable();
-        streams.dedup();
-        // The earliest timestamp per stream, to check against its proven-through time.
-        let earliest = |stream: i64| {
-            values
-                .iter()
-                .filter(|v| v.stream == stream)
-                .map(|v| v.ts_us)
-                .min()
-        };
-        macro_rules! check_streams {
-            ($tx:ident, $lock:expr) => {
-                for &stream in &streams {
-                    let proven: Option<(i64,)> = sqlx::query_as($lock)
-                        .bind(stream)
-                        .fetch_optional(&mut *$tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                    let Some((proven_through_us,)) = proven else {
-                        return Err(InsertRefused::Gone(stream));
-                    };
-                    if earliest(stream).is_some_and(|ts| ts <= proven_through_us) {
-                        return Err(InsertRefused::Closed {
-                            stream,
-                            proven_through_us,
-                        });
-                    }
-                }
-            };
-        }
-        let duplicate = |e: sqlx::Error| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                InsertRefused::Duplicate(streams.first().copied().unwrap_or_default())
-            }
-            _ => InsertRefused::Store(e.into()),
-        };
-        match self {
-            Store::Sqlite(store) => {
-                let mut tx = store
-                    .pool()
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(StoreError::from)?;
-                check_streams!(
-                    tx,
-                    "SELECT proven_through_us FROM series_streams WHERE num = $1"
-                );
-                let rows = super::journal::json_rows(values.iter().map(|v| {
-                    (
-                        v.stream,
-                        v.ts_us,
-                        stored_us.saturating_sub(v.ts_us),
-                        hex(&v.value),
-                    )
-                }));
-                sqlx::query(INSERT_VALUES_SQLITE)
-                    .bind(rows)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(duplicate)?;
-                tx.commit().await.map_err(StoreError::from)?;
-            }
-            Store::Postgres(store) => {
-                let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-                check_streams!(
-                    tx,
-                    "SELECT proven_through_us FROM series_streams WHERE num = $1 FOR UPDATE"
-                );
-                let nums: Vec<i64> = values.iter().map(|v| v.stream).collect();
-                let times: Vec<i64> = values.iter().map(|v| v.ts_us).collect();
-                let deltas: Vec<i64> = values
-                    .iter()
-                    .map(|v| stored_us.saturating_sub(v.ts_us))
-                    .collect();
-                let bytes: Vec<&[u8]> = values.iter().map(|v| v.value.as_slice()).collect();
-                sqlx::query(INSERT_VALUES_PG)
-                    .bind(&nums)
-                    .bind(&times)
-                    .bind(&deltas)
-                    .bind(&bytes)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(duplicate)?;
-                tx.commit().await.map_err(StoreError::from)?;
-            }
-        }
-        Ok(())
     }
 
     /// A stream's values in a range, by timestamp.
@@ -464,111 +370,32 @@ impl Store {
         .await?))
     }
 
-    /// Closes the next tree of `stream`: in one transaction, with the stream's row locked,
-    /// reads up to `max_size` values after its last proven timestamp (oldest first), asks
-    /// `build` for the proof of them and its leaf in the log of roots (`None`: not yet), and
-    /// stores it, appending the leaf to the log and moving the proven-through time to its last
-    /// value. Answers the proof stored.
-    pub async fn close_tree(
+    /// The values after `stream`'s last proven timestamp, oldest first, at most `limit`: the
+    /// next tree's, as of now. Answers the proven-through time they follow (`None`: no stream).
+    pub async fn unproven_values(
         &self,
         stream: i64,
-        max_size: i64,
-        build: impl FnOnce(&[ValueRow]) -> Option<(ProofRow, [u8; 32])> + Send,
-    ) -> Result<Option<ProofRow>, StoreError> {
-        macro_rules! body {
-            ($tx:ident, $lock:expr) => {{
-                let proven: Option<(i64,)> = sqlx::query_as($lock)
-                    .bind(stream)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                let Some((proven_through_us,)) = proven else {
-                    return Ok(None);
-                };
-                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT ts_us, stored_delta_us, value FROM series_values \
-                     WHERE stream = $1 AND ts_us > $2 ORDER BY ts_us LIMIT $3",
-                )
-                .bind(stream)
-                .bind(proven_through_us)
-                .bind(max_size)
-                .fetch_all(&mut *$tx)
-                .await?;
-                let values: Vec<ValueRow> = rows.into_iter().map(value_row).collect();
-                let Some((mut proof, leaf)) = build(&values) else {
-                    return Ok(None);
-                };
-                let (size,): (i64,) = sqlx::query_as(
-                    "UPDATE proof_log SET size = size + 1 WHERE id = 1 RETURNING size",
-                )
-                .fetch_one(&mut *$tx)
-                .await?;
-                proof.log_index = size - 1;
-                // The leaf, then each complete subtree it completes.
-                let (mut level, mut idx, mut hash) = (0i32, proof.log_index, leaf);
-                loop {
-                    sqlx::query(
-                        "INSERT INTO proof_log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
-                    )
-                    .bind(level)
-                    .bind(idx)
-                    .bind(&hash[..])
-                    .execute(&mut *$tx)
-                    .await?;
-                    if idx & 1 == 0 {
-                        break;
-                    }
-                    let (left,): (Vec<u8>,) = sqlx::query_as(
-                        "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2",
-                    )
-                    .bind(level)
-                    .bind(idx - 1)
-                    .fetch_one(&mut *$tx)
-                    .await?;
-                    hash = crate::series::merkle::node_hash(&left, &hash);
-                    level += 1;
-                    idx >>= 1;
-                }
-                sqlx::query(INSERT_PROOF)
-                    .bind(proof.stream)
-                    .bind(proof.last_us)
-                    .bind(proof.first_us)
-                    .bind(proof.size)
-                    .bind(proof.depth)
-                    .bind(&proof.id)
-                    .bind(&proof.root)
-                    .bind(&proof.signature)
-                    .bind(&proof.kind)
-                    .bind(&proof.kid)
-                    .bind(&proof.origin)
-                    .bind(proof.created_us)
-                    .bind(proof.log_index)
-                    .execute(&mut *$tx)
-                    .await?;
-                sqlx::query("UPDATE series_streams SET proven_through_us = $2 WHERE num = $1")
-                    .bind(stream)
-                    .bind(proof.last_us)
-                    .execute(&mut *$tx)
-                    .await?;
-                $tx.commit().await?;
-                Ok(Some(proof))
-            }};
-        }
-        match self {
-            Store::Sqlite(store) => {
-                let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-                body!(
-                    tx,
-                    "SELECT proven_through_us FROM series_streams WHERE num = $1"
-                )
-            }
-            Store::Postgres(store) => {
-                let mut tx = store.pool().begin().await?;
-                body!(
-                    tx,
-                    "SELECT proven_through_us FROM series_streams WHERE num = $1 FOR UPDATE"
-                )
-            }
-        }
+        limit: i64,
+    ) -> Result<Option<(i64, Vec<ValueRow>)>, StoreError> {
+        let proven: Option<(i64,)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT proven_through_us FROM series_streams WHERE num = $1"
+        )
+        .bind(stream)
+        .fetch_optional(pool)
+        .await?);
+        let Some((after_us,)) = proven else {
+            return Ok(None);
+        };
+        let rows: Vec<(i64, i64, Vec<u8>)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT ts_us, stored_delta_us, value FROM series_values \
+             WHERE stream = $1 AND ts_us > $2 ORDER BY ts_us LIMIT $3"
+        )
+        .bind(stream)
+        .bind(after_us)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(Some((after_us, rows.into_iter().map(value_row).collect())))
     }
 
     /// A stream's proofs whose last timestamp is in a range.
@@ -607,29 +434,6 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(row.map(proof_row).filter(|p| p.first_us <= ts_us))
-    }
-
-    /// Records a validation of the proof at `(stream, last_us)`.
-    pub async fn add_validation(
-        &self,
-        stream: i64,
-        last_us: i64,
-        at_us: i64,
-        result: &str,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO series_validations (stream, last_us, at_us, result) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(stream)
-            .bind(last_us)
-            .bind(at_us)
-            .bind(result)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
     }
 
     /// The validations of the proof at `(stream, last_us)`, newest first.
@@ -785,4 +589,210 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     out
+}
+
+/// The series part of a change, for either backend: `$lock` locks a stream's row and reads its
+/// proven-through time; `$insert` stores a `ValuesWrite`'s rows.
+macro_rules! apply {
+    ($tx:ident, $change:expr, $lock:expr, |$write:ident| $insert:expr) => {{
+        match $change {
+            SeriesChange::None => Ok(()),
+            SeriesChange::Values($write) => {
+                let mut streams = $write.streams.clone();
+                streams.sort_unstable();
+                streams.dedup();
+                for &stream in &streams {
+                    let proven: Option<(i64,)> = sqlx::query_as($lock)
+                        .bind(stream)
+                        .fetch_optional(&mut **$tx)
+                        .await?;
+                    let Some((proven_through_us,)) = proven else {
+                        return Err(StoreError::NotFound(format!("stream {stream}")));
+                    };
+                    let earliest = $write
+                        .values
+                        .iter()
+                        .filter(|v| v.stream == stream)
+                        .map(|v| v.ts_us)
+                        .min();
+                    if earliest.is_some_and(|ts| ts <= proven_through_us) {
+                        let through = crate::timefmt::from_micros(proven_through_us)
+                            .map_or_else(|| proven_through_us.to_string(), crate::timefmt::rfc3339);
+                        return Err(StoreError::Conflict(format!(
+                            "The stream's values through {through} are under a proof already; a \
+                             value must be later than that. Nothing was stored."
+                        )));
+                    }
+                }
+                match $insert {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StoreError::Conflict(
+                            "A value at one of these timestamps is already stored (or the batch \
+                             names one twice); nothing was stored."
+                                .into(),
+                        ))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            SeriesChange::Tree {
+                proof,
+                after_us,
+                leaf,
+            } => {
+                let proven: Option<(i64,)> = sqlx::query_as($lock)
+                    .bind(proof.stream)
+                    .fetch_optional(&mut **$tx)
+                    .await?;
+                let (count,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM series_values \
+                     WHERE stream = $1 AND ts_us > $2 AND ts_us <= $3",
+                )
+                .bind(proof.stream)
+                .bind(*after_us)
+                .bind(proof.last_us)
+                .fetch_one(&mut **$tx)
+                .await?;
+                if proven != Some((*after_us,)) || count != proof.size {
+                    return Err(StoreError::Conflict("the tree's values changed".into()));
+                }
+                let (size,): (i64,) = sqlx::query_as(
+                    "UPDATE proof_log SET size = size + 1 WHERE id = 1 RETURNING size",
+                )
+                .fetch_one(&mut **$tx)
+                .await?;
+                let log_index = size - 1;
+                // The leaf, then each complete subtree it completes.
+                let (mut level, mut idx, mut hash) = (0i32, log_index, *leaf);
+                loop {
+                    sqlx::query(
+                        "INSERT INTO proof_log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
+                    )
+                    .bind(level)
+                    .bind(idx)
+                    .bind(&hash[..])
+                    .execute(&mut **$tx)
+                    .await?;
+                    if idx & 1 == 0 {
+                        break;
+                    }
+                    let (left,): (Vec<u8>,) = sqlx::query_as(
+                        "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2",
+                    )
+                    .bind(level)
+                    .bind(idx - 1)
+                    .fetch_one(&mut **$tx)
+                    .await?;
+                    hash = crate::series::merkle::node_hash(&left, &hash);
+                    level += 1;
+                    idx >>= 1;
+                }
+                sqlx::query(INSERT_PROOF)
+                    .bind(proof.stream)
+                    .bind(proof.last_us)
+                    .bind(proof.first_us)
+                    .bind(proof.size)
+                    .bind(proof.depth)
+                    .bind(&proof.id)
+                    .bind(&proof.root)
+                    .bind(&proof.signature)
+                    .bind(&proof.kind)
+                    .bind(&proof.kid)
+                    .bind(&proof.origin)
+                    .bind(proof.created_us)
+                    .bind(log_index)
+                    .execute(&mut **$tx)
+                    .await?;
+                sqlx::query("UPDATE series_streams SET proven_through_us = $2 WHERE num = $1")
+                    .bind(proof.stream)
+                    .bind(proof.last_us)
+                    .execute(&mut **$tx)
+                    .await?;
+                Ok(())
+            }
+            SeriesChange::Validation {
+                stream,
+                last_us,
+                at_us,
+                result,
+            } => {
+                sqlx::query(
+                    "INSERT INTO series_validations (stream, last_us, at_us, result) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(*stream)
+                .bind(*last_us)
+                .bind(*at_us)
+                .bind(result)
+                .execute(&mut **$tx)
+                .await?;
+                Ok(())
+            }
+            SeriesChange::DeleteStream(id) => {
+                let num: Option<(i64,)> =
+                    sqlx::query_as("DELETE FROM series_streams WHERE id = $1 RETURNING num")
+                        .bind(id)
+                        .fetch_optional(&mut **$tx)
+                        .await?;
+                let Some((num,)) = num else {
+                    return Err(StoreError::NotFound(format!("stream {id}")));
+                };
+                for table in ["series_values", "series_proofs", "series_validations"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE stream = $1"
+                    )))
+                    .bind(num)
+                    .execute(&mut **$tx)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }};
+}
+
+/// Applies `change`'s series part in its transaction (SQLite).
+pub(super) async fn apply_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    change: &SeriesChange,
+) -> Result<(), StoreError> {
+    apply!(tx, change, LOCK_SQLITE, |write| {
+        let rows = super::journal::json_rows(write.values.iter().map(|v| {
+            (
+                v.stream,
+                v.ts_us,
+                write.stored_us.saturating_sub(v.ts_us),
+                hex(&v.value),
+            )
+        }));
+        sqlx::query(INSERT_VALUES_SQLITE)
+            .bind(rows)
+            .execute(&mut **tx)
+            .await
+    })
+}
+
+/// Applies `change`'s series part in its transaction (PostgreSQL).
+pub(super) async fn apply_postgres(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    change: &SeriesChange,
+) -> Result<(), StoreError> {
+    apply!(tx, change, LOCK_PG, |write| {
+        let nums: Vec<i64> = write.values.iter().map(|v| v.stream).collect();
+        let times: Vec<i64> = write.values.iter().map(|v| v.ts_us).collect();
+        let deltas: Vec<i64> = write
+            .values
+            .iter()
+            .map(|v| write.stored_us.saturating_sub(v.ts_us))
+            .collect();
+        let bytes: Vec<&[u8]> = write.values.iter().map(|v| v.value.as_slice()).collect();
+        sqlx::query(INSERT_VALUES_PG)
+            .bind(&nums)
+            .bind(&times)
+            .bind(&deltas)
+            .bind(&bytes)
+            .execute(&mut **tx)
+            .await
+    })
 }

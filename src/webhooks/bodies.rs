@@ -147,7 +147,105 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
             };
             outbox_event(event, body, cause.to_string())
         }
+        // The seed's body, exactly: `{"StreamId","Timestamp","Value":[bytes…],"EventQoS":1}`.
+        EventPayload::Value {
+            stream,
+            timestamp_us,
+            value,
+            ..
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                stream_id: &'a str,
+                timestamp: String,
+                value: &'a [u8],
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                stream_id: stream,
+                timestamp: dotnet_time(*timestamp_us),
+                value,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        // The documented body: byte arrays as JSON number arrays, `TransactionId` null.
+        EventPayload::ProofStored {
+            stream,
+            depth,
+            last_us,
+            root,
+            signature,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                transaction_id: Option<&'a str>,
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                root_hash: &'a [u8],
+                signature: &'a [u8],
+                agent_id: Option<&'a str>,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                transaction_id: None,
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: dotnet_time(*last_us),
+                root_hash: root,
+                signature,
+                agent_id: None,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        EventPayload::ProofValidated {
+            stream,
+            last_us,
+            result,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                stream_id: &'a str,
+                last_timestamp: String,
+                validation_proof_result: &'a str,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                stream_id: stream,
+                last_timestamp: dotnet_time(*last_us),
+                validation_proof_result: result,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
+        EventPayload::StreamDeleted { stream } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                stream_id: &'a str,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                stream_id: stream,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
     })
+}
+
+/// A time as the Tributech node writes it in webhooks: `2023-06-16T05:08:40.991585+00:00`.
+fn dotnet_time(us: i64) -> String {
+    crate::timefmt::from_micros(us).map_or_else(String::new, crate::timefmt::rfc3339_dotnet)
 }
 
 impl Projection for Webhooks {

@@ -1008,6 +1008,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
         .expect("store");
     let series = Series::open(
         store.clone(),
+        portico::events::Journal::new(store.clone(), portico::events::EventBus::default()),
         Arc::new(portico::clock::SystemClock),
         Arc::new(portico::secrets::Sealer::new(&[7; 32])),
         ValueSettings::default(),
@@ -1160,4 +1161,85 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
     }
     server.kill_9();
     store.close().await;
+}
+
+#[tokio::test]
+async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the_stream() {
+    use crate::helpers::receiver::Receiver;
+    let app = TestApp::spawn_with(&format!(
+        "{}\n[webhooks]\nallow_targets = [\"127.0.0.0/8\"]\npoll_ms = 20\n",
+        crate::helpers::DATAPOINTS
+    ))
+    .await;
+    let admin = app.admin_token().await;
+    let manager = app.manager_token().await;
+    let id = create(
+        &app,
+        &admin,
+        json!({"name": "hooked", "encoding": "DOUBLE", "merkleTreeDepth": 1}),
+    )
+    .await;
+    let secret_stream = create(
+        &app,
+        &admin,
+        json!({"name": "secret", "encoding": "DOUBLE", "read": ["plant:secret"]}),
+    )
+    .await;
+    let mut receiver = Receiver::start().await;
+    let (_, secret) = app
+        .subscribe(
+            &manager,
+            json!({"url": receiver.url, "topics": ["value.received", "proof.stored"]}),
+        )
+        .await;
+
+    // The manager may not read the secret stream: its values never reach the subscription.
+    let hidden = json!([{"streamId": secret_stream, "timestamp": ts(1), "value": 1.0}]);
+    assert_eq!(write(&app, &admin, "double", hidden).await.status, 200);
+    let values = json!([
+        {"streamId": id, "timestamp": "2023-06-16T05:08:40.991585+00:00", "value": -1.5e-39},
+        {"streamId": id, "timestamp": "2023-06-16T05:08:41Z", "value": 2.3},
+    ]);
+    assert_eq!(write(&app, &admin, "double", values).await.status, 200);
+
+    let mut received = Vec::new();
+    let mut raw = Vec::new();
+    let mut stored = None;
+    while received.len() < 2 || stored.is_none() {
+        let got = receiver.next().await;
+        assert!(
+            got.header("x-tributech-signature").starts_with("sha256="),
+            "signed"
+        );
+        assert!(!secret.is_empty());
+        match got.header("x-tributech-event") {
+            "ValueReceivedEvent" => {
+                received.push(got.json());
+                raw.push(String::from_utf8(got.body.to_vec()).expect("ASCII"));
+            }
+            "ProofStoredEvent" => stored = Some(got.json()),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The seed's body, exactly: member order, bytes as a number array, QoS 1.
+    assert_eq!(
+        raw[0],
+        format!(
+            r#"{{"StreamId":"{id}","Timestamp":"2023-06-16T05:08:40.991585+00:00","Value":{},"EventQoS":1}}"#,
+            serde_json::to_string(&(-1.5e-39f64).to_le_bytes().to_vec()).expect("json")
+        )
+    );
+    assert_eq!(received[1]["Value"], json!(2.3f64.to_le_bytes().to_vec()));
+    let stored = stored.expect("proof");
+    assert_eq!(stored["TransactionId"], Json::Null);
+    assert_eq!(stored["StreamId"], id.as_str());
+    assert_eq!(stored["MerkleTreeDepth"], 1);
+    assert_eq!(stored["LastTimestamp"], "2023-06-16T05:08:41.000000+00:00");
+    assert_eq!(stored["RootHash"].as_array().expect("bytes").len(), 32);
+    assert_eq!(stored["Signature"].as_array().expect("bytes").len(), 256);
+    assert_eq!(stored["EventQoS"], 2);
+    assert!(
+        receiver.nothing_pending(),
+        "the hidden stream's value must not arrive"
+    );
 }

@@ -236,6 +236,11 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
                 2
             ),
             ("endpoint.called", "EndpointCalledEvent", 2),
+            ("value.received", "ValueReceivedEvent", 1),
+            ("value.stored", "ValueStoredEvent", 1),
+            ("proof.stored", "ProofStoredEvent", 2),
+            ("proof.validated", "ProofValidatedEvent", 2),
+            ("stream.deleted", "StreamDeletedEvent", 2),
         ]
     );
 
