@@ -7,6 +7,12 @@ use time::OffsetDateTime;
 /// (`2026-11-22T15:32:34.391097Z`), so times have one width and sort as text. Years outside
 /// 0000–9999 (which `time` allows) are clamped to those bounds' digits; no stored time has one.
 pub fn rfc3339(time: OffsetDateTime) -> String {
+    // Only ASCII digits and separators are written.
+    rfc3339_bytes(time).iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`rfc3339`] as its 27 bytes, for writers that put it straight into a buffer.
+pub fn rfc3339_bytes(time: OffsetDateTime) -> [u8; 27] {
     let t = time.to_offset(time::UtcOffset::UTC);
     // Written digit by digit: this runs for every value read or written (a `format!` with
     // seven arguments was a visible part of a write's cost).
@@ -24,8 +30,7 @@ pub fn rfc3339(time: OffsetDateTime) -> String {
     put(14, 2, u32::from(t.minute()));
     put(17, 2, u32::from(t.second()));
     put(20, 6, t.microsecond());
-    // Only ASCII digits and separators were written.
-    out.iter().map(|&b| char::from(b)).collect()
+    out
 }
 
 /// [`rfc3339`] with the offset written `+00:00`, as .NET's round-trip format (and so Tributech's

@@ -41,7 +41,7 @@ CREATE TABLE series_proofs (
     created_us BIGINT  NOT NULL,
     log_index  BIGINT  NOT NULL UNIQUE,
     PRIMARY KEY (stream, last_us)
-);
+) WITHOUT ROWID;
 
 -- The append-only log of roots (RFC 9162): every proof is a leaf, numbered by `log_index` in
 -- the order proofs were stored. `proof_log.size` is how many leaves it has (its row's lock
@@ -58,7 +58,7 @@ CREATE TABLE proof_log_nodes (
     idx   BIGINT  NOT NULL,
     hash  BLOB  NOT NULL,
     PRIMARY KEY (level, idx)
-);
+) WITHOUT ROWID;
 
 -- Signed checkpoints of the log (C2SP tlog-checkpoint signed notes), one per size published.
 CREATE TABLE proof_checkpoints (

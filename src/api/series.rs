@@ -410,7 +410,7 @@ pub async fn read_values(
     actor: Actor,
     Path(id): Path<String>,
     uri: Uri,
-) -> Result<Json<ValuesOut>, ApiError> {
+) -> Result<Response, ApiError> {
     let query = values_query(&state, &uri)?;
     let (stream, values) = state
         .series
@@ -421,17 +421,36 @@ pub async fn read_values(
     let next = (values.len() as i64 == query.range.limit)
         .then(|| values.last().map(|v| time(v.ts_us)))
         .flatten();
-    Ok(Json(ValuesOut {
-        values: values
-            .iter()
-            .map(|v| StoredValueOut {
-                timestamp: time(v.ts_us),
-                stored_at: time(v.stored_us),
-                value: stream.spec.encoding.to_json(&v.value),
-            })
-            .collect(),
-        next,
-    }))
+    // Written in one pass into one buffer (a page holds up to `values.max_page` values): the
+    // shape `ValuesOut` documents.
+    let mut out = Vec::with_capacity(values.len() * 96 + 64);
+    out.extend_from_slice(b"{\"values\":[");
+    for (n, v) in values.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        let bytes = |us| from_micros(us).map_or([b'?'; 27], crate::timefmt::rfc3339_bytes);
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        out.extend_from_slice(&bytes(v.ts_us));
+        out.extend_from_slice(b"\",\"storedAt\":\"");
+        out.extend_from_slice(&bytes(v.stored_us));
+        out.extend_from_slice(b"\",\"value\":");
+        serde_json::to_writer(&mut out, &stream.spec.encoding.to_json(&v.value))
+            .map_err(|e| ApiError::internal(&e))?;
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(next) = next {
+        out.extend_from_slice(b",\"next\":\"");
+        out.extend_from_slice(next.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 /// A value's inclusion proof: check it with SHA-256 and the proof key alone (the README gives

@@ -116,10 +116,11 @@ impl Topic {
     /// Whether the journal keeps it.
     pub const fn durability(self) -> Durability {
         match self {
-            // A value's row is the durable record of its two events.
-            Topic::PortalItemSet | Topic::ValueReceived | Topic::ValueStored => {
-                Durability::Ephemeral
-            }
+            // A value's row is the durable record of its two events, a proof's of its.
+            Topic::PortalItemSet
+            | Topic::ValueReceived
+            | Topic::ValueStored
+            | Topic::ProofStored => Durability::Ephemeral,
             _ => Durability::Durable,
         }
     }
@@ -171,7 +172,8 @@ impl Topic {
             }
             Topic::ProofStored => {
                 "A stream's Merkle tree was closed and its root signed. Carries the stream, the \
-                 tree's depth and last timestamp, the root hash and its signature."
+                 tree's depth and last timestamp, the root hash and its signature. The proof is \
+                 its record (`/demeter/api/locations/multiple`)."
             }
             Topic::ProofValidated => {
                 "A proof was validated. Carries the stream, the proof's last timestamp and the \

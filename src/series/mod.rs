@@ -135,6 +135,9 @@ impl TributechSettings {
     }
 }
 
+/// Most trees of one stream closed in one transaction (one commit, one sync).
+const TREES_PER_COMMIT: i64 = 64;
+
 /// Most values in one tree: depth 16, 65,536 values.
 pub const MAX_DEPTH: u8 = 16;
 
@@ -388,19 +391,22 @@ impl Series {
             }
         }
         series.load_keys().await?;
-        for (num, count, oldest_stored_us) in series
-            .store
-            .unproven(None)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            lock(&series.unproven).insert(
-                num,
-                Unproven {
-                    count,
-                    oldest_stored_us,
-                },
-            );
+        let nums: Vec<i64> = read(&series.streams).values().map(|s| s.num).collect();
+        for num in nums {
+            if let Some((count, oldest_stored_us)) = series
+                .store
+                .unproven(num)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                lock(&series.unproven).insert(
+                    num,
+                    Unproven {
+                        count,
+                        oldest_stored_us,
+                    },
+                );
+            }
         }
         Ok(Arc::new(series))
     }
@@ -1174,8 +1180,8 @@ impl Series {
             .collect()
     }
 
-    /// Closes the next tree of stream `num` if it is due; updates what stays unproven. Answers
-    /// whether a tree was closed.
+    /// Closes the due trees of stream `num` (up to [`TREES_PER_COMMIT`] in one transaction);
+    /// updates what stays unproven. Answers whether a tree was closed.
     async fn close_tree(&self, num: i64) -> Result<bool, String> {
         let Some(stream) = read(&self.streams).values().find(|s| s.num == num).cloned() else {
             lock(&self.unproven).remove(&num);
@@ -1188,73 +1194,80 @@ impl Series {
         let age_us = i64::from(stream.spec.max_merkle_tree_age_seconds) * 1_000_000;
         let next = self
             .store
-            .unproven_values(num, size)
+            .unproven_values(num, size.saturating_mul(TREES_PER_COMMIT))
             .await
             .map_err(|e| e.to_string())?;
         let mut closed = false;
-        if let Some((after_us, values)) = next
-            && let Some(oldest) = values.iter().map(|v| v.stored_us).min()
-            && (values.len() as i64 >= size || oldest.saturating_add(age_us) <= now_us)
-        {
-            let root = merkle::root(&leaves(&stream.id, &values));
-            let signature = signer.sign(&root)?;
-            let count = values.len() as i64;
-            let (first_us, last_us) = (values[0].ts_us, values[values.len() - 1].ts_us);
-            let leaf = merkle::leaf_hash(&proof::log_leaf(&stream.id, last_us, count, &root));
-            let proof = ProofRow {
-                stream: num,
-                last_us,
-                first_us,
-                size: count,
-                depth: depth_of(count),
-                id: crate::secrets::uuid(),
-                root: root.to_vec(),
-                signature,
-                kind: stream.spec.proof_kind.name().into(),
-                kid: signer.kid().into(),
-                origin: "node".into(),
-                created_us: now_us,
-                log_index: 0,
-            };
-            let draft = Draft {
-                time: now,
-                actor: Actor::Internal("prover").reference(),
-                payload: EventPayload::ProofStored {
-                    stream: Arc::from(stream.id.to_string()),
-                    depth: proof.depth,
-                    last_us,
-                    root: Arc::from(proof.root.as_slice()),
-                    signature: Arc::from(proof.signature.as_slice()),
-                },
-            };
-            match self
-                .journal
-                .commit(vec![draft], |_| Change {
-                    series: SeriesChange::Tree {
-                        proof,
-                        after_us,
-                        leaf,
+        if let Some((after_us, values)) = next {
+            let mut trees = Vec::new();
+            let mut drafts = Vec::new();
+            for chunk in values.chunks(size as usize) {
+                let full = chunk.len() as i64 == size;
+                let oldest = chunk.iter().map(|v| v.stored_us).min().unwrap_or(now_us);
+                if !full && oldest.saturating_add(age_us) > now_us {
+                    break;
+                }
+                let root = merkle::root(&leaves(&stream.id, chunk));
+                let signature = signer.sign(&root)?;
+                let count = chunk.len() as i64;
+                let (first_us, last_us) = (chunk[0].ts_us, chunk[chunk.len() - 1].ts_us);
+                let leaf = merkle::leaf_hash(&proof::log_leaf(&stream.id, last_us, count, &root));
+                drafts.push(Draft {
+                    time: now,
+                    actor: Actor::Internal("prover").reference(),
+                    payload: EventPayload::ProofStored {
+                        stream: Arc::from(stream.id.to_string()),
+                        depth: depth_of(count),
+                        last_us,
+                        root: Arc::from(&root[..]),
+                        signature: Arc::from(signature.as_slice()),
                     },
-                    ..Change::default()
-                })
-                .await
-            {
-                Ok(_) => closed = true,
-                // Values came or went between the read and the commit (another node closed
-                // it, a value slipped in): built again on the next round.
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                });
+                trees.push((
+                    ProofRow {
+                        stream: num,
+                        last_us,
+                        first_us,
+                        size: count,
+                        depth: depth_of(count),
+                        id: crate::secrets::uuid(),
+                        root: root.to_vec(),
+                        signature,
+                        kind: stream.spec.proof_kind.name().into(),
+                        kid: signer.kid().into(),
+                        origin: "node".into(),
+                        created_us: now_us,
+                        log_index: 0,
+                    },
+                    leaf,
+                ));
+            }
+            if !trees.is_empty() {
+                match self
+                    .journal
+                    .commit(drafts, |_| Change {
+                        series: SeriesChange::Trees {
+                            stream: num,
+                            after_us,
+                            trees,
+                        },
+                        ..Change::default()
+                    })
+                    .await
+                {
+                    Ok(_) => closed = true,
+                    // Values came or went between the read and the commit (another node closed
+                    // them, a value slipped in): built again on the next round.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
             }
         }
         // What stays unproven, as the store has it (another node may have closed trees).
-        let left = self
-            .store
-            .unproven(Some(num))
-            .await
-            .map_err(|e| e.to_string())?;
+        let left = self.store.unproven(num).await.map_err(|e| e.to_string())?;
         let mut unproven = lock(&self.unproven);
-        match left.first() {
-            Some(&(_, count, oldest_stored_us)) => {
+        match left {
+            Some((count, oldest_stored_us)) => {
                 unproven.insert(
                     num,
                     Unproven {

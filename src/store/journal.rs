@@ -122,11 +122,16 @@ impl Store {
         let count = events + spare;
         macro_rules! body {
             ($tx:ident, $write:ident, $apply:path) => {{
-                let (last,): (i64,) = sqlx::query_as(NEXT)
-                    .bind(count as i64)
-                    .fetch_one(&mut *$tx)
-                    .await?;
-                let first = first_of(last, count);
+                // A change with no numbers to take leaves the sequence's row alone.
+                let first = if count == 0 {
+                    0
+                } else {
+                    let (last,): (i64,) = sqlx::query_as(NEXT)
+                        .bind(count as i64)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    first_of(last, count)
+                };
                 let change = build(first);
                 if let Some(disable) = &change.disable {
                     let changed = sqlx::query(DISABLE)

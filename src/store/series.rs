@@ -144,17 +144,17 @@ pub enum SeriesChange {
     /// Values to store: refused (`Conflict`, nothing stored) when a timestamp is taken or at or
     /// before its stream's last proven timestamp, `NotFound` when a stream is gone.
     Values(ValuesWrite),
-    /// A tree to close, built from values read before the transaction: stored, with its leaf
-    /// appended to the log of roots, only while the stream is still proven through `after_us`
-    /// and exactly the proof's values lie after it up to its last timestamp (else `Conflict`:
-    /// build it again).
-    Tree {
-        /// The proof (its `log_index` is assigned here).
-        proof: ProofRow,
-        /// The proven-through time the tree follows.
+    /// Consecutive trees of one stream to close, built from values read before the
+    /// transaction: stored, each with its leaf appended to the log of roots, only while the
+    /// stream is still proven through `after_us` and exactly the trees' values lie after it up
+    /// to the last tree's last timestamp (else `Conflict`: build them again).
+    Trees {
+        /// The stream.
+        stream: i64,
+        /// The proven-through time the first tree follows.
         after_us: i64,
-        /// Its leaf hash in the log of roots.
-        leaf: [u8; 32],
+        /// Each tree's proof (its `log_index` is assigned here) and leaf hash in the log.
+        trees: Vec<(ProofRow, [u8; 32])>,
     },
     /// A validation of the proof at `(stream, last_us)` to record.
     Validation {
@@ -326,20 +326,41 @@ impl Store {
     /// A stream's values in a range, by timestamp.
     pub async fn values(&self, stream: i64, range: Range) -> Result<Vec<ValueRow>, StoreError> {
         let order = if range.descending { "DESC" } else { "ASC" };
-        let rows: Vec<(i64, i64, Vec<u8>)> =
-            on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT ts_us, stored_delta_us, value FROM series_values \
-                 WHERE stream = $1 AND ts_us >= $2 AND ts_us < $3 \
-                 ORDER BY ts_us {order} LIMIT $4 OFFSET $5"
-            )))
-            .bind(stream)
-            .bind(range.from_us)
-            .bind(range.to_us)
-            .bind(range.limit)
-            .bind(range.offset)
-            .fetch_all(pool)
-            .await?);
-        Ok(rows.into_iter().map(value_row).collect())
+        match self {
+            // SQLite hands each row across from its worker thread: a page comes as one text
+            // (`ts,delta,hex;…`) instead, read here in one pass.
+            Store::Sqlite(store) => {
+                let (text,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT group_concat(ts_us || ',' || stored_delta_us || ',' || hex(value), ';') \
+                     FROM (SELECT ts_us, stored_delta_us, value FROM series_values \
+                           WHERE stream = $1 AND ts_us >= $2 AND ts_us < $3 \
+                           ORDER BY ts_us {order} LIMIT $4 OFFSET $5)"
+                )))
+                .bind(stream)
+                .bind(range.from_us)
+                .bind(range.to_us)
+                .bind(range.limit)
+                .bind(range.offset)
+                .fetch_one(store.pool())
+                .await?;
+                text.as_deref().map_or(Ok(Vec::new()), parse_packed)
+            }
+            Store::Postgres(store) => {
+                let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT ts_us, stored_delta_us, value FROM series_values \
+                     WHERE stream = $1 AND ts_us >= $2 AND ts_us < $3 \
+                     ORDER BY ts_us {order} LIMIT $4 OFFSET $5"
+                )))
+                .bind(stream)
+                .bind(range.from_us)
+                .bind(range.to_us)
+                .bind(range.limit)
+                .bind(range.offset)
+                .fetch_all(store.pool())
+                .await?;
+                Ok(rows.into_iter().map(value_row).collect())
+            }
+        }
     }
 
     /// The value of `stream` at `ts_us`.
@@ -355,19 +376,18 @@ impl Store {
         Ok(row.map(value_row))
     }
 
-    /// Per stream with values not yet under a proof: how many, and the earliest time one of
-    /// them became durable.
-    /// Only `stream`'s when given.
-    pub async fn unproven(&self, stream: Option<i64>) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_as(
-            "SELECT v.stream, COUNT(*), MIN(v.ts_us + v.stored_delta_us) \
-             FROM series_values v JOIN series_streams s ON s.num = v.stream \
-             WHERE v.ts_us > s.proven_through_us AND ($1 IS NULL OR v.stream = $1) \
-             GROUP BY v.stream"
+    /// How many of `stream`'s values are not yet under a proof, and the earliest time one of
+    /// them became durable (`None`: none are).
+    pub async fn unproven(&self, stream: i64) -> Result<Option<(i64, i64)>, StoreError> {
+        let (count, oldest): (i64, Option<i64>) = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT COUNT(*), MIN(ts_us + stored_delta_us) FROM series_values \
+             WHERE stream = $1 AND ts_us > \
+                 (SELECT proven_through_us FROM series_streams WHERE num = $1)"
         )
         .bind(stream)
-        .fetch_all(pool)
-        .await?))
+        .fetch_one(pool)
+        .await?);
+        Ok(oldest.filter(|_| count > 0).map(|oldest| (count, oldest)))
     }
 
     /// The values after `stream`'s last proven timestamp, oldest first, at most `limit`: the
@@ -581,6 +601,37 @@ impl Store {
     }
 }
 
+/// Rows packed by `group_concat` as `ts,delta,HEX;ts,delta,HEX;…`.
+fn parse_packed(text: &str) -> Result<Vec<ValueRow>, StoreError> {
+    let bad = || StoreError::Other("a packed page of values is malformed".into());
+    let mut rows = Vec::with_capacity(text.len() / 32 + 1);
+    for row in text.split(';') {
+        let mut parts = row.splitn(3, ',');
+        let ts_us: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let delta: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let hex = parts.next().ok_or_else(bad)?.as_bytes();
+        if hex.len() % 2 != 0 {
+            return Err(bad());
+        }
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        };
+        let value = hex
+            .chunks(2)
+            .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        rows.push(ValueRow {
+            ts_us,
+            stored_us: ts_us.saturating_add(delta),
+            value,
+        });
+    }
+    Ok(rows)
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -636,77 +687,83 @@ macro_rules! apply {
                     Err(e) => Err(e.into()),
                 }
             }
-            SeriesChange::Tree {
-                proof,
+            SeriesChange::Trees {
+                stream,
                 after_us,
-                leaf,
+                trees,
             } => {
+                let Some((last, _)) = trees.last() else {
+                    return Ok(());
+                };
                 let proven: Option<(i64,)> = sqlx::query_as($lock)
-                    .bind(proof.stream)
+                    .bind(*stream)
                     .fetch_optional(&mut **$tx)
                     .await?;
                 let (count,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM series_values \
                      WHERE stream = $1 AND ts_us > $2 AND ts_us <= $3",
                 )
-                .bind(proof.stream)
+                .bind(*stream)
                 .bind(*after_us)
-                .bind(proof.last_us)
+                .bind(last.last_us)
                 .fetch_one(&mut **$tx)
                 .await?;
-                if proven != Some((*after_us,)) || count != proof.size {
-                    return Err(StoreError::Conflict("the tree's values changed".into()));
+                let sizes: i64 = trees.iter().map(|(proof, _)| proof.size).sum();
+                if proven != Some((*after_us,)) || count != sizes {
+                    return Err(StoreError::Conflict("the trees' values changed".into()));
                 }
-                let (size,): (i64,) = sqlx::query_as(
-                    "UPDATE proof_log SET size = size + 1 WHERE id = 1 RETURNING size",
-                )
-                .fetch_one(&mut **$tx)
-                .await?;
-                let log_index = size - 1;
-                // The leaf, then each complete subtree it completes.
-                let (mut level, mut idx, mut hash) = (0i32, log_index, *leaf);
-                loop {
-                    sqlx::query(
-                        "INSERT INTO proof_log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
+                for (proof, leaf) in trees {
+                    let (size,): (i64,) = sqlx::query_as(
+                        "UPDATE proof_log SET size = size + 1 WHERE id = 1 RETURNING size",
                     )
-                    .bind(level)
-                    .bind(idx)
-                    .bind(&hash[..])
-                    .execute(&mut **$tx)
-                    .await?;
-                    if idx & 1 == 0 {
-                        break;
-                    }
-                    let (left,): (Vec<u8>,) = sqlx::query_as(
-                        "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2",
-                    )
-                    .bind(level)
-                    .bind(idx - 1)
                     .fetch_one(&mut **$tx)
                     .await?;
-                    hash = crate::series::merkle::node_hash(&left, &hash);
-                    level += 1;
-                    idx >>= 1;
+                    let log_index = size - 1;
+                    // The leaf, then each complete subtree it completes.
+                    let (mut level, mut idx, mut hash) = (0i32, log_index, *leaf);
+                    loop {
+                        sqlx::query(
+                            "INSERT INTO proof_log_nodes (level, idx, hash) VALUES ($1, $2, $3)",
+                        )
+                        .bind(level)
+                        .bind(idx)
+                        .bind(&hash[..])
+                        .execute(&mut **$tx)
+                        .await?;
+                        if idx & 1 == 0 {
+                            break;
+                        }
+                        let (left,): (Vec<u8>,) = sqlx::query_as(
+                            "SELECT hash FROM proof_log_nodes WHERE level = $1 AND idx = $2",
+                        )
+                        .bind(level)
+                        .bind(idx - 1)
+                        .fetch_one(&mut **$tx)
+                        .await?;
+                        hash = crate::series::merkle::node_hash(&left, &hash);
+                        level += 1;
+                        idx >>= 1;
+                    }
+                    sqlx::query(INSERT_PROOF)
+                        .bind(proof.stream)
+                        .bind(proof.last_us)
+                        .bind(proof.first_us)
+                        .bind(proof.size)
+                        .bind(proof.depth)
+                        .bind(&proof.id)
+                        .bind(&proof.root)
+                        .bind(&proof.signature)
+                        .bind(&proof.kind)
+                        .bind(&proof.kid)
+                        .bind(&proof.origin)
+                        .bind(proof.created_us)
+                        .bind(log_index)
+                        .execute(&mut **$tx)
+                        .await?;
                 }
-                sqlx::query(INSERT_PROOF)
-                    .bind(proof.stream)
-                    .bind(proof.last_us)
-                    .bind(proof.first_us)
-                    .bind(proof.size)
-                    .bind(proof.depth)
-                    .bind(&proof.id)
-                    .bind(&proof.root)
-                    .bind(&proof.signature)
-                    .bind(&proof.kind)
-                    .bind(&proof.kid)
-                    .bind(&proof.origin)
-                    .bind(proof.created_us)
-                    .bind(log_index)
-                    .execute(&mut **$tx)
-                    .await?;
                 sqlx::query("UPDATE series_streams SET proven_through_us = $2 WHERE num = $1")
-                    .bind(proof.stream)
-                    .bind(proof.last_us)
+                    .bind(*stream)
+                    .bind(last.last_us)
                     .execute(&mut **$tx)
                     .await?;
                 Ok(())
