@@ -74,6 +74,7 @@ async fn streams(url: &str, count: usize) -> Vec<(i64, String)> {
             read: open.clone(),
             write: open.clone(),
             retention_days: None,
+            public_key: None,
         };
         let stream = series.create(None, spec).await.expect("stream");
         out.push((stream.num, stream.id.to_string()));

@@ -45,6 +45,24 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Print the hash of a signed (OpenEndpoints-style) endpoint call, then a ready link.
     Hash(hash::HashArgs),
+    /// Work with proofs of stream values.
+    #[command(subcommand)]
+    Proof(ProofCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProofCommand {
+    /// Check a value's inclusion proof offline (the answer of
+    /// `GET /api/v1/streams/{id}/values/{timestamp}/proof`) with the node's keys (the answer of
+    /// `GET /api/v1/proofs/keys`): the value is in its tree, the tree's root is signed, the root
+    /// is in the log of roots under a signed checkpoint. Exits 0 if all holds, 1 if not.
+    Verify {
+        /// The inclusion proof (JSON).
+        file: PathBuf,
+        /// The node's proof keys (a JWK set).
+        #[arg(long)]
+        keys: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +131,47 @@ pub fn main() -> ExitCode {
         Command::Keys(KeysCommand::Generate { alg, out, bits }) => generate(&alg, &out, bits),
         Command::Admin(args) => admin::run(args),
         Command::Hash(args) => hash::run(args),
+        Command::Proof(ProofCommand::Verify { file, keys }) => verify_proof(&file, &keys),
+    }
+}
+
+fn verify_proof(file: &std::path::Path, keys: &std::path::Path) -> ExitCode {
+    let read = |path: &std::path::Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let (doc, keys) = match (read(file), read(keys)) {
+        (Ok(doc), Ok(keys)) => (doc, keys),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::series::offline::verify(&doc, &keys) {
+        Ok(verified) => {
+            let at = crate::timefmt::from_micros(verified.timestamp_us).map_or_else(
+                || verified.timestamp_us.to_string(),
+                crate::timefmt::rfc3339,
+            );
+            println!(
+                "verified: the value of stream {} at {at} is leaf {} of a tree of {}, whose root \
+                 key {} signed ({}), and that root is leaf {} of the log of roots under the \
+                 checkpoint of {} roots signed for {}",
+                verified.stream,
+                verified.leaf.0,
+                verified.leaf.1,
+                verified.key.0,
+                verified.key.1.name(),
+                verified.log.0,
+                verified.log.1,
+                verified.log.2
+            );
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("not verified: {why}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::Path;
 use super::series::{InsertedOut, series_error, timestamp};
 use crate::access::Actor;
-use crate::series::{Kind, StreamId, Verdict};
+use crate::series::{Kind, Received, StreamId, Submitted, Verdict};
 use crate::store::Range;
 use crate::timefmt::{from_micros, rfc3339_dotnet};
 
@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/demeter/api/locations/multiple", get(locations))
         .route("/demeter/api/proofhistory", get(proof_history))
         .route("/demeter/api/validate", post(validate))
+        .route("/demeter/api/proofs", post(submit_proofs))
 }
 
 fn time(us: i64) -> String {
@@ -187,6 +188,7 @@ pub async fn write_typed(
     security(("bearer" = [])),
     request_body(content = Object, description = "An array of {streamId, timestamp, value}."),
     responses((status = 200, description = "Stored.", body = InsertedOut),
+        (status = 404, description = "A `streamId` names no stream."),
         (status = 409, description = "A timestamp is taken or already under a proof.")))]
 pub async fn write_raw(
     State(state): State<AppState>,
@@ -389,7 +391,8 @@ pub struct LocationOut {
         ("OrderBy" = Option<String>, Query, description = "`asc` (default) or `desc`."),
         ("PageNumber" = Option<i32>, Query, description = "The page, from 1."),
         ("PageSize" = Option<u32>, Query, description = "Proofs per page (default 100).")),
-    responses((status = 200, description = "The proofs' locations.", body = [LocationOut])))]
+    responses((status = 200, description = "The proofs' locations.", body = [LocationOut]),
+        (status = 404, description = "`StreamId` names no stream.")))]
 pub async fn locations(
     State(state): State<AppState>,
     actor: Actor,
@@ -453,7 +456,8 @@ pub struct ProofHistoryOut {
     security(("bearer" = [])),
     params(("StreamId" = String, Query, description = "The stream."),
         ("Timestamp" = String, Query, description = "A value's timestamp.")),
-    responses((status = 200, description = "The proof and its history.", body = ProofHistoryOut)))]
+    responses((status = 200, description = "The proof and its history.", body = ProofHistoryOut),
+        (status = 404, description = "`StreamId` names no stream, or no proof covers `Timestamp`.")))]
 pub async fn proof_history(
     State(state): State<AppState>,
     actor: Actor,
@@ -529,7 +533,8 @@ pub struct ValidateOut {
 #[utoipa::path(post, path = "/demeter/api/validate", tag = "Proof",
     security(("bearer" = [])),
     request_body(content = ValidateIn),
-    responses((status = 200, description = "The verdict.", body = ValidateOut)))]
+    responses((status = 200, description = "The verdict.", body = ValidateOut),
+        (status = 404, description = "`streamId` names no stream.")))]
 pub async fn validate(
     State(state): State<AppState>,
     actor: Actor,
@@ -548,5 +553,158 @@ pub async fn validate(
         valid_proof_exists: verdict == Verdict::Success,
         result_message: verdict.message().into(),
         result_code: verdict,
+    }))
+}
+
+/// The object's members, names matched without regard to case (as ASP.NET binds them).
+fn member<'a>(object: &'a Json_, name: &str) -> Option<&'a Json_> {
+    object
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value)
+}
+
+/// A proof's bytes: base64 text or an array of bytes.
+fn proof_bytes(value: Option<&Json_>) -> Option<Vec<u8>> {
+    match value? {
+        Json_::String(text) => STANDARD.decode(text).ok(),
+        Json_::Array(items) => items
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect(),
+        _ => None,
+    }
+}
+
+fn submitted(n: usize, item: &Json_) -> Result<Submitted, ApiError> {
+    let bad = |what: &str| ApiError::new(ErrorCode::InvalidValue, format!("`[{n}]`: {what}."));
+    let proof = member(item, "proof").ok_or_else(|| bad("`proof` is missing"))?;
+    let location =
+        member(item, "proofLocation").ok_or_else(|| bad("`proofLocation` is missing"))?;
+    let text = |object: &Json_, name: &str| {
+        member(object, name)
+            .and_then(Json_::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad(&format!("`{name}` is missing or not text")))
+    };
+    let last = text(location, "lastTimestamp")?;
+    Ok(Submitted {
+        id: text(proof, "id")?,
+        root: proof_bytes(member(proof, "rootHash"))
+            .ok_or_else(|| bad("`rootHash` is not base64 or bytes"))?,
+        signature: proof_bytes(member(proof, "signature"))
+            .ok_or_else(|| bad("`signature` is not base64 or bytes"))?,
+        stream: text(location, "streamId")?,
+        depth: member(location, "merkleTreeDepth")
+            .and_then(Json_::as_i64)
+            .and_then(|d| i32::try_from(d).ok())
+            .ok_or_else(|| bad("`merkleTreeDepth` is not a whole number"))?,
+        last_us: timestamp(&format!("[{n}].proofLocation.lastTimestamp"), &last, false)?,
+    })
+}
+
+/// A proof's location as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofLocationOut {
+    /// The stream.
+    pub stream_id: String,
+    /// The tree's depth.
+    pub merkle_tree_depth: i32,
+    /// The tree's last timestamp.
+    pub last_timestamp: String,
+}
+
+/// What became of submitted proofs (Tributech's `SaveProofResult`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaveProofOut {
+    /// `Success` when every proof was stored; else the first failure's code
+    /// (`Fail_DuplicateProofLocation`, or the check that failed: `Fail_ValuesNotFound`,
+    /// `Fail_ProofLocationNotFound`, `Fail_RootHashMismatch`, `Fail_SignatureMismatch`,
+    /// `Fail_InvalidPublicKey`).
+    pub result_code: String,
+    /// What happened to each proof.
+    pub result_message: String,
+    /// The proofs stored.
+    pub created_proof_locations: Vec<ProofLocationOut>,
+}
+
+/// Stores proofs devices made for their streams (streams with a `publicKey`): one
+/// `{proof: {id, rootHash, signature}, proofLocation: {streamId, merkleTreeDepth,
+/// lastTimestamp}}` or an array. Each is checked against the stored values and the device's
+/// key and stored, or refused with the check that failed.
+#[utoipa::path(post, path = "/demeter/api/proofs", tag = "Proof",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "One `{proof, proofLocation}` or an array."),
+    responses((status = 200, description = "What became of each.", body = SaveProofOut),
+        (status = 404, description = "A `streamId` names no stream.")))]
+pub async fn submit_proofs(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SaveProofOut>, ApiError> {
+    authorize(&state, &state.auth.tributech_write, &actor)?;
+    let body: Json_ = json_body(&state, &headers, body).await?;
+    let items = match body {
+        Json_::Array(items) => items,
+        item @ Json_::Object(_) => vec![item],
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                "The body is a `{proof, proofLocation}` or an array of them.",
+            ));
+        }
+    };
+    if items.len() > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "At most 1000 proofs at once.",
+        ));
+    }
+    let submitted: Vec<Submitted> = items
+        .iter()
+        .enumerate()
+        .map(|(n, item)| submitted(n, item))
+        .collect::<Result<_, _>>()?;
+    let mut created = Vec::new();
+    let mut messages = Vec::new();
+    let mut first_failure: Option<String> = None;
+    for proof in submitted {
+        let stream = proof.stream.clone();
+        let last = time(proof.last_us);
+        match state
+            .series
+            .submit(&actor, proof)
+            .await
+            .map_err(|e| series_error(&state, e))?
+        {
+            Received::Stored(stored) => {
+                messages.push(format!("Proof of {stream} at {last} stored"));
+                created.push(ProofLocationOut {
+                    stream_id: stream,
+                    merkle_tree_depth: stored.depth,
+                    last_timestamp: last,
+                });
+            }
+            Received::Duplicate => {
+                messages.push(format!("A proof of {stream} at {last} exists already"));
+                first_failure.get_or_insert_with(|| "Fail_DuplicateProofLocation".into());
+            }
+            Received::Refused(verdict) => {
+                messages.push(format!(
+                    "Proof of {stream} at {last} refused: {}",
+                    verdict.message()
+                ));
+                first_failure.get_or_insert_with(|| verdict.name().into());
+            }
+        }
+    }
+    Ok(Json(SaveProofOut {
+        result_code: first_failure.unwrap_or_else(|| "Success".into()),
+        result_message: messages.join("; "),
+        created_proof_locations: created,
     }))
 }

@@ -1,5 +1,6 @@
-//! The OpenAPI document at `/api/openapi.json` and Swagger UI at `/api/docs`, served from assets
-//! embedded in the binary (no internet needed).
+//! The OpenAPI document at `/api/openapi.json` and Swagger UI at `/api/docs`, and the Tributech
+//! Node API's document at `/demeter/api/swagger/v1/swagger.json` with its Swagger UI at
+//! `/demeter/api/`, served from assets embedded in the binary (no internet needed).
 
 use axum::Router;
 use axum::extract::State;
@@ -35,7 +36,19 @@ pub fn router() -> Router<AppState> {
             get(|| asset("text/javascript", BUNDLE)),
         )
         .route("/api/docs/swagger-ui.css", get(|| asset("text/css", CSS)))
+        .route(
+            "/demeter/api/",
+            get(|| asset("text/html; charset=utf-8", TRIBUTECH_INDEX)),
+        )
+        .route(
+            "/demeter/api/swagger-initializer.js",
+            get(|| asset("text/javascript", TRIBUTECH_INITIALIZER)),
+        )
+        .route("/demeter/api/swagger/v1/swagger.json", get(tributech_json))
 }
+
+const TRIBUTECH_INDEX: &[u8] = include_bytes!("../../assets/docs/tributech.html");
+const TRIBUTECH_INITIALIZER: &[u8] = include_bytes!("../../assets/docs/tributech-initializer.js");
 
 const INDEX: &[u8] = include_bytes!("../../assets/docs/index.html");
 const INITIALIZER: &[u8] = include_bytes!("../../assets/docs/swagger-initializer.js");
@@ -51,6 +64,15 @@ async fn asset(content_type: &'static str, bytes: &'static [u8]) -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         bytes,
+    )
+        .into_response()
+}
+
+/// The Tributech Node API's own document (title "Tributech Node API", version "v1", its tags).
+async fn tributech_json(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.tributech_json.clone(),
     )
         .into_response()
 }

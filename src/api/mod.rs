@@ -86,6 +86,8 @@ pub struct Shared {
     pub streams: streams::Streams,
     /// The OpenAPI document, serialized once at start-up.
     pub openapi_json: Bytes,
+    /// The Tributech Node API's document (`/demeter/api`), serialized once at start-up.
+    pub tributech_json: Bytes,
     /// Bearer-token verification and the native API's policy.
     pub auth: auth::Auth,
     /// The built-in identity provider, unless turned off.

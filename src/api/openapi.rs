@@ -108,6 +108,7 @@ use crate::datapoint::{Datapoint, ValueType};
         super::demeter::locations,
         super::demeter::proof_history,
         super::demeter::validate,
+        super::demeter::submit_proofs,
     ),
     modifiers(&BearerScheme),
     components(schemas(crate::api::error::ProblemOut, crate::api::error::ErrorCode, super::datapoints::ValueOut)),
@@ -189,6 +190,85 @@ impl utoipa::Modify for BearerScheme {
             ),
         );
     }
+}
+
+/// The Tributech Node API's tags, spelled and ordered as its Swagger UI shows them.
+pub const TRIBUTECH_TAGS: [&str; 13] = [
+    "Agent",
+    "Agents",
+    "Credentials",
+    "Graph",
+    "Model",
+    "ModelManagement",
+    "Proof",
+    "Relationships",
+    "Twins",
+    "Validation",
+    "Values",
+    "WebHookSubscription",
+    "WebHookTopic",
+];
+
+/// The document at `/demeter/api/swagger/v1/swagger.json`: "Tributech Node API", version "v1",
+/// the Tributech tags, and the operations of `full` under them. Its server is `/demeter/api`, so
+/// paths there are written without that prefix; the webhook API's operations keep their own
+/// paths, with a server `/` of their own.
+pub fn tributech(full: &utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::server::Server;
+    use utoipa::openapi::tag::TagBuilder;
+    let mut document = full.clone();
+    document.info.title = "Tributech Node API".into();
+    document.info.version = "v1".into();
+    document.info.description = Some("API for Tributech Node.".into());
+    document.servers = Some(vec![Server::new("/demeter/api")]);
+    let tagged = |item: &utoipa::openapi::path::PathItem| {
+        [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+            .any(|operation| {
+                operation
+                    .tags
+                    .iter()
+                    .flatten()
+                    .any(|tag| TRIBUTECH_TAGS.contains(&tag.as_str()))
+            })
+    };
+    let mut paths = utoipa::openapi::path::Paths::new();
+    for (path, item) in &full.paths.paths {
+        if !tagged(item) {
+            continue;
+        }
+        match path.strip_prefix("/demeter/api") {
+            Some(rest) => {
+                paths.paths.insert(rest.to_owned(), item.clone());
+            }
+            None => {
+                let mut item = item.clone();
+                item.servers = Some(vec![Server::new("/")]);
+                paths.paths.insert(path.clone(), item);
+            }
+        }
+    }
+    document.paths = paths;
+    let known = full.tags.clone().unwrap_or_default();
+    document.tags = Some(
+        TRIBUTECH_TAGS
+            .iter()
+            .map(|name| {
+                known
+                    .iter()
+                    .find(|tag| tag.name == *name)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        TagBuilder::new()
+                            .name(*name)
+                            .description(Some("Not served by this node yet."))
+                            .build()
+                    })
+            })
+            .collect(),
+    );
+    document
 }
 
 /// The document for a configuration and its catalog: the surfaces it turns on, its endpoints.

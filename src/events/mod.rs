@@ -103,6 +103,17 @@ pub enum EventPayload {
         /// Its signature.
         signature: Arc<[u8]>,
     },
+    /// A device submitted a proof.
+    ProofReceived {
+        /// The stream's id.
+        stream: Arc<str>,
+        /// The tree's depth as submitted.
+        depth: i32,
+        /// The tree's last timestamp, microseconds.
+        last_us: i64,
+        /// The outcome.
+        result: &'static str,
+    },
     /// A proof was validated.
     ProofValidated {
         /// The stream's id.
@@ -142,6 +153,7 @@ impl Event {
             EventPayload::Value { stored: false, .. } => Topic::ValueReceived,
             EventPayload::Value { stored: true, .. } => Topic::ValueStored,
             EventPayload::ProofStored { .. } => Topic::ProofStored,
+            EventPayload::ProofReceived { .. } => Topic::ProofReceived,
             EventPayload::ProofValidated { .. } => Topic::ProofValidated,
             EventPayload::StreamDeleted { .. } => Topic::StreamDeleted,
         }
@@ -161,6 +173,7 @@ impl Event {
             EventPayload::SubscriptionDisabled { subscription, .. } => subscription.to_string(),
             EventPayload::Value { stream, .. }
             | EventPayload::ProofStored { stream, .. }
+            | EventPayload::ProofReceived { stream, .. }
             | EventPayload::ProofValidated { stream, .. }
             | EventPayload::StreamDeleted { stream } => stream.to_string(),
         }
@@ -210,6 +223,12 @@ impl Event {
                 last_timestamp: String,
                 root_hash: String,
                 signature: String,
+            },
+            ProofReceived {
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                result_code: &'a str,
             },
             ProofValidated {
                 stream_id: &'a str,
@@ -287,6 +306,17 @@ impl Event {
                 last_timestamp: time(last_us),
                 root_hash: b64(root),
                 signature: b64(signature),
+            },
+            EventPayload::ProofReceived {
+                stream,
+                depth,
+                last_us,
+                result,
+            } => Data::ProofReceived {
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: time(last_us),
+                result_code: result,
             },
             EventPayload::ProofValidated {
                 stream,

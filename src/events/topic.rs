@@ -27,6 +27,8 @@ pub enum Topic {
     ValueStored,
     /// `proof.stored`.
     ProofStored,
+    /// `proof.received`.
+    ProofReceived,
     /// `proof.validated`.
     ProofValidated,
     /// `stream.deleted`.
@@ -62,7 +64,7 @@ pub enum Readers {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 9] = [
+    pub const ALL: [Topic; 10] = [
         Topic::DatapointWritten,
         Topic::PortalItemSet,
         Topic::WebhookSubscriptionDisabled,
@@ -70,6 +72,7 @@ impl Topic {
         Topic::ValueReceived,
         Topic::ValueStored,
         Topic::ProofStored,
+        Topic::ProofReceived,
         Topic::ProofValidated,
         Topic::StreamDeleted,
     ];
@@ -84,6 +87,7 @@ impl Topic {
             Topic::ValueReceived => "value.received",
             Topic::ValueStored => "value.stored",
             Topic::ProofStored => "proof.stored",
+            Topic::ProofReceived => "proof.received",
             Topic::ProofValidated => "proof.validated",
             Topic::StreamDeleted => "stream.deleted",
         }
@@ -99,6 +103,7 @@ impl Topic {
             Topic::ValueReceived => "ValueReceivedEvent",
             Topic::ValueStored => "ValueStoredEvent",
             Topic::ProofStored => "ProofStoredEvent",
+            Topic::ProofReceived => "ProofReceivedEvent",
             Topic::ProofValidated => "ProofValidatedEvent",
             Topic::StreamDeleted => "StreamDeletedEvent",
         }
@@ -135,6 +140,7 @@ impl Topic {
             Topic::ValueReceived
             | Topic::ValueStored
             | Topic::ProofStored
+            | Topic::ProofReceived
             | Topic::ProofValidated => Readers::StreamReaders,
             // The stream and its policy are gone.
             Topic::StreamDeleted => Readers::Admins,
@@ -174,6 +180,12 @@ impl Topic {
                 "A stream's Merkle tree was closed and its root signed. Carries the stream, the \
                  tree's depth and last timestamp, the root hash and its signature. The proof is \
                  its record (`/demeter/api/locations/multiple`)."
+            }
+            Topic::ProofReceived => {
+                "A device submitted a proof for a tree of its stream. Carries the stream, the \
+                 tree's depth and last timestamp, and the outcome: `Success` (stored; \
+                 `proof.stored` follows), `Fail_DuplicateProofLocation`, or the check that \
+                 failed."
             }
             Topic::ProofValidated => {
                 "A proof was validated. Carries the stream, the proof's last timestamp and the \

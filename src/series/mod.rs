@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod encoding;
 pub mod merkle;
+pub mod offline;
 pub mod proof;
 
 use std::collections::HashMap;
@@ -175,6 +176,11 @@ pub struct StreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub retention_days: Option<u32>,
+    /// The device's public key (PEM, `-----BEGIN PUBLIC KEY-----`) when the device proves the
+    /// stream itself: it submits each tree's signed root (`POST /demeter/api/proofs`) and the
+    /// node checks it instead of building one. Its type must suit `proofKind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 fn default_depth() -> u8 {
@@ -210,7 +216,37 @@ impl StreamSpec {
         }
         let read = self.read.check().map_err(|e| format!("`read`: {e}"))?;
         let write = self.write.check().map_err(|e| format!("`write`: {e}"))?;
+        self.device_key()?;
         Ok((read, write))
+    }
+
+    /// The device's public key, checked against the proof kind.
+    fn device_key(&self) -> Result<Option<PublicKey>, String> {
+        let Some(pem) = &self.public_key else {
+            return Ok(None);
+        };
+        let key = crate::jose::pem::public_key_from_pem(pem.as_bytes())
+            .map_err(|e| format!("`publicKey` is not a PEM public key: {e}"))?;
+        let suits = match (&key, self.proof_kind.algorithm()) {
+            (PublicKey::Rsa { n, .. }, _) => {
+                matches!(
+                    self.proof_kind,
+                    ProofKind::SHA256_RSA2048_PSS | ProofKind::SHA256_RSA2048_PKCS1
+                ) && n.iter().skip_while(|&&b| b == 0).count() == 256
+            }
+            (PublicKey::Ec { curve, .. }, alg) => {
+                curve.algorithm() == alg && alg == crate::jose::primitive::Algorithm::Es256
+            }
+            _ => false,
+        };
+        if !suits {
+            return Err(format!(
+                "`publicKey` does not suit `proofKind` {} (RSA kinds take a 2048-bit RSA key, \
+                 ECDSA kinds a P-256 key)",
+                self.proof_kind.name()
+            ));
+        }
+        Ok(Some(key))
     }
 }
 
@@ -227,6 +263,8 @@ pub struct Stream {
     pub read: Policy,
     /// Its write policy.
     pub write: Policy,
+    /// The device's key, when the device proves the stream.
+    pub device_key: Option<PublicKey>,
     /// When it was created and last changed (microseconds).
     pub created_us: i64,
     /// When it was last changed.
@@ -238,12 +276,14 @@ impl Stream {
         let id = StreamId::parse(&row.id).ok_or_else(|| format!("stored stream id {}", row.id))?;
         let spec: StreamSpec = serde_json::from_str(&row.spec).map_err(|e| e.to_string())?;
         let (read, write) = spec.problems()?;
+        let device_key = spec.device_key()?;
         Ok(Self {
             num: row.num,
             id,
             spec,
             read,
             write,
+            device_key,
             created_us: row.created_us,
             updated_us: row.updated_us,
         })
@@ -308,6 +348,34 @@ pub struct LogInclusion {
     pub path: Vec<merkle::Hash>,
     /// The signed checkpoint.
     pub note: String,
+}
+
+/// A proof a device submits for a tree of its stream (Tributech's `{proof, proofLocation}`).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The proof's id (a UUID the device chose).
+    pub id: String,
+    /// The tree's root hash.
+    pub root: Vec<u8>,
+    /// The device's signature of it.
+    pub signature: Vec<u8>,
+    /// The stream.
+    pub stream: String,
+    /// The tree holds `2^depth` values.
+    pub depth: i32,
+    /// Its last value's timestamp.
+    pub last_us: i64,
+}
+
+/// What became of a submitted proof.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// Checked and stored.
+    Stored(ProofRow),
+    /// A proof at that location exists already.
+    Duplicate,
+    /// Refused: the check that failed.
+    Refused(Verdict),
 }
 
 /// The kind of the checkpoint key's row among the proof keys.
@@ -963,6 +1031,138 @@ impl Series {
         Ok(Some((proof, history)))
     }
 
+    /// Checks a device's proof for the next tree of its stream: exactly `2^depth` values after
+    /// the stream's last proven timestamp, the last at `last_us`, must hash to the root, and the
+    /// signature must verify with the stream's device key in its proof kind. Stored when it
+    /// holds; `proof.received` records the outcome either way.
+    pub async fn submit(
+        &self,
+        actor: &Actor,
+        submitted: Submitted,
+    ) -> Result<Received, SeriesError> {
+        let stream = self.writable(actor, &submitted.stream)?;
+        let Some(key) = stream.device_key.clone() else {
+            return Err(SeriesError::Invalid(format!(
+                "Stream {} names no device key (`publicKey`): the node proves it itself.",
+                stream.id
+            )));
+        };
+        if !(0..=i32::from(MAX_DEPTH)).contains(&submitted.depth) {
+            return Err(SeriesError::Invalid(format!(
+                "`merkleTreeDepth` must be 0 to {MAX_DEPTH}."
+            )));
+        }
+        if submitted.root.len() != 32 || StreamId::parse(&submitted.id).is_none() {
+            return Err(SeriesError::Invalid(
+                "A proof's `rootHash` is 32 bytes and its `id` a UUID.".into(),
+            ));
+        }
+        let size = 1i64 << submitted.depth;
+        let (after_us, values) = self
+            .store
+            .unproven_values(stream.num, size)
+            .await?
+            .ok_or_else(|| SeriesError::NoStream(submitted.stream.clone()))?;
+        let now = self.clock.now();
+        let mut outcome = if submitted.last_us <= after_us {
+            match self
+                .store
+                .proof_covering(stream.num, submitted.last_us)
+                .await?
+            {
+                Some(p) if p.last_us == submitted.last_us => Received::Duplicate,
+                _ => Received::Refused(Verdict::Fail_ProofLocationNotFound),
+            }
+        } else if values.len() as i64 != size
+            || values.last().map(|v| v.ts_us) != Some(submitted.last_us)
+        {
+            Received::Refused(Verdict::Fail_ValuesNotFound)
+        } else {
+            let root = merkle::root(&leaves(&stream.id, &values));
+            if root[..] != submitted.root[..] {
+                Received::Refused(Verdict::Fail_RootHashMismatch)
+            } else {
+                match proof::verify(stream.spec.proof_kind, &key, &root, &submitted.signature) {
+                    Ok(true) => Received::Stored(ProofRow {
+                        stream: stream.num,
+                        last_us: submitted.last_us,
+                        first_us: values[0].ts_us,
+                        size,
+                        depth: submitted.depth,
+                        id: submitted.id.clone(),
+                        root: root.to_vec(),
+                        signature: submitted.signature.clone(),
+                        kind: stream.spec.proof_kind.name().into(),
+                        kid: "device".into(),
+                        origin: "device".into(),
+                        created_us: to_micros(now),
+                        log_index: 0,
+                    }),
+                    Ok(false) => Received::Refused(Verdict::Fail_SignatureMismatch),
+                    Err(_) => Received::Refused(Verdict::Fail_InvalidPublicKey),
+                }
+            }
+        };
+        let result = match &outcome {
+            Received::Stored(_) => "Success",
+            Received::Duplicate => "Fail_DuplicateProofLocation",
+            Received::Refused(verdict) => verdict.name(),
+        };
+        let id: Arc<str> = Arc::from(stream.id.to_string());
+        let mut drafts = vec![Draft {
+            time: now,
+            actor: actor.reference(),
+            payload: EventPayload::ProofReceived {
+                stream: id.clone(),
+                depth: submitted.depth,
+                last_us: submitted.last_us,
+                result,
+            },
+        }];
+        let series = match &outcome {
+            Received::Stored(proof) => {
+                drafts.push(Draft {
+                    time: now,
+                    actor: actor.reference(),
+                    payload: EventPayload::ProofStored {
+                        stream: id,
+                        depth: proof.depth,
+                        last_us: proof.last_us,
+                        root: Arc::from(proof.root.as_slice()),
+                        signature: Arc::from(proof.signature.as_slice()),
+                    },
+                });
+                let root: merkle::Hash = proof.root[..].try_into().unwrap_or([0; 32]);
+                let leaf = merkle::leaf_hash(&proof::log_leaf(
+                    &stream.id,
+                    proof.last_us,
+                    proof.size,
+                    &root,
+                ));
+                SeriesChange::Trees {
+                    stream: stream.num,
+                    after_us,
+                    trees: vec![(proof.clone(), leaf)],
+                }
+            }
+            _ => SeriesChange::None,
+        };
+        match self
+            .journal
+            .commit(drafts, |_| Change {
+                series,
+                ..Change::default()
+            })
+            .await
+        {
+            Ok(_) => {}
+            // Another submission for the same tree won the race.
+            Err(StoreError::Conflict(_)) => outcome = Received::Duplicate,
+            Err(e) => return Err(e.into()),
+        }
+        Ok(outcome)
+    }
+
     /// Validates the proof covering the value at `ts_us`: recomputes the root from the stored
     /// values and checks its signature, and records the verdict in the proof's history.
     pub async fn validate(
@@ -1077,7 +1277,11 @@ impl Series {
             return Ok((Verdict::Fail_RootHashMismatch, values));
         };
         let kind = ProofKind::parse(&proof.kind);
-        let key = read(&self.keys).public.get(&proof.kid).cloned();
+        // A device's proof verifies with the stream's device key, the node's with its own.
+        let key = match proof.origin.as_str() {
+            "device" => kind.zip(stream.device_key.clone()),
+            _ => read(&self.keys).public.get(&proof.kid).cloned(),
+        };
         let verdict = match (kind, key) {
             (Some(kind), Some((key_kind, key))) if key_kind == kind => {
                 match proof::verify(kind, &key, &signed_root, &proof.signature) {
@@ -1172,8 +1376,10 @@ impl Series {
             .filter(|(num, unproven)| {
                 by_num.get(num).is_some_and(|stream| {
                     let age_us = i64::from(stream.spec.max_merkle_tree_age_seconds) * 1_000_000;
-                    unproven.count >= stream.tree_size()
-                        || unproven.oldest_stored_us.saturating_add(age_us) <= now
+                    // A device proves its stream: the node checks what it submits.
+                    stream.device_key.is_none()
+                        && (unproven.count >= stream.tree_size()
+                            || unproven.oldest_stored_us.saturating_add(age_us) <= now)
                 })
             })
             .map(|(num, _)| *num)

@@ -355,7 +355,10 @@ impl Server {
             tokio::spawn(series.clone().run_prover(shutdown_seen.clone()));
         }
         let (tributech_read, tributech_write) = config.tributech.policies();
-        let openapi_json = serde_json::to_vec(&api::openapi::document(&config, &catalog))
+        let document = api::openapi::document(&config, &catalog);
+        let tributech_json = serde_json::to_vec(&api::openapi::tributech(&document))
+            .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
+        let openapi_json = serde_json::to_vec(&document)
             .map_err(|e| StartError::Io(format!("OpenAPI document: {e}")))?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -465,6 +468,7 @@ impl Server {
             ),
             limits: limits.clone(),
             openapi_json: openapi_json.into(),
+            tributech_json: tributech_json.into(),
             shutdown: shutdown_seen,
         });
         let router = api::router(state.clone(), &catalog);

@@ -226,6 +226,31 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
             };
             outbox_event(event, body, fresh())
         }
+        EventPayload::ProofReceived {
+            stream,
+            depth,
+            last_us,
+            result,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                result_code: &'a str,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: dotnet_time(*last_us),
+                result_code: result,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
         EventPayload::StreamDeleted { stream } => {
             #[derive(Serialize)]
             #[serde(rename_all = "PascalCase")]

@@ -616,6 +616,40 @@ async fn trees_close_by_size_and_validate() {
     .expect("in the log");
 
     let keys = app.get("/api/v1/proofs/keys").await.json();
+
+    // `portico proof verify` checks the same offline, and refuses a changed value.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let verify = |doc: &Json| {
+        let (file, jwks) = (dir.path().join("proof.json"), dir.path().join("keys.json"));
+        std::fs::write(&file, doc.to_string()).expect("proof file");
+        std::fs::write(&jwks, keys.to_string()).expect("keys file");
+        std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["proof", "verify"])
+            .arg(&file)
+            .arg("--keys")
+            .arg(&jwks)
+            .output()
+            .expect("portico proof verify")
+    };
+    let ok = verify(&proof);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{said}");
+    assert!(
+        said.starts_with("verified: ") && said.contains("leaf 2 of a tree of 4"),
+        "{said}"
+    );
+    let mut changed = proof.clone();
+    changed["value"] = json!(STANDARD.encode(9.5f64.to_le_bytes()));
+    let refused = verify(&changed);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("not in the tree"),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let mut resigned = proof.clone();
+    resigned["proof"]["signature"] = json!(STANDARD.encode([7u8; 256]));
+    assert_eq!(verify(&resigned).status.code(), Some(1));
     let signing = keys["keys"]
         .as_array()
         .unwrap()
@@ -1028,6 +1062,7 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
             read: open.clone(),
             write: open.clone(),
             retention_days: None,
+            public_key: None,
         };
         streams.push(series.create(None, spec).await.expect("stream"));
     }
@@ -1242,4 +1277,169 @@ async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the
         receiver.nothing_pending(),
         "the hidden stream's value must not arrive"
     );
+}
+
+#[tokio::test]
+async fn the_tributech_surface_has_its_own_document_and_swagger_ui() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/demeter/api/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert!(page.text.contains("/demeter/api/swagger-initializer.js"));
+    let script = app.get("/demeter/api/swagger-initializer.js").await;
+    assert!(script.text.contains("/demeter/api/swagger/v1/swagger.json"));
+    let reply = app.get("/demeter/api/swagger/v1/swagger.json").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let doc = reply.json();
+    assert_eq!(doc["info"]["title"], "Tributech Node API");
+    assert_eq!(doc["info"]["version"], "v1");
+    assert_eq!(doc["servers"][0]["url"], "/demeter/api");
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "Agent",
+            "Agents",
+            "Credentials",
+            "Graph",
+            "Model",
+            "ModelManagement",
+            "Proof",
+            "Relationships",
+            "Twins",
+            "Validation",
+            "Values",
+            "WebHookSubscription",
+            "WebHookTopic"
+        ]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/values/{kind}",
+        "/values",
+        "/locations/multiple",
+        "/proofhistory",
+        "/validate",
+    ] {
+        assert!(paths.contains_key(path), "{path} in {:?}", paths.keys());
+    }
+    assert!(!paths.keys().any(|p| p.starts_with("/demeter")));
+    assert_eq!(
+        paths["/api/v1/webhooks/subscriptions"]["servers"][0]["url"],
+        "/"
+    );
+    assert!(!paths.contains_key("/api/v1/streams"), "native only");
+}
+
+#[tokio::test]
+async fn devices_submit_proofs_that_are_checked_stored_or_refused() {
+    use portico::series::{merkle, proof};
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let kind = proof::ProofKind::SHA256_ECDSAP256_IEEEP1363;
+    let device = proof::ProofSigner::generate(kind).expect("key");
+    let signer =
+        proof::ProofSigner::from_pkcs8(kind, &device.kid, &device.private_der).expect("signer");
+    let id = create(
+        &app,
+        &token,
+        json!({"name": "device", "encoding": "DOUBLE", "merkleTreeDepth": 2,
+               "proofKind": kind.name(), "publicKey": device.public_pem}),
+    )
+    .await;
+    let stream = portico::series::StreamId::parse(&id).expect("id");
+    let micros = |n: u32| 1_767_225_600_000_000i64 + i64::from(n) * 1_000_000;
+    let root_of = |range: std::ops::Range<u32>| {
+        let leaves: Vec<merkle::Hash> = range
+            .map(|n| {
+                merkle::leaf_hash(&proof::leaf(
+                    &stream,
+                    micros(n),
+                    &(f64::from(n) * 1.5).to_le_bytes(),
+                ))
+            })
+            .collect();
+        merkle::root(&leaves)
+    };
+    let submit = |root: [u8; 32], signature: Vec<u8>, last: u32| {
+        let body = json!({
+            "Proof": {"Id": portico::secrets::uuid(), "RootHash": STANDARD.encode(root),
+                      "Signature": STANDARD.encode(signature)},
+            "ProofLocation": {"StreamId": id, "MerkleTreeDepth": 2, "LastTimestamp": ts(last)}
+        });
+        let (app, token) = (&app, &token);
+        async move {
+            let reply = app
+                .call(Method::POST, "/demeter/api/proofs", token, Some(body))
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.json()
+        }
+    };
+    assert_eq!(
+        write(&app, &token, "double", doubles(&id, 0..8))
+            .await
+            .status,
+        200
+    );
+
+    // The right root, signed by the device.
+    let root = root_of(0..4);
+    let stored = submit(root, signer.sign(&root).expect("sign"), 3).await;
+    assert_eq!(stored["resultCode"], "Success", "{stored}");
+    assert_eq!(
+        stored["createdProofLocations"],
+        json!([{"streamId": id, "merkleTreeDepth": 2, "lastTimestamp": dotnet(3)}])
+    );
+    let again = submit(root, signer.sign(&root).expect("sign"), 3).await;
+    assert_eq!(again["resultCode"], "Fail_DuplicateProofLocation");
+
+    // The next tree: a wrong root, a stranger's signature, a location with no tree.
+    let next = root_of(4..8);
+    let wrong = root_of(4..7);
+    let refused = submit(wrong, signer.sign(&wrong).expect("sign"), 7).await;
+    assert_eq!(refused["resultCode"], "Fail_RootHashMismatch");
+    let stranger = proof::ProofSigner::generate(kind).expect("key");
+    let stranger =
+        proof::ProofSigner::from_pkcs8(kind, &stranger.kid, &stranger.private_der).expect("signer");
+    let forged = submit(next, stranger.sign(&next).expect("sign"), 7).await;
+    assert_eq!(forged["resultCode"], "Fail_SignatureMismatch");
+    let early = submit(next, signer.sign(&next).expect("sign"), 6).await;
+    assert_eq!(early["resultCode"], "Fail_ValuesNotFound");
+    assert_eq!(
+        submit(next, signer.sign(&next).expect("sign"), 7).await["resultCode"],
+        "Success"
+    );
+
+    // The node built none itself; the device's proofs validate with the device's key.
+    let found = proofs(&app, &token, &id, 2).await;
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        validate(&app, &token, &id, &ts(5)).await["resultCode"],
+        "Success"
+    );
+
+    // A stream the node proves takes no device proofs.
+    let own = create(&app, &token, json!({"name": "own", "encoding": "DOUBLE"})).await;
+    let body = json!({"proof": {"id": portico::secrets::uuid(), "rootHash": STANDARD.encode(root),
+                                "signature": STANDARD.encode([0u8; 64])},
+                      "proofLocation": {"streamId": own, "merkleTreeDepth": 2,
+                                        "lastTimestamp": ts(3)}});
+    app.call(Method::POST, "/demeter/api/proofs", &token, Some(body))
+        .await
+        .assert_problem(422, "invalid_value");
+    // A key that does not suit the kind is refused when the stream is made.
+    app.call(
+        Method::POST,
+        "/api/v1/streams",
+        &token,
+        Some(json!({"name": "x", "encoding": "DOUBLE", "publicKey": device.public_pem})),
+    )
+    .await
+    .assert_problem(422, "invalid_value");
 }

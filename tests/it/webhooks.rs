@@ -239,6 +239,7 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
             ("value.received", "ValueReceivedEvent", 1),
             ("value.stored", "ValueStoredEvent", 1),
             ("proof.stored", "ProofStoredEvent", 2),
+            ("proof.received", "ProofReceivedEvent", 2),
             ("proof.validated", "ProofValidatedEvent", 2),
             ("stream.deleted", "StreamDeletedEvent", 2),
         ]
