@@ -65,16 +65,11 @@ async fn streams(url: &str, count: usize) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     for n in 0..count {
         let spec = StreamSpec {
-            name: format!("bench {n}"),
-            unit: None,
-            encoding: Encoding::Double,
             merkle_tree_depth: 5,
             max_merkle_tree_age_seconds: 1,
-            proof_kind: Default::default(),
             read: open.clone(),
             write: open.clone(),
-            retention_days: None,
-            public_key: None,
+            ..StreamSpec::new(format!("bench {n}"), Encoding::Double)
         };
         let stream = series.create(None, spec).await.expect("stream");
         out.push((stream.num, stream.id.to_string()));

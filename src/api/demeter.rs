@@ -69,26 +69,11 @@ async fn write(
 ) -> Result<Json<InsertedOut>, ApiError> {
     authorize(state, &state.auth.tributech_write, actor)?;
     let body: Json_ = json_body(state, headers, body).await?;
-    let items = match body {
-        Json_::Array(items) => items,
-        item @ Json_::Object(_) => vec![item],
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                "The body is an array of {streamId, timestamp, value}.",
-            ));
-        }
-    };
-    let max = state.series.settings().max_batch;
-    if items.len() > max {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!(
-                "A write holds at most {max} values (`values.max_batch`); this one has {}.",
-                items.len()
-            ),
-        ));
-    }
+    let items = one_or_many(
+        body,
+        "`{streamId, timestamp, value}`",
+        state.series.settings().max_batch,
+    )?;
     let mut batch = Vec::with_capacity(items.len());
     for (n, item) in items.into_iter().enumerate() {
         let Json_::Object(members) = item else {
@@ -201,26 +186,31 @@ pub async fn write_raw(
 
 /// The query's parameters, names matched without regard to case; each at most once.
 fn query(uri: &Uri, known: &[&'static str]) -> Result<Vec<(&'static str, String)>, ApiError> {
-    let mut out: Vec<(&'static str, String)> = Vec::new();
-    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        let Some(&canonical) = known.iter().find(|k| k.eq_ignore_ascii_case(&name)) else {
+    super::webhooks::query_named(uri.query(), known, true)
+}
+
+/// A body of one object or an array of them (as the Tributech API takes both); at most `max`.
+fn one_or_many(body: Json_, what: &str, max: usize) -> Result<Vec<Json_>, ApiError> {
+    let items = match body {
+        Json_::Array(items) => items,
+        item @ Json_::Object(_) => vec![item],
+        _ => {
             return Err(ApiError::new(
-                ErrorCode::UnknownField,
-                format!(
-                    "`{name}` is not a parameter here; use {}.",
-                    known.join(", ")
-                ),
-            ));
-        };
-        if out.iter().any(|(n, _)| *n == canonical) {
-            return Err(ApiError::new(
-                ErrorCode::DuplicateField,
-                format!("`{canonical}` is given twice."),
+                ErrorCode::InvalidValue,
+                format!("The body is {what} or an array of them."),
             ));
         }
-        out.push((canonical, value.into_owned()));
+    };
+    if items.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "A request holds at most {max}; this one has {}.",
+                items.len()
+            ),
+        ));
     }
-    Ok(out)
+    Ok(items)
 }
 
 /// `StreamId`, `From`, `To`, `OrderBy`, `PageNumber`, `PageSize`.
@@ -648,22 +638,7 @@ pub async fn submit_proofs(
 ) -> Result<Json<SaveProofOut>, ApiError> {
     authorize(&state, &state.auth.tributech_write, &actor)?;
     let body: Json_ = json_body(&state, &headers, body).await?;
-    let items = match body {
-        Json_::Array(items) => items,
-        item @ Json_::Object(_) => vec![item],
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                "The body is a `{proof, proofLocation}` or an array of them.",
-            ));
-        }
-    };
-    if items.len() > 1000 {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "At most 1000 proofs at once.",
-        ));
-    }
+    let items = one_or_many(body, "a `{proof, proofLocation}`", 1000)?;
     let submitted: Vec<Submitted> = items
         .iter()
         .enumerate()

@@ -346,11 +346,27 @@ pub struct ReplayOut {
 /// The query string's parameters, each named at most once and each one of `known`.
 pub(crate) fn query_pairs(
     query: Option<&str>,
-    known: &[&str],
+    known: &[&'static str],
 ) -> Result<Vec<(String, String)>, ApiError> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    Ok(query_named(query, known, false)?
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect())
+}
+
+/// [`query_pairs`], each name answered as `known` spells it; with `any_case`, names are matched
+/// without regard to case (as ASP.NET binds them, for the Tributech surface).
+pub(crate) fn query_named(
+    query: Option<&str>,
+    known: &[&'static str],
+    any_case: bool,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let mut pairs: Vec<(&'static str, String)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if !known.contains(&name.as_ref()) {
+        let Some(&canonical) = known
+            .iter()
+            .find(|k| **k == name || (any_case && k.eq_ignore_ascii_case(&name)))
+        else {
             return Err(ApiError::new(
                 ErrorCode::UnknownField,
                 format!(
@@ -358,14 +374,14 @@ pub(crate) fn query_pairs(
                     known.join(", ")
                 ),
             ));
-        }
-        if pairs.iter().any(|(n, _)| *n == name) {
+        };
+        if pairs.iter().any(|(n, _)| *n == canonical) {
             return Err(ApiError::new(
                 ErrorCode::DuplicateField,
-                format!("`{name}` is given twice."),
+                format!("`{canonical}` is given twice."),
             ));
         }
-        pairs.push((name.into_owned(), value.into_owned()));
+        pairs.push((canonical, value.into_owned()));
     }
     Ok(pairs)
 }

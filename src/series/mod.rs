@@ -196,6 +196,22 @@ fn authenticated() -> PolicyConfig {
 }
 
 impl StreamSpec {
+    /// A stream of `encoding` named `name`, every other setting its default.
+    pub fn new(name: impl Into<String>, encoding: Encoding) -> Self {
+        Self {
+            name: name.into(),
+            unit: None,
+            encoding,
+            merkle_tree_depth: default_depth(),
+            max_merkle_tree_age_seconds: default_age(),
+            proof_kind: ProofKind::default(),
+            read: authenticated(),
+            write: authenticated(),
+            retention_days: None,
+            public_key: None,
+        }
+    }
+
     /// What is wrong with this spec.
     fn problems(&self) -> Result<(Policy, Policy), String> {
         let name = self.name.trim();
@@ -492,10 +508,7 @@ impl Series {
                 keys.jwks
                     .push(serde_json::from_str(&row.jwk).map_err(|e| e.to_string())?);
                 if row.state == "active" {
-                    let der = self
-                        .sealer
-                        .open(&key_identity(&row.kid), &row.sealed_private)
-                        .map_err(|e| e.to_string())?;
+                    let der = self.private_key(&row)?;
                     keys.checkpoint = Some(Arc::new(checkpoint::CheckpointSigner::from_pkcs8(
                         &self.settings.log_origin,
                         &der,
@@ -513,16 +526,20 @@ impl Series {
             keys.jwks
                 .push(serde_json::from_str(&row.jwk).map_err(|e| e.to_string())?);
             if row.state == "active" {
-                let der = self
-                    .sealer
-                    .open(&key_identity(&row.kid), &row.sealed_private)
-                    .map_err(|e| e.to_string())?;
+                let der = self.private_key(&row)?;
                 let signer = proof::ProofSigner::from_pkcs8(kind, &row.kid, &der)?;
                 keys.signers.insert(kind, Arc::new(signer));
             }
         }
         *write(&self.keys) = keys;
         Ok(())
+    }
+
+    /// A stored key's private half, unsealed.
+    fn private_key(&self, row: &ProofKeyRow) -> Result<Vec<u8>, String> {
+        self.sealer
+            .open(&key_identity(&row.kid), &row.sealed_private)
+            .map_err(|e| e.to_string())
     }
 
     /// Makes a new key the active one for `kind` (the first, or a rotation); answers its kid.

@@ -200,22 +200,22 @@ impl Verdict {
         }
     }
 
+    /// Every verdict.
+    pub const ALL: [Verdict; 9] = [
+        Verdict::Success,
+        Verdict::Fail_ValuesNotFound,
+        Verdict::Fail_ProofLocationNotFound,
+        Verdict::Fail_ProofNotFound,
+        Verdict::Fail_RootHashMismatch,
+        Verdict::Fail_SignatureMismatch,
+        Verdict::Fail_InvalidPublicKey,
+        Verdict::Fail_ProofNotInChain,
+        Verdict::State_ProofPending,
+    ];
+
     /// The verdict named `name`.
     pub fn parse(name: &str) -> Option<Self> {
-        use Verdict::*;
-        [
-            Success,
-            Fail_ValuesNotFound,
-            Fail_ProofLocationNotFound,
-            Fail_ProofNotFound,
-            Fail_RootHashMismatch,
-            Fail_SignatureMismatch,
-            Fail_InvalidPublicKey,
-            Fail_ProofNotInChain,
-            State_ProofPending,
-        ]
-        .into_iter()
-        .find(|v| v.name() == name)
+        Self::ALL.into_iter().find(|v| v.name() == name)
     }
 
     /// A sentence for `resultMessage`.

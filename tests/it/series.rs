@@ -68,6 +68,12 @@ fn doubles(stream: &str, range: std::ops::Range<u32>) -> Json {
     )
 }
 
+/// Writes [`doubles`] and expects them stored.
+async fn write_doubles(app: &TestApp, token: &str, stream: &str, range: std::ops::Range<u32>) {
+    let reply = write(app, token, "double", doubles(stream, range)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
 /// Polls `locations/multiple` until `count` proofs exist (the prover closes trees in the
 /// background; this waits for that condition, bounded).
 async fn proofs(app: &TestApp, token: &str, stream: &str, count: usize) -> Vec<Json> {
@@ -467,12 +473,7 @@ async fn trees_close_by_size_and_validate() {
         json!({"name": "s", "encoding": "DOUBLE", "merkleTreeDepth": 2}),
     )
     .await;
-    assert_eq!(
-        write(&app, &token, "double", doubles(&id, 0..10))
-            .await
-            .status,
-        200
-    );
+    write_doubles(&app, &token, &id, 0..10).await;
     let found = proofs(&app, &token, &id, 2).await;
     assert_eq!(found.len(), 2, "two full trees of 4, two values still open");
     assert_eq!(found[0]["lastTimestamp"], dotnet(3));
@@ -667,12 +668,7 @@ async fn trees_close_by_size_and_validate() {
     );
 
     // More trees: the bigger log is consistent with the smaller.
-    assert_eq!(
-        write(&app, &token, "double", doubles(&id, 10..18))
-            .await
-            .status,
-        200
-    );
+    write_doubles(&app, &token, &id, 10..18).await;
     let later = proofs(&app, &token, &id, 4).await;
     assert_eq!(later.len(), 4);
     let newest = checkpointed(&app, 4).await;
@@ -736,12 +732,7 @@ async fn a_smaller_tree_closes_when_its_first_value_is_old_enough() {
                "proofKind": "SHA256_ECDSAP256_IEEEP1363"}),
     )
     .await;
-    assert_eq!(
-        write(&app, &token, "double", doubles(&id, 0..3))
-            .await
-            .status,
-        200
-    );
+    write_doubles(&app, &token, &id, 0..3).await;
     clock.advance(time::Duration::seconds(61));
     let found = proofs(&app, &token, &id, 1).await;
     assert_eq!(found[0]["lastTimestamp"], dotnet(2));
@@ -811,12 +802,7 @@ async fn a_value_changed_behind_portico_fails_and_a_re_signed_root_too() {
         json!({"name": "x", "encoding": "DOUBLE", "merkleTreeDepth": 2}),
     )
     .await;
-    assert_eq!(
-        write(&app, &token, "double", doubles(&id, 0..8))
-            .await
-            .status,
-        200
-    );
+    write_doubles(&app, &token, &id, 0..8).await;
     proofs(&app, &token, &id, 2).await;
     assert_eq!(
         validate(&app, &token, &id, &ts(1)).await["resultCode"],
@@ -1053,16 +1039,11 @@ async fn kill_9_during_ingest_loses_no_acknowledged_value_and_every_value_is_in_
     let mut streams = Vec::new();
     for n in 0..8 {
         let spec = StreamSpec {
-            name: format!("crash {n}"),
-            unit: None,
-            encoding: Encoding::Int64,
             merkle_tree_depth: 3,
             max_merkle_tree_age_seconds: 1,
-            proof_kind: Default::default(),
             read: open.clone(),
             write: open.clone(),
-            retention_days: None,
-            public_key: None,
+            ..StreamSpec::new(format!("crash {n}"), Encoding::Int64)
         };
         streams.push(series.create(None, spec).await.expect("stream"));
     }
@@ -1381,12 +1362,7 @@ async fn devices_submit_proofs_that_are_checked_stored_or_refused() {
             reply.json()
         }
     };
-    assert_eq!(
-        write(&app, &token, "double", doubles(&id, 0..8))
-            .await
-            .status,
-        200
-    );
+    write_doubles(&app, &token, &id, 0..8).await;
 
     // The right root, signed by the device.
     let root = root_of(0..4);
