@@ -13,6 +13,7 @@ pub mod events;
 pub mod idp;
 pub mod jose;
 pub mod mail;
+pub mod merkle;
 pub mod metrics;
 pub mod net;
 pub mod openendpoints;

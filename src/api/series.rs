@@ -529,7 +529,7 @@ fn inclusion_out(stream: &str, inclusion: &Inclusion) -> InclusionOut {
         timestamp: time(inclusion.value.ts_us),
         timestamp_micros: inclusion.value.ts_us,
         value: STANDARD.encode(&inclusion.value.value),
-        leaf_hash: STANDARD.encode(crate::series::merkle::leaf_hash(&leaf)),
+        leaf_hash: STANDARD.encode(crate::merkle::leaf_hash(&leaf)),
         leaf_index: inclusion.leaf_index,
         tree_size: proof.size,
         audit_path: inclusion.path.iter().map(|h| STANDARD.encode(h)).collect(),

@@ -17,7 +17,7 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::merkle::Hash;
+use crate::merkle::Hash;
 
 /// The signature type byte of Ed25519 in signed notes.
 const ED25519: u8 = 0x01;

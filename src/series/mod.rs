@@ -12,7 +12,6 @@
 
 pub mod checkpoint;
 pub mod encoding;
-pub mod merkle;
 pub mod offline;
 pub mod proof;
 
@@ -27,6 +26,7 @@ use crate::access::{Actor, Policy, PolicyConfig, Refused};
 use crate::clock::Clock;
 use crate::events::{Draft, EventPayload, Journal, Topic};
 use crate::jose::keys::PublicKey;
+use crate::merkle;
 use crate::secrets::Sealer;
 use crate::store::{
     Change, NewValue, ProofKeyRow, ProofRow, Range, SeriesChange, Store, StoreError, StreamRow,

@@ -8,9 +8,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value as Json;
 
 use super::checkpoint;
-use super::merkle::{self, Hash};
 use super::proof::{self, ProofKind, StreamId};
 use crate::jose::keys::{Jwk, PublicKey};
+use crate::merkle::{self, Hash};
 
 /// What a verified proof establishes.
 #[derive(Debug, Clone, PartialEq, Eq)]

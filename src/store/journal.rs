@@ -262,7 +262,7 @@ async fn write_sqlite(
     change: &Change,
 ) -> Result<(), StoreError> {
     let rows = super::last_per_key(&change.datapoints);
-    let datapoints = json_rows(rows.iter().map(|r| {
+    let datapoints = super::json_rows(rows.iter().map(|r| {
         (
             &r.key,
             &r.value_json,
@@ -270,7 +270,7 @@ async fn write_sqlite(
             r.seq as i64,
         )
     }));
-    let journal = json_rows(change.journal.iter().map(|r| {
+    let journal = super::json_rows(change.journal.iter().map(|r| {
         (
             r.seq as i64,
             to_micros(r.time),
@@ -288,12 +288,6 @@ async fn write_sqlite(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Rows as one JSON array of arrays, for `json_each` (a tuple serializes as an array).
-pub(super) fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
-    let rows: Vec<T> = rows.collect();
-    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
 async fn write_postgres(

@@ -319,6 +319,12 @@ pub(crate) fn last_per_key(rows: &[DatapointRow]) -> Vec<&DatapointRow> {
     out
 }
 
+/// Rows as one JSON array of arrays, for SQLite's `json_each` (a tuple serializes as an array).
+fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
+    let rows: Vec<T> = rows.collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
 fn to_micros(time: OffsetDateTime) -> i64 {
     (time.unix_timestamp_nanos() / 1_000) as i64
 }

@@ -740,7 +740,7 @@ macro_rules! apply {
                         .bind(idx - 1)
                         .fetch_one(&mut **$tx)
                         .await?;
-                        hash = crate::series::merkle::node_hash(&left, &hash);
+                        hash = crate::merkle::node_hash(&left, &hash);
                         level += 1;
                         idx >>= 1;
                     }
@@ -815,7 +815,7 @@ pub(super) async fn apply_sqlite(
     change: &SeriesChange,
 ) -> Result<(), StoreError> {
     apply!(tx, change, LOCK_SQLITE, |write| {
-        let rows = super::journal::json_rows(write.values.iter().map(|v| {
+        let rows = super::json_rows(write.values.iter().map(|v| {
             (
                 v.stream,
                 v.ts_us,

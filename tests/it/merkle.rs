@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use portico::series::merkle::{
+use portico::merkle::{
     self, Hash, verify_consistency, verify_inclusion, verify_subtree_consistency,
     verify_subtree_inclusion,
 };

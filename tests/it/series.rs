@@ -547,7 +547,7 @@ async fn trees_close_by_size_and_validate() {
     let stream = portico::series::StreamId::parse(&id).unwrap();
     let value = STANDARD.decode(proof["value"].as_str().unwrap()).unwrap();
     assert_eq!(value, 9.0f64.to_le_bytes());
-    let leaf = portico::series::merkle::leaf_hash(&portico::series::proof::leaf(
+    let leaf = portico::merkle::leaf_hash(&portico::series::proof::leaf(
         &stream,
         proof["timestampMicros"].as_i64().unwrap(),
         &value,
@@ -567,7 +567,7 @@ async fn trees_close_by_size_and_validate() {
     let root = STANDARD
         .decode(proof["proof"]["rootHash"].as_str().unwrap())
         .unwrap();
-    portico::series::merkle::verify_inclusion(2, 4, &leaf, &path, &root).expect("inclusion");
+    portico::merkle::verify_inclusion(2, 4, &leaf, &path, &root).expect("inclusion");
     app.call(
         Method::GET,
         &format!("/api/v1/streams/{id}/values/{}/proof", ts(9)),
@@ -589,7 +589,7 @@ async fn trees_close_by_size_and_validate() {
     let signed = portico::series::checkpoint::verify(note, "portico/proofs", &public[1..])
         .expect("the checkpoint verifies");
     let root: [u8; 32] = root.try_into().unwrap();
-    let log_leaf = portico::series::merkle::leaf_hash(&portico::series::proof::log_leaf(
+    let log_leaf = portico::merkle::leaf_hash(&portico::series::proof::log_leaf(
         &stream,
         proof["proof"]["lastTimestampMicros"].as_i64().unwrap(),
         4,
@@ -607,7 +607,7 @@ async fn trees_close_by_size_and_validate() {
                 .unwrap()
         })
         .collect();
-    portico::series::merkle::verify_inclusion(
+    portico::merkle::verify_inclusion(
         checkpoint["logIndex"].as_u64().unwrap(),
         signed.size,
         &log_leaf,
@@ -693,7 +693,7 @@ async fn trees_close_by_size_and_validate() {
                 .unwrap()
         })
         .collect();
-    portico::series::merkle::verify_consistency(
+    portico::merkle::verify_consistency(
         signed.size,
         newer.size,
         &signed.root,
@@ -841,7 +841,8 @@ async fn a_value_changed_behind_portico_fails_and_a_re_signed_root_too() {
     assert_eq!(verdict["validProofExists"], false);
 
     // The forger recomputes the root and signs it with a key of their own.
-    use portico::series::{merkle, proof};
+    use portico::merkle;
+    use portico::series::proof;
     let stream = portico::series::StreamId::parse(&id).unwrap();
     let leaves: Vec<merkle::Hash> = (0..4u32)
         .map(|n| {
@@ -1319,7 +1320,8 @@ async fn the_tributech_surface_has_its_own_document_and_swagger_ui() {
 
 #[tokio::test]
 async fn devices_submit_proofs_that_are_checked_stored_or_refused() {
-    use portico::series::{merkle, proof};
+    use portico::merkle;
+    use portico::series::proof;
     let app = TestApp::spawn().await;
     let token = app.admin_token().await;
     let kind = proof::ProofKind::SHA256_ECDSAP256_IEEEP1363;

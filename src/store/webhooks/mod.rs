@@ -376,7 +376,7 @@ pub(super) async fn enqueue_sqlite(
 
 /// The outbox rows as `ENQUEUE_ALL_SQLITE` reads them.
 pub(super) fn outbox_json(events: &[OutboxEvent]) -> String {
-    super::journal::json_rows(events.iter().map(|e| {
+    super::json_rows(events.iter().map(|e| {
         (
             &e.event_id,
             e.topic,
