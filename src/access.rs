@@ -306,6 +306,17 @@ impl Policy {
         matches!(self, Policy::Open)
     }
 
+    /// The policy as written, when it can be (a realm-role gate, or one combined with it,
+    /// cannot).
+    pub fn config(&self) -> Option<PolicyConfig> {
+        match self {
+            Policy::Open => Some(PolicyConfig::Named("open".into())),
+            Policy::Authenticated => Some(PolicyConfig::Named("authenticated".into())),
+            Policy::AllOf(all) => Some(PolicyConfig::Permissions(all.to_vec())),
+            Policy::RealmRole { .. } | Policy::Both(_) => None,
+        }
+    }
+
     /// The policy that needs both `self` and `other`: the stricter of two, or their union.
     pub fn and(&self, other: &Policy) -> Policy {
         match (self, other) {

@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/datapoints", get(list))
         .route("/api/v1/datapoints/{key}", get(get_one))
         .route("/api/v1/datapoints/{key}/events", get(events))
+        .route("/api/v1/datapoints/{key}/history", get(history))
 }
 
 impl utoipa::PartialSchema for Value {
@@ -132,6 +133,11 @@ pub struct DatapointOut {
     /// The current value; absent for write-only datapoints, which never reveal it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<ValueOut>,
+    /// The stream that keeps its history (every write, provable): read it at
+    /// `/api/v1/datapoints/{key}/history` or as any stream. Absent for write-only datapoints
+    /// and when `values.datapoint_history` is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 /// The list of datapoints.
@@ -156,6 +162,7 @@ fn describe(state: &AppState, id: DatapointId) -> DatapointOut {
             .access
             .readable()
             .then(|| ValueOut::from_sample(state.datapoints.current(id).as_deref())),
+        stream: state.datapoints.history(id).map(|s| s.to_string()),
     }
 }
 
@@ -215,6 +222,51 @@ pub async fn get_one(
 ) -> Result<Json<DatapointOut>, ApiError> {
     let id = readable(&state, &actor, &key)?;
     Ok(Json(describe(&state, id)))
+}
+
+/// A datapoint's history: every write, kept as a value of the datapoint's stream (see
+/// `stream` in the datapoint), read as that stream's values are: by range and cursor, cut into
+/// buckets, as JSON or CSV, and provable like any stream's values.
+#[utoipa::path(get, path = "/api/v1/datapoints/{key}/history", tag = "Datapoints",
+    security((), ("bearer" = [])),
+    params(("key" = String, Path, description = "The datapoint's key."),
+        ("from" = Option<String>, Query, description = "From this timestamp (inclusive)."),
+        ("to" = Option<String>, Query, description = "To this timestamp (exclusive)."),
+        ("after" = Option<String>, Query, description = "Only writes after this timestamp (the ascending cursor)."),
+        ("before" = Option<String>, Query, description = "Only writes before this timestamp (the descending cursor)."),
+        ("order" = Option<String>, Query, description = "`asc` (default) or `desc`."),
+        ("limit" = Option<u32>, Query, description = "Most values or buckets (default 100, at most `values.max_page`)."),
+        ("interval" = Option<String>, Query, description = "Cut into buckets this wide (`1m`), as for a stream."),
+        ("agg" = Option<String>, Query, description = "The buckets' aggregates, as for a stream.")),
+    responses(
+        (status = 200, description = "The writes, as a stream's values (CSV with `Accept: text/csv`).",
+            content((super::values::ValuesOut = "application/json"), (String = "text/csv"))),
+        (status = 401, description = "The datapoint's `read` policy needs a token.",
+            body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not meet the datapoint's `read` policy.",
+            body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such datapoint, or it keeps no history (`values.datapoint_history` is off).",
+            body = ProblemOut, content_type = "application/problem+json"),
+        (status = 405, description = "The datapoint is write-only.", body = ProblemOut,
+            content_type = "application/problem+json")))]
+pub async fn history(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(key): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let id = readable(&state, &actor, &key)?;
+    if !state.datapoints.datapoint(id).access.readable() {
+        return Err(ApiError::method_not_allowed(&Method::GET, ""));
+    }
+    let Some(stream) = state.datapoints.history(id) else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("Datapoint `{key}` keeps no history: `values.datapoint_history` is off."),
+        ));
+    };
+    super::values::read_one(&state, &actor, &stream.to_string(), &uri, &headers).await
 }
 
 /// One change of a datapoint, as sent in an SSE `data:` line.

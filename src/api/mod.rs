@@ -21,6 +21,7 @@ pub mod ops;
 pub mod series;
 pub mod streams;
 pub mod track;
+pub mod values;
 pub mod webhooks;
 pub mod xrtc;
 

@@ -21,7 +21,6 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::Path;
 use crate::access::Actor;
 use crate::series::{Inclusion, SeriesError, Stream, StreamId, StreamSpec, Verdict};
-use crate::store::Range;
 use crate::timefmt::{from_micros, parse_micros, rfc3339};
 
 /// The routes of this module.
@@ -34,7 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/streams/{id}/values",
-            get(read_values).post(write_values),
+            get(super::values::read_values).post(write_values),
         )
         .route(
             "/api/v1/streams/{id}/values/{timestamp}/proof",
@@ -44,6 +43,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/streams/{id}/validate",
             axum::routing::post(validate_range),
         )
+        .route("/api/v1/values", get(super::values::read_many))
         .route("/api/v1/proofs/keys", get(proof_keys))
         .route("/api/v1/checkpoints/latest", get(latest_checkpoint))
         .route("/api/v1/checkpoints/key", get(checkpoint_key))
@@ -90,6 +90,9 @@ pub struct StreamOut {
     /// Days values are kept (absent: forever).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// The datapoint whose history it keeps (its values are that datapoint's writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datapoint: Option<String>,
     /// When it was created.
     pub created_at: String,
     /// When its settings last changed.
@@ -110,6 +113,7 @@ fn stream_out(stream: &Stream) -> StreamOut {
         read: spec.read,
         write: spec.write,
         retention_days: spec.retention_days,
+        datapoint: spec.datapoint,
         created_at: time(stream.created_us),
         updated_at: time(stream.updated_us),
     }
@@ -307,150 +311,6 @@ pub async fn write_values(
     Ok(Json(InsertedOut {
         inserted_count: count,
     }))
-}
-
-/// A stored value.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredValueOut {
-    /// Its timestamp.
-    pub timestamp: String,
-    /// When it became durable.
-    pub stored_at: String,
-    /// The value as natural JSON.
-    #[schema(value_type = Object)]
-    pub value: Json_,
-}
-
-/// A page of values.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ValuesOut {
-    /// The values, in timestamp order.
-    pub values: Vec<StoredValueOut>,
-    /// When more may follow: the `after` (ascending) or `before` (descending) of the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-}
-
-/// A range of a stream's values: `from` (inclusive), `to` (exclusive), and a cursor.
-#[derive(Debug)]
-struct ValuesQuery {
-    range: Range,
-}
-
-fn values_query(state: &AppState, uri: &Uri) -> Result<ValuesQuery, ApiError> {
-    let pairs = super::webhooks::query_pairs(
-        uri.query(),
-        &["from", "to", "after", "before", "order", "limit"],
-    )?;
-    let mut range = Range {
-        from_us: i64::MIN,
-        to_us: i64::MAX,
-        descending: false,
-        offset: 0,
-        limit: 100,
-    };
-    for (name, value) in &pairs {
-        match name.as_str() {
-            "from" => range.from_us = range.from_us.max(timestamp(name, value, false)?),
-            "to" => range.to_us = range.to_us.min(timestamp(name, value, false)?),
-            "after" => {
-                range.from_us = range
-                    .from_us
-                    .max(timestamp(name, value, false)?.saturating_add(1));
-            }
-            "before" => range.to_us = range.to_us.min(timestamp(name, value, false)?),
-            "order" => {
-                range.descending = match value.as_str() {
-                    "asc" => false,
-                    "desc" => true,
-                    _ => {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidValue,
-                            "`order` is `asc` or `desc`.",
-                        ));
-                    }
-                };
-            }
-            _ => {
-                let max = state.series.settings().max_page;
-                range.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::InvalidValue,
-                            format!("`limit` is a number from 1 to {max}."),
-                        )
-                    })?
-                    .into();
-            }
-        }
-    }
-    Ok(ValuesQuery { range })
-}
-
-/// Reads a stream's values by timestamp, a page at a time. The cursor is the last value's
-/// timestamp (`after`, or `before` in descending order), so pages stay put while values
-/// arrive.
-#[utoipa::path(get, path = "/api/v1/streams/{id}/values", tag = "Streams",
-    security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "The stream's UUID."),
-        ("from" = Option<String>, Query, description = "From this timestamp (inclusive)."),
-        ("to" = Option<String>, Query, description = "To this timestamp (exclusive)."),
-        ("after" = Option<String>, Query, description = "Only values after this timestamp (the ascending cursor)."),
-        ("before" = Option<String>, Query, description = "Only values before this timestamp (the descending cursor)."),
-        ("order" = Option<String>, Query, description = "`asc` (default) or `desc`."),
-        ("limit" = Option<u32>, Query, description = "Most values (default 100, at most `values.max_page`).")),
-    responses((status = 200, description = "The values.", body = ValuesOut)))]
-pub async fn read_values(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let query = values_query(&state, &uri)?;
-    let (stream, values) = state
-        .series
-        .values(&actor, &id, query.range)
-        .await
-        .map_err(|e| series_error(&state, e))?;
-    let time = |us| from_micros(us).map(rfc3339).unwrap_or_default();
-    let next = (values.len() as i64 == query.range.limit)
-        .then(|| values.last().map(|v| time(v.ts_us)))
-        .flatten();
-    // Written in one pass into one buffer (a page holds up to `values.max_page` values): the
-    // shape `ValuesOut` documents.
-    let mut out = Vec::with_capacity(values.len() * 96 + 64);
-    out.extend_from_slice(b"{\"values\":[");
-    for (n, v) in values.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        let bytes = |us| from_micros(us).map_or([b'?'; 27], crate::timefmt::rfc3339_bytes);
-        out.extend_from_slice(b"{\"timestamp\":\"");
-        out.extend_from_slice(&bytes(v.ts_us));
-        out.extend_from_slice(b"\",\"storedAt\":\"");
-        out.extend_from_slice(&bytes(v.stored_us));
-        out.extend_from_slice(b"\",\"value\":");
-        serde_json::to_writer(&mut out, &stream.spec.encoding.to_json(&v.value))
-            .map_err(|e| ApiError::internal(&e))?;
-        out.push(b'}');
-    }
-    out.push(b']');
-    if let Some(next) = next {
-        out.extend_from_slice(b",\"next\":\"");
-        out.extend_from_slice(next.as_bytes());
-        out.push(b'"');
-    }
-    out.push(b'}');
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        out,
-    )
-        .into_response())
 }
 
 /// A value's inclusion proof: check it with SHA-256 and the proof key alone (the README gives

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::access::Policy;
+use crate::series::Encoding;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -74,6 +75,16 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// The encoding of its values in the datapoint's history stream.
+    pub fn encoding(self) -> Encoding {
+        match self {
+            ValueType::Bool => Encoding::Bool,
+            ValueType::Int => Encoding::Int64,
+            ValueType::Float => Encoding::Double,
+            ValueType::String => Encoding::StringUtf8,
+        }
+    }
+
     /// The JSON type a client must send, for messages.
     pub fn json_name(self) -> &'static str {
         match self {
@@ -185,6 +196,17 @@ impl Value {
                 }
             }
             _ => Err(mismatch()),
+        }
+    }
+
+    /// The value's bytes in its type's [`ValueType::encoding`], little-endian (as .NET's
+    /// `BitConverter` writes them): what its history stream keeps.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Value::Bool(b) => vec![u8::from(*b)],
+            Value::Int(n) => n.to_le_bytes().to_vec(),
+            Value::Float(x) => x.to_le_bytes().to_vec(),
+            Value::String(s) => s.as_bytes().to_vec(),
         }
     }
 

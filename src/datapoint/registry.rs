@@ -15,11 +15,13 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Datapoint, DatapointKey, Sample, Value, ValueError};
-use crate::access::{Actor, ActorRef, Refused};
+use crate::access::{Actor, ActorRef, Policy, Refused};
 use crate::clock::Clock;
 use crate::events::{Draft, EventPayload, Journal};
 use crate::metrics::Metrics;
-use crate::store::{Change, DatapointRow, Store, StoreError};
+use crate::series::{Series, StreamId, StreamSpec};
+use crate::store::{Change, DatapointRow, NewValue, SeriesChange, Store, StoreError, ValuesWrite};
+use crate::timefmt::to_micros;
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -79,12 +81,50 @@ enum Command {
     Stop(oneshot::Sender<()>),
 }
 
+/// Where datapoint writes are also kept as values: each readable datapoint's history stream
+/// ([`Series::adopt`]), in the write's own transaction.
+#[derive(Debug, Clone)]
+pub struct History {
+    series: Arc<Series>,
+    /// By datapoint id: its stream's number and id (none for a write-only datapoint, whose
+    /// values are never shown).
+    streams: Vec<Option<(i64, StreamId)>>,
+}
+
+impl History {
+    /// Finds or makes the history streams of `declared` (in declaration order, as
+    /// [`Datapoints::start`] numbers them), each read under its datapoint's `read` policy and
+    /// `api_read`, the native API's.
+    pub async fn adopt(
+        series: Arc<Series>,
+        declared: &[Datapoint],
+        api_read: &Policy,
+    ) -> Result<Self, String> {
+        let mut streams = Vec::with_capacity(declared.len());
+        for point in declared {
+            if !point.access.readable() {
+                streams.push(None);
+                continue;
+            }
+            let read = api_read.and(&point.read);
+            let mut spec = StreamSpec::new(point.key.as_str(), point.value_type.encoding());
+            spec.unit = point.unit.clone().filter(|u| u.chars().count() <= 64);
+            spec.read = read.config().unwrap_or(spec.read);
+            spec.datapoint = Some(point.key.as_str().to_owned());
+            let stream = series.adopt(spec, read).await?;
+            streams.push(Some((stream.num, stream.id)));
+        }
+        Ok(Self { series, streams })
+    }
+}
+
 /// The declared datapoints and their current values. Cloning shares the same registry.
 #[derive(Debug, Clone)]
 pub struct Datapoints {
     slots: Arc<Slots>,
     writer: mpsc::Sender<Command>,
     metrics: Metrics,
+    history: Option<History>,
 }
 
 impl std::fmt::Debug for Command {
@@ -109,6 +149,7 @@ impl Datapoints {
         clock: Arc<dyn Clock>,
         journal: Arc<Journal>,
         metrics: Metrics,
+        history: Option<History>,
     ) -> Result<Self, StoreError> {
         let stored = store.load_datapoint_values().await?;
         let by_key = declared
@@ -161,13 +202,26 @@ impl Datapoints {
             clock,
             journal,
             last_time,
+            history: history.clone(),
         };
         tokio::spawn(writer_task.run(queue));
         Ok(Self {
             slots,
             writer,
             metrics,
+            history,
         })
+    }
+
+    /// The stream that keeps `id`'s history, when it has one.
+    pub fn history(&self, id: DatapointId) -> Option<StreamId> {
+        let history = self.history.as_ref()?;
+        history
+            .streams
+            .get(id.0)
+            .copied()
+            .flatten()
+            .map(|(_, sid)| sid)
     }
 
     /// The datapoint with this key, if declared.
@@ -267,6 +321,7 @@ struct Writer {
     /// Numbers, records and publishes each write's event, in the write's transaction.
     journal: Arc<Journal>,
     last_time: Option<OffsetDateTime>,
+    history: Option<History>,
 }
 
 type Pending = (
@@ -360,6 +415,30 @@ impl Writer {
                 }
             })
             .collect();
+        // Each write is a value of its datapoint's history stream too, in the same transaction.
+        let mut kept = Vec::new();
+        let mut values = Vec::new();
+        if let Some(history) = &self.history {
+            for (id, sample, _, _) in batch.iter() {
+                if let Some(Some((num, _))) = history.streams.get(id.0) {
+                    kept.push(*num);
+                    values.push(NewValue {
+                        stream: *num,
+                        ts_us: to_micros(sample.update_time),
+                        value: sample.value.to_bytes(),
+                    });
+                }
+            }
+        }
+        let stored_us = to_micros(self.clock.now());
+        let series = match values.is_empty() {
+            true => SeriesChange::None,
+            false => SeriesChange::Values(ValuesWrite {
+                streams: kept.clone(),
+                values,
+                stored_us,
+            }),
+        };
         let outcome = self
             .journal
             .commit(drafts, |events| Change {
@@ -373,6 +452,7 @@ impl Writer {
                         seq: event.seq,
                     })
                     .collect(),
+                series,
                 ..Change::default()
             })
             .await;
@@ -386,6 +466,9 @@ impl Writer {
                 return;
             }
         };
+        if let Some(history) = &self.history {
+            history.series.stored(&kept, stored_us);
+        }
         for ((id, mut sample, _, ack), event) in batch.drain(..).zip(events) {
             sample.seq = event.seq;
             self.slots.set(id, sample.clone());

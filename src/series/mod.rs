@@ -11,6 +11,7 @@
 //! This module knows nothing of HTTP: `api::series` and `api::demeter` speak its types.
 
 pub mod checkpoint;
+pub mod downsample;
 pub mod encoding;
 pub mod offline;
 pub mod proof;
@@ -48,6 +49,12 @@ pub struct ValueSettings {
     pub max_page: u32,
     /// Whether the node builds proofs (turned off only to measure what they cost).
     pub proofs: bool,
+    /// Most stored values one downsampling read goes through (a read that reaches it answers
+    /// the buckets it completed and a cursor for the rest).
+    pub max_scan: u64,
+    /// Whether every datapoint write is also kept as a value of the datapoint's stream (its
+    /// history, provable like any other stream's values).
+    pub datapoint_history: bool,
     /// The origin line of the log of roots' checkpoints (and their key's name): a name no other
     /// log has, by convention a host and path such as `plant.example.com/portico/proofs`.
     pub log_origin: String,
@@ -60,6 +67,8 @@ impl Default for ValueSettings {
             max_value_bytes: 64 * 1024,
             max_page: 10_000,
             proofs: true,
+            max_scan: 10_000_000,
+            datapoint_history: true,
             log_origin: "portico/proofs".into(),
         }
     }
@@ -77,6 +86,9 @@ impl ValueSettings {
         }
         if !(100..=100_000).contains(&self.max_page) {
             problems.push("key `values.max_page` must be between 100 and 100000".into());
+        }
+        if !(10_000..=1_000_000_000).contains(&self.max_scan) {
+            problems.push("key `values.max_scan` must be between 10000 and 1000000000".into());
         }
         if self.log_origin.is_empty()
             || self.log_origin.len() > 200
@@ -176,6 +188,10 @@ pub struct StreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub retention_days: Option<u32>,
+    /// The datapoint whose history this stream keeps (set by the node, never through the API):
+    /// its values are the datapoint's writes and it takes no others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapoint: Option<String>,
     /// The device's public key (PEM, `-----BEGIN PUBLIC KEY-----`) when the device proves the
     /// stream itself: it submits each tree's signed root (`POST /demeter/api/proofs`) and the
     /// node checks it instead of building one. Its type must suit `proofKind`.
@@ -208,6 +224,7 @@ impl StreamSpec {
             read: authenticated(),
             write: authenticated(),
             retention_days: None,
+            datapoint: None,
             public_key: None,
         }
     }
@@ -281,6 +298,8 @@ pub struct Stream {
     pub write: Policy,
     /// The device's key, when the device proves the stream.
     pub device_key: Option<PublicKey>,
+    /// Whether a configured datapoint feeds it (its history stream, [`Series::adopt`]).
+    pub adopted: bool,
     /// When it was created and last changed (microseconds).
     pub created_us: i64,
     /// When it was last changed.
@@ -300,9 +319,22 @@ impl Stream {
             read,
             write,
             device_key,
+            adopted: false,
             created_us: row.created_us,
             updated_us: row.updated_us,
         })
+    }
+
+    /// Whether `actor` may write values to it: its write policy lets the actor in, and it
+    /// does not keep a datapoint's history (those values come from the datapoint's writes).
+    fn accepts(&self, actor: &Actor) -> Result<(), SeriesError> {
+        if let Some(key) = &self.spec.datapoint {
+            return Err(SeriesError::Conflict(format!(
+                "Stream {} keeps the history of datapoint `{key}`: write the datapoint instead.",
+                self.id
+            )));
+        }
+        self.write.authorize(actor).map_err(SeriesError::Refused)
     }
 
     /// Most values in one of its trees.
@@ -762,10 +794,7 @@ impl Series {
     /// The stream `id`, if `actor` may write to it.
     pub fn writable(&self, actor: &Actor, id: &str) -> Result<Arc<Stream>, SeriesError> {
         let stream = self.find(id)?;
-        stream
-            .write
-            .authorize(actor)
-            .map_err(SeriesError::Refused)?;
+        stream.accepts(actor)?;
         Ok(stream)
     }
 
@@ -789,6 +818,19 @@ impl Series {
     /// Creates a stream (`id` generated when absent). Creating and changing streams is the
     /// caller's decision (the API lets stream managers do it).
     pub async fn create(
+        &self,
+        id: Option<StreamId>,
+        spec: StreamSpec,
+    ) -> Result<Arc<Stream>, SeriesError> {
+        if spec.datapoint.is_some() {
+            return Err(SeriesError::Invalid(
+                "`datapoint` is set by the node: every datapoint has its stream already".into(),
+            ));
+        }
+        self.put(id, spec).await
+    }
+
+    async fn put(
         &self,
         id: Option<StreamId>,
         spec: StreamSpec,
@@ -822,6 +864,17 @@ impl Series {
     /// longer read).
     pub async fn update(&self, id: &str, spec: StreamSpec) -> Result<Arc<Stream>, SeriesError> {
         let old = self.find(id)?;
+        if let Some(key) = old.spec.datapoint.as_ref().or(spec.datapoint.as_ref()) {
+            return Err(SeriesError::Conflict(format!(
+                "Stream {id} keeps the history of datapoint `{key}`: its settings follow the \
+                 datapoint's configuration."
+            )));
+        }
+        self.replace(&old, spec).await
+    }
+
+    async fn replace(&self, old: &Stream, spec: StreamSpec) -> Result<Arc<Stream>, SeriesError> {
+        let id = old.id.to_string();
         spec.problems().map_err(SeriesError::Invalid)?;
         if spec.encoding != old.spec.encoding {
             return Err(SeriesError::Invalid(format!(
@@ -835,7 +888,7 @@ impl Series {
             .update_stream(&old.id.to_string(), &text, now)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound(_) => SeriesError::NoStream(id.to_owned()),
+                StoreError::NotFound(_) => SeriesError::NoStream(id.clone()),
                 other => other.into(),
             })?;
         let row = StreamRow {
@@ -855,6 +908,12 @@ impl Series {
     /// Deletes a stream with its values and proofs; records `stream.deleted`.
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<(), SeriesError> {
         let stream = self.find(id)?;
+        if let Some(key) = stream.spec.datapoint.as_ref().filter(|_| stream.adopted) {
+            return Err(SeriesError::Conflict(format!(
+                "Stream {id} keeps the history of datapoint `{key}`, which is configured: remove \
+                 the datapoint first."
+            )));
+        }
         let draft = Draft {
             time: self.clock.now(),
             actor: actor.reference(),
@@ -895,10 +954,7 @@ impl Series {
                 Some(stream) => stream.clone(),
                 None => {
                     let stream = self.find(&id.to_string())?;
-                    stream
-                        .write
-                        .authorize(actor)
-                        .map_err(SeriesError::Refused)?;
+                    stream.accepts(actor)?;
                     streams.insert(id, stream.clone());
                     stream
                 }
@@ -978,19 +1034,58 @@ impl Series {
                 StoreError::NotFound(_) => SeriesError::NoStream("deleted while writing".into()),
                 other => other.into(),
             })?;
-        if self.settings.proofs {
-            let mut unproven = lock(&self.unproven);
-            for stream in touched {
-                let entry = unproven.entry(stream).or_insert(Unproven {
-                    count: 0,
-                    oldest_stored_us: stored_us,
-                });
-                entry.count += 1;
-            }
-            drop(unproven);
-            self.wake.notify_one();
-        }
+        self.stored(&touched, stored_us);
         Ok(count)
+    }
+
+    /// Tells the prover of values just made durable at `stored_us`, one per entry of
+    /// `streams` (their streams' numbers).
+    pub fn stored(&self, streams: &[i64], stored_us: i64) {
+        if !self.settings.proofs || streams.is_empty() {
+            return;
+        }
+        let mut unproven = lock(&self.unproven);
+        for &stream in streams {
+            let entry = unproven.entry(stream).or_insert(Unproven {
+                count: 0,
+                oldest_stored_us: stored_us,
+            });
+            entry.count += 1;
+        }
+        drop(unproven);
+        self.wake.notify_one();
+    }
+
+    /// The stream that keeps a datapoint's history (`spec.datapoint` names it): made on first
+    /// start, its stored settings kept in step with `spec`, read under `read` (the datapoint's
+    /// own read policy with the API's). Its id is derived from the datapoint's key and its
+    /// encoding, so a datapoint whose type changes starts a new history and the old one stays.
+    pub async fn adopt(&self, spec: StreamSpec, read: Policy) -> Result<Arc<Stream>, String> {
+        let key = spec
+            .datapoint
+            .clone()
+            .ok_or("the spec names no datapoint")?;
+        let id = StreamId::derived(&format!("datapoint/{}", spec.encoding.name()), &key);
+        let existing = self.find(&id.to_string()).ok();
+        let stream = match existing {
+            Some(old) if old.spec == spec => Ok(old),
+            Some(old) => self.replace(&old, spec).await,
+            None => self.put(Some(id), spec).await,
+        }
+        .map_err(|e| format!("datapoint `{key}`'s stream: {e}"))?;
+        let adopted = Arc::new(Stream {
+            num: stream.num,
+            id: stream.id,
+            spec: stream.spec.clone(),
+            read,
+            write: stream.write.clone(),
+            device_key: None,
+            adopted: true,
+            created_us: stream.created_us,
+            updated_us: stream.updated_us,
+        });
+        write(&self.streams).insert(id, adopted.clone());
+        Ok(adopted)
     }
 
     /// A stream's values in a range, for a reader its policy lets in.
@@ -1003,6 +1098,71 @@ impl Series {
         let stream = self.stream(actor, id)?;
         let values = self.store.values(stream.num, range).await?;
         Ok((stream, values))
+    }
+
+    /// A stream's values from `from_us` (inclusive) to `to_us` (exclusive) cut into buckets of
+    /// `interval_us` ([`downsample`]), at most `limit` of them; answers where the next page
+    /// starts (`from`) when more may follow. A read goes through at most `values.max_scan`
+    /// stored values.
+    pub async fn downsample(
+        &self,
+        actor: &Actor,
+        id: &str,
+        window: (i64, i64),
+        interval_us: i64,
+        aggregates: downsample::Aggregates,
+        limit: usize,
+    ) -> Result<(Arc<Stream>, Vec<downsample::Bucket>, Option<i64>), SeriesError> {
+        /// Values read from the store at a time.
+        const CHUNK: i64 = 50_000;
+        let stream = self.stream(actor, id)?;
+        aggregates
+            .check(stream.spec.encoding)
+            .map_err(SeriesError::Invalid)?;
+        let mut sampler = downsample::Downsampler::new(interval_us, stream.spec.encoding);
+        let (mut from_us, to_us) = window;
+        let mut scanned = 0u64;
+        loop {
+            let page = self
+                .store
+                .values(
+                    stream.num,
+                    Range {
+                        from_us,
+                        to_us,
+                        descending: false,
+                        offset: 0,
+                        limit: CHUNK,
+                    },
+                )
+                .await?;
+            for value in &page {
+                sampler.push(value.ts_us, &value.value);
+            }
+            scanned += page.len() as u64;
+            let Some(last) = page.last().filter(|_| page.len() as i64 == CHUNK) else {
+                // Every value in the range is read: the open bucket is complete too.
+                let mut buckets = sampler.finish();
+                let next = buckets.get(limit).map(|b| b.start_us);
+                buckets.truncate(limit);
+                return Ok((stream, buckets, next));
+            };
+            from_us = last.ts_us.saturating_add(1);
+            if sampler.closed() >= limit || scanned >= self.settings.max_scan {
+                let open = sampler.open_start();
+                let mut buckets = sampler.complete();
+                if buckets.is_empty() {
+                    return Err(SeriesError::Invalid(format!(
+                        "One bucket holds more than {} values (`values.max_scan`); choose a \
+                         shorter interval or range.",
+                        self.settings.max_scan
+                    )));
+                }
+                let next = buckets.get(limit).map(|b| b.start_us).or(open);
+                buckets.truncate(limit);
+                return Ok((stream, buckets, next));
+            }
+        }
     }
 
     /// A stream's proofs whose last timestamp is in a range.

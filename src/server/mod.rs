@@ -343,12 +343,25 @@ impl Server {
             }
             false => None,
         };
+        let history = match config.values.datapoint_history {
+            true => Some(
+                crate::datapoint::registry::History::adopt(
+                    series.clone(),
+                    &catalog.datapoints,
+                    &catalog.api_read,
+                )
+                .await
+                .map_err(StartError::Io)?,
+            ),
+            false => None,
+        };
         let datapoints = Datapoints::start(
             catalog.datapoints.clone(),
             store.clone(),
             clock.clone(),
             journal.clone(),
             metrics.clone(),
+            history,
         )
         .await?;
         if config.values.proofs {

@@ -9,6 +9,7 @@ mod connections;
 mod datapoints;
 mod durability;
 mod helpers;
+mod history;
 mod idp;
 mod idp_flows;
 mod jose_tokens;
