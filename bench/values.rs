@@ -12,6 +12,9 @@
 //!   last tree closed;
 //! - `read`: values/s reading one stream's 100,000 values in pages of 10,000 through the
 //!   native cursor;
+//! - `downsample_ms`: cutting one stream's 1,000,000 values into 1,000 buckets of
+//!   `count,min,max,avg` in one request (`interval=1s`); `downsample_rate`: values/s;
+//!   `downsample_vs_read`: that rate against `read`'s;
 //! - on SQLite, `bytes_per_value`: the database's growth per DOUBLE value (values, proofs, the
 //!   log of roots, indexes), and `bytes_per_value_row`: the values table's alone.
 //!
@@ -27,6 +30,8 @@ const CLIENTS: usize = 8;
 const BATCH: usize = 1_000;
 const BATCHES: usize = 50;
 const READ: usize = 100_000;
+/// Values downsampled, a millisecond apart: 1,000 one-second buckets.
+const DOWNSAMPLED: usize = 1_000_000;
 
 /// A fresh place for one server: an SQLite file, or a new schema in the PostgreSQL database.
 async fn database(base: Option<&str>, dir: &std::path::Path, name: &str) -> String {
@@ -154,6 +159,53 @@ async fn ingest(url: &str, streams: &[(i64, String)]) -> f64 {
         client.await.expect("client");
     }
     (CLIENTS * BATCHES * BATCH) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Writes [`DOWNSAMPLED`] values to one stream (8 clients, disjoint timestamps), then cuts
+/// them into 1,000 buckets in one request; answers how long that request took.
+async fn downsample(url: &str, stream: &str) -> Duration {
+    let http = reqwest::Client::new();
+    let target = format!("{url}/api/v1/streams/{stream}/values");
+    let batches = DOWNSAMPLED / BATCH;
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (http, target) = (http.clone(), target.clone());
+            tokio::spawn(async move {
+                for b in (c..batches).step_by(CLIENTS) {
+                    let reply = http
+                        .post(&target)
+                        .header("content-type", "application/json")
+                        .body(body(b * BATCH, BATCH))
+                        .send()
+                        .await
+                        .expect("POST");
+                    assert_eq!(reply.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let start = Instant::now();
+    let page = http
+        .get(format!(
+            "{target}?interval=1s&agg=count,min,max,avg&limit=1000"
+        ))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let took = start.elapsed();
+    assert_eq!(page.matches("\"start\"").count(), 1_000, "1,000 buckets");
+    assert_eq!(
+        page.matches("\"count\":1000,").count(),
+        1_000,
+        "full buckets"
+    );
+    took
 }
 
 /// The same rows through the same driver, no HTTP: one transaction per batch, 8 tasks.
@@ -376,9 +428,11 @@ async fn main() {
 
     // Proofs off.
     let off_url = database(base.as_deref(), dir.path(), "off").await;
-    let off_streams = streams(&off_url, CLIENTS).await;
+    let off_streams = streams(&off_url, CLIENTS + 1).await;
     let server = serve(dir.path(), &off_url, false).await;
-    let ingest_off = ingest(&server.url, &off_streams).await;
+    let ingest_off = ingest(&server.url, &off_streams[..CLIENTS]).await;
+    let downsampled = downsample(&server.url, &off_streams[CLIENTS].1).await;
+    let downsample_rate = DOWNSAMPLED as f64 / downsampled.as_secs_f64();
     let _ = server.stop.send(());
     server.task.await.expect("server");
 
@@ -397,6 +451,9 @@ async fn main() {
         "proof_cost": ((1.0 - ingest_on / ingest_off) * 1000.0).round() / 1000.0,
         "proofs_settled_ms": proofs_settled.as_millis() as u64,
         "read": read.round(),
+        "downsample_ms": downsampled.as_millis() as u64,
+        "downsample_rate": downsample_rate.round(),
+        "downsample_vs_read": (downsample_rate / read * 1000.0).round() / 1000.0,
     });
     if let Some((all, values)) = bytes {
         out["bytes_per_value"] = serde_json::json!((all * 10.0).round() / 10.0);

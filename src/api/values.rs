@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::Path;
 use super::series::{series_error, timestamp};
 use crate::access::Actor;
-use crate::series::downsample::{Aggregate, Aggregates, Bucket, parse_interval};
+use crate::series::downsample::{Aggregate, Aggregates, Asked, Bucket, parse_interval};
 use crate::series::{Encoding, Stream};
 use crate::store::{Range, ValueRow};
 use crate::timefmt::{from_micros, rfc3339_bytes};
@@ -153,8 +153,14 @@ fn parse_read(
     Ok(read)
 }
 
-/// Reads one stream as `read` asks.
-async fn answer(state: &AppState, actor: &Actor, id: &str, read: Read) -> Result<Answer, ApiError> {
+/// Reads one stream as `read` asks, downsampling through about `scan` stored values at most.
+async fn answer(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    read: Read,
+    scan: u64,
+) -> Result<Answer, ApiError> {
     let limit = read.range.limit;
     match read.buckets {
         Some((interval, asked)) => {
@@ -171,10 +177,14 @@ async fn answer(state: &AppState, actor: &Actor, id: &str, read: Read) -> Result
                 .downsample(
                     actor,
                     id,
-                    (read.range.from_us, read.range.to_us),
-                    interval,
-                    aggregates,
-                    usize::try_from(limit).unwrap_or(usize::MAX),
+                    Asked {
+                        from_us: read.range.from_us,
+                        to_us: read.range.to_us,
+                        interval_us: interval,
+                        aggregates,
+                        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                        scan,
+                    },
                 )
                 .await
                 .map_err(|e| series_error(state, e))?;
@@ -272,10 +282,14 @@ fn aggregate_value(bucket: &Bucket, aggregate: Aggregate, encoding: Encoding) ->
 }
 
 /// A JSON value as one CSV field (RFC 4180): text quoted when it holds a comma, a quote or a
-/// line break; null empty.
+/// line break; null empty. Text that a spreadsheet would run as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`, as OWASP advises.
 fn csv_field(out: &mut Vec<u8>, value: &Json) {
     match value {
         Json::Null => {}
+        Json::String(text) if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+            csv_field(out, &Json::String(format!("'{text}")));
+        }
         Json::String(text) if text.contains([',', '"', '\r', '\n']) => {
             out.push(b'"');
             out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
@@ -331,12 +345,13 @@ fn csv_rows(out: &mut Vec<u8>, prefix: &str, answer: &Answer) {
     }
 }
 
-/// `uri` with its cursor parameters replaced by `name=value`: the next page's address.
+/// `uri` with its cursor parameter `name` (`after`, `before` or `from`) replaced by the next
+/// page's: the next page's address, every other bound kept.
 fn next_link(uri: &Uri, (name, us): (&'static str, i64)) -> Option<HeaderValue> {
     let when = String::from_utf8(time(us).to_vec()).ok()?;
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        if !["after", "before", name].contains(&key.as_ref()) {
+        if key != name {
             query.append_pair(&key, &value);
         }
     }
@@ -507,7 +522,8 @@ pub(crate) async fn read_one(
     let pairs = super::webhooks::query_named(uri.query(), PARAMS, false)?;
     let max = state.series.settings().max_page;
     let read = parse_read(&pairs, headers, 100.min(max), max)?;
-    let answer = answer(state, actor, id, read).await?;
+    let scan = state.series.settings().max_scan;
+    let answer = answer(state, actor, id, read, scan).await?;
     Ok(single(uri, read, &answer))
 }
 
@@ -515,8 +531,9 @@ pub(crate) async fn read_one(
 /// and cursor, as a single-stream read would.
 ///
 /// `limit` counts per stream, and the streams times `limit` may be at most `values.max_page`
-/// (the default `limit` is 100 or, with many streams, what fits). In CSV each line starts
-/// with its stream's id, and the JSON form carries the cursors.
+/// (the default `limit` is 100 or, with many streams, what fits). Buckets without `agg` get
+/// the aggregates that suit every stream named; the streams share `values.max_scan`. In CSV
+/// each line starts with its stream's id, and the JSON form carries the cursors.
 #[utoipa::path(get, path = "/api/v1/values", tag = "Streams",
     security((), ("bearer" = [])),
     params(("streams" = String, Query, description = "The streams' UUIDs, comma-separated (at most 100)."),
@@ -530,7 +547,9 @@ pub(crate) async fn read_one(
         ("agg" = Option<String>, Query, description = "The buckets' aggregates (as for one stream).")),
     responses((status = 200, description = "Each stream's values or buckets (CSV with `Accept: text/csv`).",
         content((ManyValuesOut = "application/json"), (String = "text/csv"))),
-        (status = 404, description = "A stream does not exist or may not be read.")))]
+        (status = 401, description = "A stream's `read` policy needs a token."),
+        (status = 403, description = "The token does not meet a stream's `read` policy."),
+        (status = 404, description = "A stream does not exist.")))]
 pub async fn read_many(
     State(state): State<AppState>,
     actor: Actor,
@@ -567,9 +586,30 @@ pub async fn read_many(
             read.range.limit
         )));
     }
+    let mut read = read;
+    if let Some((interval, Aggregates::EMPTY)) = read.buckets {
+        // One set of aggregates for every stream (one CSV header): the numeric ones only when
+        // every stream is numeric.
+        let mut numeric = true;
+        for id in &ids {
+            let stream = state
+                .series
+                .stream(&actor, id)
+                .map_err(|e| series_error(&state, e))?;
+            numeric &= stream.spec.encoding.is_numeric();
+        }
+        let like = if numeric {
+            Encoding::Double
+        } else {
+            Encoding::StringUtf8
+        };
+        read.buckets = Some((interval, Aggregates::default_for(like)));
+    }
+    // The streams share one read's budget of stored values.
+    let scan = (state.series.settings().max_scan / u64::from(count)).max(1);
     let mut answers = Vec::with_capacity(ids.len());
     for id in &ids {
-        answers.push(answer(&state, &actor, id, read).await?);
+        answers.push(answer(&state, &actor, id, read, scan).await?);
     }
     let mut out = Vec::with_capacity(64 + answers.iter().map(answer_len).sum::<usize>() * 128);
     if read.csv {
@@ -633,17 +673,31 @@ mod tests {
         assert_eq!(field(Json::from("a,\"b\"\n")), "\"a,\"\"b\"\"\n\"");
         assert_eq!(field(Json::from(2.5)), "2.5");
         assert_eq!(field(Json::Null), "");
+        assert_eq!(field(Json::from("=SUM(A1)")), "'=SUM(A1)");
+        assert_eq!(field(Json::from("-1,2")), "\"'-1,2\"");
+        assert_eq!(field(Json::from(-1.5)), "-1.5", "numbers are numbers");
     }
 
     #[test]
     fn the_next_link_replaces_the_cursor_and_keeps_the_rest() {
-        let uri: Uri = "/api/v1/streams/x/values?limit=2&after=1970-01-01T00:00:00Z&to=2030-01-01"
-            .parse()
-            .unwrap();
+        let uri: Uri =
+            "/api/v1/streams/x/values?limit=2&after=1970-01-01T00:00:00Z&before=2030-01-01T00:00:00Z"
+                .parse()
+                .unwrap();
         let link = next_link(&uri, ("after", 5)).unwrap();
         assert_eq!(
             link.to_str().unwrap(),
-            "</api/v1/streams/x/values?limit=2&to=2030-01-01&after=1970-01-01T00%3A00%3A00.000005Z>; \
+            "</api/v1/streams/x/values?limit=2&before=2030-01-01T00%3A00%3A00Z\
+             &after=1970-01-01T00%3A00%3A00.000005Z>; rel=\"next\""
+        );
+        // Descending: `before` is the cursor and `after` the bound that stays.
+        let uri: Uri = "/v?order=desc&after=1970-01-01T00:00:00Z&before=1970-01-01T00:00:09Z"
+            .parse()
+            .unwrap();
+        let link = next_link(&uri, ("before", 5)).unwrap();
+        assert_eq!(
+            link.to_str().unwrap(),
+            "</v?order=desc&after=1970-01-01T00%3A00%3A00Z&before=1970-01-01T00%3A00%3A00.000005Z>; \
              rel=\"next\""
         );
     }

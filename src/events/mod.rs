@@ -123,6 +123,21 @@ pub enum EventPayload {
         /// The verdict's name.
         result: &'static str,
     },
+    /// A signed checkpoint covers a proof.
+    ProofConfirmed {
+        /// The stream's id.
+        stream: Arc<str>,
+        /// `ceil(log2(values))`.
+        depth: i32,
+        /// The tree's last timestamp, microseconds.
+        last_us: i64,
+        /// The root hash.
+        root: Arc<[u8]>,
+        /// The root's index in the log of roots.
+        log_index: u64,
+        /// The size of the checkpoint that covers it.
+        checkpoint_size: u64,
+    },
     /// A stream was deleted.
     StreamDeleted {
         /// Its id.
@@ -155,6 +170,7 @@ impl Event {
             EventPayload::ProofStored { .. } => Topic::ProofStored,
             EventPayload::ProofReceived { .. } => Topic::ProofReceived,
             EventPayload::ProofValidated { .. } => Topic::ProofValidated,
+            EventPayload::ProofConfirmed { .. } => Topic::ProofConfirmed,
             EventPayload::StreamDeleted { .. } => Topic::StreamDeleted,
         }
     }
@@ -175,6 +191,7 @@ impl Event {
             | EventPayload::ProofStored { stream, .. }
             | EventPayload::ProofReceived { stream, .. }
             | EventPayload::ProofValidated { stream, .. }
+            | EventPayload::ProofConfirmed { stream, .. }
             | EventPayload::StreamDeleted { stream } => stream.to_string(),
         }
     }
@@ -234,6 +251,14 @@ impl Event {
                 stream_id: &'a str,
                 last_timestamp: String,
                 result_code: &'a str,
+            },
+            ProofConfirmed {
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                root_hash: String,
+                log_index: u64,
+                checkpoint_size: u64,
             },
             StreamDeleted {
                 stream_id: &'a str,
@@ -326,6 +351,21 @@ impl Event {
                 stream_id: stream,
                 last_timestamp: time(last_us),
                 result_code: result,
+            },
+            EventPayload::ProofConfirmed {
+                stream,
+                depth,
+                last_us,
+                root,
+                log_index,
+                checkpoint_size,
+            } => Data::ProofConfirmed {
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: time(last_us),
+                root_hash: b64(root),
+                log_index: *log_index,
+                checkpoint_size: *checkpoint_size,
             },
             EventPayload::StreamDeleted { stream } => Data::StreamDeleted { stream_id: stream },
         };

@@ -31,6 +31,8 @@ pub enum Topic {
     ProofReceived,
     /// `proof.validated`.
     ProofValidated,
+    /// `proof.confirmed`.
+    ProofConfirmed,
     /// `stream.deleted`.
     StreamDeleted,
 }
@@ -64,7 +66,7 @@ pub enum Readers {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 10] = [
+    pub const ALL: [Topic; 11] = [
         Topic::DatapointWritten,
         Topic::PortalItemSet,
         Topic::WebhookSubscriptionDisabled,
@@ -74,6 +76,7 @@ impl Topic {
         Topic::ProofStored,
         Topic::ProofReceived,
         Topic::ProofValidated,
+        Topic::ProofConfirmed,
         Topic::StreamDeleted,
     ];
 
@@ -89,6 +92,7 @@ impl Topic {
             Topic::ProofStored => "proof.stored",
             Topic::ProofReceived => "proof.received",
             Topic::ProofValidated => "proof.validated",
+            Topic::ProofConfirmed => "proof.confirmed",
             Topic::StreamDeleted => "stream.deleted",
         }
     }
@@ -105,6 +109,7 @@ impl Topic {
             Topic::ProofStored => "ProofStoredEvent",
             Topic::ProofReceived => "ProofReceivedEvent",
             Topic::ProofValidated => "ProofValidatedEvent",
+            Topic::ProofConfirmed => "ProofConfirmedEvent",
             Topic::StreamDeleted => "StreamDeletedEvent",
         }
     }
@@ -121,11 +126,13 @@ impl Topic {
     /// Whether the journal keeps it.
     pub const fn durability(self) -> Durability {
         match self {
-            // A value's row is the durable record of its two events, a proof's of its.
+            // A value's row is the durable record of its two events, a proof's of its, and a
+            // checkpoint with the proof's place in the log of `proof.confirmed`.
             Topic::PortalItemSet
             | Topic::ValueReceived
             | Topic::ValueStored
-            | Topic::ProofStored => Durability::Ephemeral,
+            | Topic::ProofStored
+            | Topic::ProofConfirmed => Durability::Ephemeral,
             _ => Durability::Durable,
         }
     }
@@ -141,7 +148,8 @@ impl Topic {
             | Topic::ValueStored
             | Topic::ProofStored
             | Topic::ProofReceived
-            | Topic::ProofValidated => Readers::StreamReaders,
+            | Topic::ProofValidated
+            | Topic::ProofConfirmed => Readers::StreamReaders,
             // The stream and its policy are gone.
             Topic::StreamDeleted => Readers::Admins,
         }
@@ -190,6 +198,13 @@ impl Topic {
             Topic::ProofValidated => {
                 "A proof was validated. Carries the stream, the proof's last timestamp and the \
                  verdict."
+            }
+            Topic::ProofConfirmed => {
+                "A signed checkpoint of the log of roots now covers a proof (Portico's \
+                 counterpart of Tributech's ledger confirmation). Carries the stream, the \
+                 tree's depth, last timestamp and root, its index in the log and the \
+                 checkpoint's size; queued for webhooks only while a subscription names the \
+                 topic."
             }
             Topic::StreamDeleted => "A stream was deleted with its values and proofs.",
         }

@@ -126,6 +126,24 @@ impl Aggregates {
     }
 }
 
+/// What a downsampling read asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    /// From this timestamp (inclusive), microseconds.
+    pub from_us: i64,
+    /// To this timestamp (exclusive), microseconds.
+    pub to_us: i64,
+    /// The buckets' width, microseconds.
+    pub interval_us: i64,
+    /// The aggregates.
+    pub aggregates: Aggregates,
+    /// Most buckets.
+    pub limit: usize,
+    /// About how many stored values to go through at most (`values.max_scan`, shared by the
+    /// streams of one read).
+    pub scan: u64,
+}
+
 /// A bucket's summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
@@ -139,9 +157,9 @@ pub struct Bucket {
     pub max: f64,
     /// The sum (numeric encodings).
     pub sum: f64,
-    /// The earliest value's bytes.
+    /// The earliest value's bytes (kept when `first` or `last` is asked for).
     pub first: Vec<u8>,
-    /// The latest value's bytes.
+    /// The latest value's bytes (likewise).
     pub last: Vec<u8>,
 }
 
@@ -157,16 +175,20 @@ impl Bucket {
 pub struct Downsampler {
     interval_us: i64,
     encoding: Encoding,
+    /// Whether `first` and `last` are asked for (else their bytes are not kept).
+    keep_values: bool,
     open: Option<Bucket>,
     closed: Vec<Bucket>,
 }
 
 impl Downsampler {
-    /// Buckets of `interval_us` (at least 1) for values of `encoding`.
-    pub fn new(interval_us: i64, encoding: Encoding) -> Self {
+    /// Buckets of `interval_us` (at least 1) for values of `encoding`, summarised by
+    /// `aggregates`.
+    pub fn new(interval_us: i64, encoding: Encoding, aggregates: Aggregates) -> Self {
         Self {
             interval_us: interval_us.max(1),
             encoding,
+            keep_values: aggregates.has(Aggregate::First) || aggregates.has(Aggregate::Last),
             open: None,
             closed: Vec::new(),
         }
@@ -187,21 +209,27 @@ impl Downsampler {
                 bucket.min = bucket.min.min(number);
                 bucket.max = bucket.max.max(number);
                 bucket.sum += number;
-                bucket.last.clear();
-                bucket.last.extend_from_slice(bytes);
+                if self.keep_values {
+                    bucket.last.clear();
+                    bucket.last.extend_from_slice(bytes);
+                }
             }
             open => {
                 if let Some(done) = open.take() {
                     self.closed.push(done);
                 }
+                let kept = match self.keep_values {
+                    true => bytes.to_vec(),
+                    false => Vec::new(),
+                };
                 *open = Some(Bucket {
                     start_us: start,
                     count: 1,
                     min: number,
                     max: number,
                     sum: number,
-                    first: bytes.to_vec(),
-                    last: bytes.to_vec(),
+                    first: kept.clone(),
+                    last: kept,
                 });
             }
         }
@@ -269,7 +297,8 @@ mod tests {
 
     #[test]
     fn buckets_align_to_the_epoch_and_summarise_their_values() {
-        let mut d = Downsampler::new(60_000_000, Encoding::Double);
+        let all = Aggregates::parse("count,min,max,sum,first,last").unwrap();
+        let mut d = Downsampler::new(60_000_000, Encoding::Double, all);
         // 00:00:30, 00:00:59 in one minute; 00:01:00 starts the next; a value before 1970 too.
         for (ts, x) in [
             (-1, 7.0),

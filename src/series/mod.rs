@@ -52,6 +52,10 @@ pub struct ValueSettings {
     /// Most stored values one downsampling read goes through (a read that reaches it answers
     /// the buckets it completed and a cursor for the rest).
     pub max_scan: u64,
+    /// How often values older than their stream's `retentionDays` are deleted, in seconds.
+    pub retention_sweep_seconds: u64,
+    /// Days a datapoint's history keeps its values (absent: forever).
+    pub history_retention_days: Option<u32>,
     /// Whether every datapoint write is also kept as a value of the datapoint's stream (its
     /// history, provable like any other stream's values).
     pub datapoint_history: bool,
@@ -68,7 +72,9 @@ impl Default for ValueSettings {
             max_page: 10_000,
             proofs: true,
             max_scan: 10_000_000,
+            retention_sweep_seconds: 300,
             datapoint_history: true,
+            history_retention_days: None,
             log_origin: "portico/proofs".into(),
         }
     }
@@ -86,6 +92,17 @@ impl ValueSettings {
         }
         if !(100..=100_000).contains(&self.max_page) {
             problems.push("key `values.max_page` must be between 100 and 100000".into());
+        }
+        if self.history_retention_days == Some(0) {
+            problems.push(
+                "key `values.history_retention_days` must be at least 1 (leave it out to keep \
+                 values)"
+                    .into(),
+            );
+        }
+        if !(1..=86_400).contains(&self.retention_sweep_seconds) {
+            problems
+                .push("key `values.retention_sweep_seconds` must be between 1 and 86400".into());
         }
         if !(10_000..=1_000_000_000).contains(&self.max_scan) {
             problems.push("key `values.max_scan` must be between 10000 and 1000000000".into());
@@ -150,6 +167,10 @@ impl TributechSettings {
 
 /// Most trees of one stream closed in one transaction (one commit, one sync).
 const TREES_PER_COMMIT: i64 = 64;
+
+/// Most roots one checkpoint newly covers while `proof.confirmed` is wanted (one event each,
+/// in the checkpoint's transaction).
+const CONFIRMED_PER_CHECKPOINT: i64 = 1_000;
 
 /// Most values in one tree: depth 16, 65,536 values.
 pub const MAX_DEPTH: u8 = 16;
@@ -445,6 +466,9 @@ struct Keys {
 struct Unproven {
     count: i64,
     oldest_stored_us: i64,
+    /// Values counted since the prover last read the count from the store: added to what it
+    /// reads, so a value stored while it reads is never lost from the count.
+    fresh: i64,
 }
 
 /// The streams, their values and proofs.
@@ -520,6 +544,7 @@ impl Series {
                     Unproven {
                         count,
                         oldest_stored_us,
+                        fresh: 0,
                     },
                 );
             }
@@ -657,7 +682,10 @@ impl Series {
         Ok(merkle::fold_pieces(&hashes))
     }
 
-    /// Signs a checkpoint of the log when it has grown since the latest one.
+    /// Signs a checkpoint of the log when it has grown since the latest one. Each proof a
+    /// checkpoint newly covers records `proof.confirmed` (while someone listens) in the
+    /// checkpoint's transaction; a backlog is checkpointed at most
+    /// [`CONFIRMED_PER_CHECKPOINT`] roots at a time, so no transaction grows without bound.
     pub async fn publish_checkpoint(&self) -> Result<(), String> {
         let size = self.store.log_size().await.map_err(|e| e.to_string())?;
         let latest = self
@@ -665,23 +693,64 @@ impl Series {
             .latest_checkpoint()
             .await
             .map_err(|e| e.to_string())?;
-        if size == 0 || latest.is_some_and(|c| c.size >= size) {
-            return Ok(());
-        }
-        let signer = self.checkpoint_signer().await?;
-        let root = self
-            .log_range(0, size as u64)
-            .await
-            .map_err(|e| e.to_string())?;
-        let note = signer.sign(size as u64, &root);
-        self.store
-            .add_checkpoint(&crate::store::CheckpointRow {
-                size,
+        let mut from = latest.map_or(0, |c| c.size);
+        while from < size {
+            let wanted = self.journal.wanted(Topic::ProofConfirmed);
+            let to = match wanted {
+                true => size.min(from + CONFIRMED_PER_CHECKPOINT),
+                false => size,
+            };
+            let signer = self.checkpoint_signer().await?;
+            let root = self
+                .log_range(0, to as u64)
+                .await
+                .map_err(|e| e.to_string())?;
+            let note = signer.sign(to as u64, &root);
+            let now = self.clock.now();
+            let mut drafts = Vec::new();
+            if wanted {
+                let proofs = self
+                    .store
+                    .proofs_in_log(from, to)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ids: HashMap<i64, StreamId> = read(&self.streams)
+                    .values()
+                    .map(|s| (s.num, s.id))
+                    .collect();
+                for proof in proofs {
+                    let Some(stream) = ids.get(&proof.stream) else {
+                        continue;
+                    };
+                    drafts.push(Draft {
+                        time: now,
+                        actor: Actor::Internal("prover").reference(),
+                        payload: EventPayload::ProofConfirmed {
+                            stream: Arc::from(stream.to_string()),
+                            depth: proof.depth,
+                            last_us: proof.last_us,
+                            root: Arc::from(proof.root),
+                            log_index: u64::try_from(proof.log_index).unwrap_or(0),
+                            checkpoint_size: to as u64,
+                        },
+                    });
+                }
+            }
+            let checkpoint = crate::store::CheckpointRow {
+                size: to,
                 note,
-                created_us: to_micros(self.clock.now()),
-            })
-            .await
-            .map_err(|e| e.to_string())
+                created_us: to_micros(now),
+            };
+            self.journal
+                .commit(drafts, move |_| Change {
+                    series: SeriesChange::Checkpoint(checkpoint),
+                    ..Change::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            from = to;
+        }
+        Ok(())
     }
 
     /// The latest checkpoint: the note, and what it says when its signature verifies with one
@@ -1018,7 +1087,11 @@ impl Series {
             }
         }
         let count = values.len();
-        let touched: Vec<i64> = values.iter().map(|v| v.stream).collect();
+        let sizes: HashMap<i64, i64> = streams.values().map(|s| (s.num, s.tree_size())).collect();
+        let touched: Vec<(i64, i64)> = values
+            .iter()
+            .map(|v| (v.stream, sizes.get(&v.stream).copied().unwrap_or(1)))
+            .collect();
         self.journal
             .commit(drafts, move |_| Change {
                 series: SeriesChange::Values(ValuesWrite {
@@ -1039,34 +1112,61 @@ impl Series {
     }
 
     /// Tells the prover of values just made durable at `stored_us`, one per entry of
-    /// `streams` (their streams' numbers).
-    pub fn stored(&self, streams: &[i64], stored_us: i64) {
-        if !self.settings.proofs || streams.is_empty() {
+    /// `values` (each its stream's number and tree size). The prover is woken only when a
+    /// tree is full; its one-second round closes trees by age.
+    pub fn stored(&self, values: &[(i64, i64)], stored_us: i64) {
+        if !self.settings.proofs || values.is_empty() {
             return;
         }
+        let mut full = false;
         let mut unproven = lock(&self.unproven);
-        for &stream in streams {
+        for &(stream, tree_size) in values {
             let entry = unproven.entry(stream).or_insert(Unproven {
                 count: 0,
                 oldest_stored_us: stored_us,
+                fresh: 0,
             });
             entry.count += 1;
+            entry.fresh += 1;
+            full |= entry.count >= tree_size;
         }
         drop(unproven);
-        self.wake.notify_one();
+        if full {
+            self.wake.notify_one();
+        }
     }
 
     /// The stream that keeps a datapoint's history (`spec.datapoint` names it): made on first
     /// start, its stored settings kept in step with `spec`, read under `read` (the datapoint's
     /// own read policy with the API's). Its id is derived from the datapoint's key and its
     /// encoding, so a datapoint whose type changes starts a new history and the old one stays.
-    pub async fn adopt(&self, spec: StreamSpec, read: Policy) -> Result<Arc<Stream>, String> {
+    /// With no `read` (a write-only datapoint, whose values are never shown) nothing is made,
+    /// and a history kept before is withheld: not listed, read or written.
+    pub async fn adopt(
+        &self,
+        spec: StreamSpec,
+        read: Option<Policy>,
+    ) -> Result<Option<Arc<Stream>>, String> {
         let key = spec
             .datapoint
             .clone()
             .ok_or("the spec names no datapoint")?;
         let id = StreamId::derived(&format!("datapoint/{}", spec.encoding.name()), &key);
         let existing = self.find(&id.to_string()).ok();
+        let Some(read) = read else {
+            write(&self.streams).remove(&id);
+            return Ok(None);
+        };
+        if let Some(other) = existing
+            .as_ref()
+            .filter(|s| s.spec.datapoint.as_deref() != Some(key.as_str()))
+        {
+            return Err(format!(
+                "stream {} has the id of datapoint `{key}`'s history but is not it: delete that \
+                 stream (DELETE /api/v1/streams/{})",
+                other.id, other.id
+            ));
+        }
         let stream = match existing {
             Some(old) if old.spec == spec => Ok(old),
             Some(old) => self.replace(&old, spec).await,
@@ -1085,7 +1185,7 @@ impl Series {
             updated_us: stream.updated_us,
         });
         write(&self.streams).insert(id, adopted.clone());
-        Ok(adopted)
+        Ok(Some(adopted))
     }
 
     /// A stream's values in a range, for a reader its policy lets in.
@@ -1100,27 +1200,38 @@ impl Series {
         Ok((stream, values))
     }
 
-    /// A stream's values from `from_us` (inclusive) to `to_us` (exclusive) cut into buckets of
-    /// `interval_us` ([`downsample`]), at most `limit` of them; answers where the next page
-    /// starts (`from`) when more may follow. A read goes through at most `values.max_scan`
-    /// stored values.
+    /// A stream's values cut into buckets as `asked` ([`downsample`]); answers where the next
+    /// page starts (`from`) when more may follow. It goes through about `asked.scan` stored
+    /// values at most, read a bounded number of bytes at a time.
     pub async fn downsample(
         &self,
         actor: &Actor,
         id: &str,
-        window: (i64, i64),
-        interval_us: i64,
-        aggregates: downsample::Aggregates,
-        limit: usize,
+        asked: downsample::Asked,
     ) -> Result<(Arc<Stream>, Vec<downsample::Bucket>, Option<i64>), SeriesError> {
-        /// Values read from the store at a time.
+        let downsample::Asked {
+            from_us: window_from,
+            to_us,
+            interval_us,
+            aggregates,
+            limit,
+            scan,
+        } = asked;
+        /// Values of a fixed size (8 bytes at most) read from the store at a time.
         const CHUNK: i64 = 50_000;
+        /// Bytes of values of any size read at a time, at most.
+        const CHUNK_BYTES: i64 = 16 << 20;
         let stream = self.stream(actor, id)?;
         aggregates
             .check(stream.spec.encoding)
             .map_err(SeriesError::Invalid)?;
-        let mut sampler = downsample::Downsampler::new(interval_us, stream.spec.encoding);
-        let (mut from_us, to_us) = window;
+        let encoding = stream.spec.encoding;
+        let chunk = match encoding.is_numeric() || encoding == Encoding::Bool {
+            true => CHUNK,
+            false => (CHUNK_BYTES / self.settings.max_value_bytes.max(1) as i64).clamp(64, CHUNK),
+        };
+        let mut sampler = downsample::Downsampler::new(interval_us, encoding, aggregates);
+        let mut from_us = window_from;
         let mut scanned = 0u64;
         loop {
             let page = self
@@ -1132,7 +1243,7 @@ impl Series {
                         to_us,
                         descending: false,
                         offset: 0,
-                        limit: CHUNK,
+                        limit: chunk,
                     },
                 )
                 .await?;
@@ -1140,7 +1251,7 @@ impl Series {
                 sampler.push(value.ts_us, &value.value);
             }
             scanned += page.len() as u64;
-            let Some(last) = page.last().filter(|_| page.len() as i64 == CHUNK) else {
+            let Some(last) = page.last().filter(|_| page.len() as i64 == chunk) else {
                 // Every value in the range is read: the open bucket is complete too.
                 let mut buckets = sampler.finish();
                 let next = buckets.get(limit).map(|b| b.start_us);
@@ -1148,14 +1259,14 @@ impl Series {
                 return Ok((stream, buckets, next));
             };
             from_us = last.ts_us.saturating_add(1);
-            if sampler.closed() >= limit || scanned >= self.settings.max_scan {
+            if sampler.closed() >= limit || scanned >= scan {
                 let open = sampler.open_start();
                 let mut buckets = sampler.complete();
                 if buckets.is_empty() {
                     return Err(SeriesError::Invalid(format!(
-                        "One bucket holds more than {} values (`values.max_scan`); choose a \
-                         shorter interval or range.",
-                        self.settings.max_scan
+                        "One bucket holds more than {scan} values (`values.max_scan`, shared by \
+                         the streams of one read); choose a shorter interval or range, or fewer \
+                         streams."
                     )));
                 }
                 let next = buckets.get(limit).map(|b| b.start_us).or(open);
@@ -1332,6 +1443,8 @@ impl Series {
             })
             .await
         {
+            // The log grew: the prover's next round checkpoints it.
+            Ok(_) if matches!(outcome, Received::Stored(_)) => self.wake.notify_one(),
             Ok(_) => {}
             // Another submission for the same tree won the race.
             Err(StoreError::Conflict(_)) => outcome = Received::Duplicate,
@@ -1356,19 +1469,25 @@ impl Series {
             return Ok(Verdict::State_ProofPending);
         };
         let verdict = self.check(&stream, &proof).await?.0;
-        self.record_validation(actor, &stream, proof.last_us, verdict)
-            .await?;
+        if !self
+            .record_validation(actor, &stream, proof.last_us, verdict)
+            .await?
+        {
+            // Retention took the tree while it was checked: its values are gone.
+            return Ok(Verdict::Fail_ValuesNotFound);
+        }
         Ok(verdict)
     }
 
-    /// Adds a verdict to a proof's history and records `proof.validated`.
+    /// Adds a verdict to a proof's history and records `proof.validated`; answers false, and
+    /// records nothing, when the proof is gone (retention took it after it was read).
     async fn record_validation(
         &self,
         actor: &Actor,
         stream: &Stream,
         last_us: i64,
         verdict: Verdict,
-    ) -> Result<(), SeriesError> {
+    ) -> Result<bool, SeriesError> {
         let now = self.clock.now();
         let draft = Draft {
             time: now,
@@ -1379,7 +1498,8 @@ impl Series {
                 result: verdict.name(),
             },
         };
-        self.journal
+        match self
+            .journal
             .commit(vec![draft], |_| Change {
                 series: SeriesChange::Validation {
                     stream: stream.num,
@@ -1389,8 +1509,12 @@ impl Series {
                 },
                 ..Change::default()
             })
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Validates every proof whose last timestamp is in `[from_us, to_us)`, at most
@@ -1419,9 +1543,13 @@ impl Series {
         let mut out = Vec::with_capacity(proofs.len());
         for proof in proofs {
             let verdict = self.check(&stream, &proof).await?.0;
-            self.record_validation(actor, &stream, proof.last_us, verdict)
-                .await?;
-            out.push((proof.last_us, verdict));
+            // A proof retention took while it was checked is left out.
+            if self
+                .record_validation(actor, &stream, proof.last_us, verdict)
+                .await?
+            {
+                out.push((proof.last_us, verdict));
+            }
         }
         Ok(out)
     }
@@ -1524,6 +1652,7 @@ impl Series {
                     }
                 }
             }
+            // Every round: the log also grows by devices' proofs, and a failed round retries.
             if let Err(e) = self.publish_checkpoint().await {
                 tracing::warn!(error = %e, "publishing a checkpoint failed; retrying");
             }
@@ -1535,6 +1664,70 @@ impl Series {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Deletes what streams with `retentionDays` no longer keep, oldest first: whole trees
+    /// whose last value is older than the retention, each with its values, proof and
+    /// validations, so that every proof left still validates (values not yet under a proof
+    /// wait for theirs); when the node builds no proofs, values older than the retention, one
+    /// by one.
+    /// Roots stay in the log of roots, so checkpoints stay consistent. Answers how many
+    /// values went.
+    pub async fn expire(&self) -> Result<u64, StoreError> {
+        /// Most values deleted in one transaction (trees of a stream's depth hold at most
+        /// `2^depth`).
+        const VALUES_PER_COMMIT: i64 = 100_000;
+        /// Most transactions per stream and sweep.
+        const COMMITS_PER_SWEEP: usize = 100;
+        let now = to_micros(self.clock.now());
+        let streams: Vec<Arc<Stream>> = read(&self.streams)
+            .values()
+            .filter(|s| s.spec.retention_days.is_some())
+            .cloned()
+            .collect();
+        let mut total = 0;
+        for stream in streams {
+            let days = i64::from(stream.spec.retention_days.unwrap_or(u32::MAX));
+            let cutoff = now.saturating_sub(days.saturating_mul(86_400_000_000));
+            let whole_trees = self.settings.proofs || stream.device_key.is_some();
+            let most = match whole_trees {
+                true => (VALUES_PER_COMMIT / stream.tree_size()).max(1),
+                false => VALUES_PER_COMMIT,
+            };
+            // A backlog goes a transaction at a time, others' writes between them, and at
+            // most `COMMITS_PER_SWEEP` of them per sweep.
+            for _ in 0..COMMITS_PER_SWEEP {
+                let gone = self
+                    .store
+                    .expire(stream.num, cutoff, whole_trees, most)
+                    .await?;
+                total += gone;
+                if gone == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Runs [`Self::expire`] every `values.retention_sweep_seconds` until shutdown.
+    pub async fn run_retention(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let every = Duration::from_secs(self.settings.retention_sweep_seconds);
+        loop {
+            match self.expire().await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(values = gone, "deleted values past their retention"),
+                Err(e) => tracing::warn!(error = %e, "deleting values past their retention failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
@@ -1646,18 +1839,32 @@ impl Series {
                 }
             }
         }
-        // What stays unproven, as the store has it (another node may have closed trees).
+        // What stays unproven, as the store has it (another node may have closed trees), plus
+        // what was stored while it was read (counted twice at worst: a tree is then due early,
+        // and its round finds it is not full yet).
+        if let Some(entry) = lock(&self.unproven).get_mut(&num) {
+            entry.fresh = 0;
+        }
         let left = self.store.unproven(num).await.map_err(|e| e.to_string())?;
         let mut unproven = lock(&self.unproven);
+        let fresh = unproven.get(&num).map_or(0, |e| e.fresh);
         match left {
             Some((count, oldest_stored_us)) => {
                 unproven.insert(
                     num,
                     Unproven {
-                        count,
+                        count: count + fresh,
                         oldest_stored_us,
+                        fresh: 0,
                     },
                 );
+            }
+            None if fresh > 0 => {
+                if let Some(entry) = unproven.get_mut(&num) {
+                    entry.count = fresh;
+                    entry.oldest_stored_us = now_us;
+                    entry.fresh = 0;
+                }
             }
             None => {
                 unproven.remove(&num);

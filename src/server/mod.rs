@@ -367,6 +367,7 @@ impl Server {
         if config.values.proofs {
             tokio::spawn(series.clone().run_prover(shutdown_seen.clone()));
         }
+        tokio::spawn(series.clone().run_retention(shutdown_seen.clone()));
         let (tributech_read, tributech_write) = config.tributech.policies();
         let document = api::openapi::document(&config, &catalog);
         let tributech_json = serde_json::to_vec(&api::openapi::tributech(&document))

@@ -156,7 +156,8 @@ pub enum SeriesChange {
         /// Each tree's proof (its `log_index` is assigned here) and leaf hash in the log.
         trees: Vec<(ProofRow, [u8; 32])>,
     },
-    /// A validation of the proof at `(stream, last_us)` to record.
+    /// A validation of the proof at `(stream, last_us)` to record (`NotFound`, nothing
+    /// recorded, when the proof is gone).
     Validation {
         /// The stream.
         stream: i64,
@@ -169,6 +170,8 @@ pub enum SeriesChange {
     },
     /// A stream to delete with its values, proofs and validations (`NotFound` when gone).
     DeleteStream(String),
+    /// A signed checkpoint to store (a size already checkpointed is left as it is).
+    Checkpoint(CheckpointRow),
 }
 
 /// Which values a range read returns.
@@ -513,31 +516,83 @@ impl Store {
         Ok(Some(out))
     }
 
-    /// The proof at `log_index` in the log of roots.
-    pub async fn proof_at_log_index(&self, log_index: i64) -> Result<Option<ProofRow>, StoreError> {
-        let row: Option<ProofColumns> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-            format!("SELECT {PROOF_COLUMNS} FROM series_proofs WHERE log_index = $1")
-        ))
-        .bind(log_index)
-        .fetch_optional(pool)
-        .await?);
-        Ok(row.map(proof_row))
+    /// The proofs whose roots are leaves `from..to` of the log of roots, in log order.
+    pub async fn proofs_in_log(&self, from: i64, to: i64) -> Result<Vec<ProofRow>, StoreError> {
+        let rows: Vec<ProofColumns> =
+            on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {PROOF_COLUMNS} FROM series_proofs \
+                 WHERE log_index >= $1 AND log_index < $2 ORDER BY log_index"
+            )))
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(proof_row).collect())
     }
 
-    /// Stores a checkpoint (a size already checkpointed is left as it is).
-    pub async fn add_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO proof_checkpoints (size, note, created_us) VALUES ($1, $2, $3) \
-                 ON CONFLICT (size) DO NOTHING",
-            )
-            .bind(checkpoint.size)
-            .bind(&checkpoint.note)
-            .bind(checkpoint.created_us)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+    /// Deletes `stream`'s oldest values before `cutoff_us`, at most `most` trees of them in one
+    /// transaction: with `whole_trees`, only trees whose last value is before the cutoff go,
+    /// each with its values, proof and validations (so every proof left still validates);
+    /// otherwise (the node builds no proofs) at most `most` values. Answers how many values
+    /// went.
+    pub async fn expire(
+        &self,
+        stream: i64,
+        cutoff_us: i64,
+        whole_trees: bool,
+        most: i64,
+    ) -> Result<u64, StoreError> {
+        let through_sql = match whole_trees {
+            true => {
+                "SELECT MAX(last_us) FROM (SELECT last_us FROM series_proofs \
+                 WHERE stream = $1 AND last_us < $2 ORDER BY last_us LIMIT $3) AS t"
+            }
+            false => {
+                "SELECT MAX(ts_us) FROM (SELECT ts_us FROM series_values \
+                 WHERE stream = $1 AND ts_us < $2 ORDER BY ts_us LIMIT $3) AS t"
+            }
+        };
+        macro_rules! body {
+            ($tx:ident) => {{
+                let (through,): (Option<i64>,) = sqlx::query_as(through_sql)
+                    .bind(stream)
+                    .bind(cutoff_us)
+                    .bind(most)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                let Some(through) = through else {
+                    return Ok(0);
+                };
+                let values =
+                    sqlx::query("DELETE FROM series_values WHERE stream = $1 AND ts_us <= $2")
+                        .bind(stream)
+                        .bind(through)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
+                for table in ["series_proofs", "series_validations"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE stream = $1 AND last_us <= $2"
+                    )))
+                    .bind(stream)
+                    .bind(through)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                $tx.commit().await?;
+                Ok(values)
+            }};
+        }
+        match self {
+            Store::Sqlite(store) => {
+                let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
+                body!(tx)
+            }
+            Store::Postgres(store) => {
+                let mut tx = store.pool().begin().await?;
+                body!(tx)
+            }
+        }
     }
 
     /// The latest checkpoint.
@@ -774,14 +829,32 @@ macro_rules! apply {
                 at_us,
                 result,
             } => {
-                sqlx::query(
+                // Only while the proof is there: retention may have taken it since it was read.
+                let added = sqlx::query(
                     "INSERT INTO series_validations (stream, last_us, at_us, result) \
-                     VALUES ($1, $2, $3, $4)",
+                     SELECT $1, $2, $3, $4 WHERE EXISTS \
+                         (SELECT 1 FROM series_proofs WHERE stream = $1 AND last_us = $2)",
                 )
                 .bind(*stream)
                 .bind(*last_us)
                 .bind(*at_us)
                 .bind(result)
+                .execute(&mut **$tx)
+                .await?
+                .rows_affected();
+                if added == 0 {
+                    return Err(StoreError::NotFound(format!("the proof at {last_us}")));
+                }
+                Ok(())
+            }
+            SeriesChange::Checkpoint(checkpoint) => {
+                sqlx::query(
+                    "INSERT INTO proof_checkpoints (size, note, created_us) VALUES ($1, $2, $3) \
+                     ON CONFLICT (size) DO NOTHING",
+                )
+                .bind(checkpoint.size)
+                .bind(&checkpoint.note)
+                .bind(checkpoint.created_us)
                 .execute(&mut **$tx)
                 .await?;
                 Ok(())

@@ -204,6 +204,39 @@ pub fn outbox(event: &Event) -> Option<OutboxEvent> {
             };
             outbox_event(event, body, fresh())
         }
+        // Tributech's body is not public: `ProofStoredEvent`'s fields, with the root's place
+        // in the log of roots and the covering checkpoint's size in place of a transaction.
+        EventPayload::ProofConfirmed {
+            stream,
+            depth,
+            last_us,
+            root,
+            log_index,
+            checkpoint_size,
+        } => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Body<'a> {
+                stream_id: &'a str,
+                merkle_tree_depth: i32,
+                last_timestamp: String,
+                root_hash: &'a [u8],
+                log_index: u64,
+                checkpoint_size: u64,
+                #[serde(rename = "EventQoS")]
+                event_qos: u8,
+            }
+            let body = Body {
+                stream_id: stream,
+                merkle_tree_depth: *depth,
+                last_timestamp: dotnet_time(*last_us),
+                root_hash: root,
+                log_index: *log_index,
+                checkpoint_size: *checkpoint_size,
+                event_qos: qos,
+            };
+            outbox_event(event, body, fresh())
+        }
         EventPayload::ProofValidated {
             stream,
             last_us,

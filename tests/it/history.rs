@@ -197,6 +197,21 @@ async fn downsampling_gives_the_hand_computed_buckets() {
         get(&app, &token, &path).await,
         json!({"buckets": [{"start": ts(0), "count": 2, "first": "a", "last": "b"}]})
     );
+    // Several streams of mixed encodings share the aggregates that suit them all: one CSV
+    // header fits every line.
+    let table = csv(
+        &app,
+        &token,
+        &format!("/api/v1/values?streams={id},{text_stream}&interval=1h"),
+    )
+    .await;
+    assert_eq!(
+        table.text,
+        format!(
+            "streamId,start,count,first,last\r\n{id},{t},6,1.0,0.5\r\n{text_stream},{t},2,a,b\r\n",
+            t = ts(0)
+        )
+    );
 }
 
 #[tokio::test]
@@ -525,15 +540,15 @@ async fn every_datapoint_write_is_a_value_of_its_stream() {
 async fn a_datapoint_history_is_proven_like_any_stream() {
     let app = TestApp::spawn().await;
     let token = app.admin_token().await;
-    // 32 writes fill a tree of the default depth (5).
-    for n in 0..32 {
+    // 256 writes fill a tree of a history stream (depth 8).
+    for n in 0..256 {
         let reply = app
             .put_json("/api/v1/t/int", &format!(r#"{{"value":{n}}}"#))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
-    let history = get(&app, &token, "/api/v1/datapoints/T.Int/history?limit=32").await;
-    let last = history["values"][31]["timestamp"]
+    let history = get(&app, &token, "/api/v1/datapoints/T.Int/history?limit=256").await;
+    let last = history["values"][255]["timestamp"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -541,35 +556,37 @@ async fn a_datapoint_history_is_proven_like_any_stream() {
         .as_str()
         .unwrap()
         .to_owned();
-    // The prover closes the tree in the background: wait for it, bounded.
+    // The prover closes the tree and a checkpoint covers it in the background: wait for the
+    // verdict to settle, bounded.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let proof = loop {
-        let reply = app
+    loop {
+        let check = app
             .call(
-                Method::GET,
-                &format!("/api/v1/streams/{stream}/values/{last}/proof"),
+                Method::POST,
+                "/demeter/api/validate",
                 &token,
-                None,
+                Some(json!({"streamId": stream, "timestamp": last})),
             )
             .await;
-        if reply.status == 200 {
-            break reply.json();
+        assert_eq!(check.status, 200, "{}", check.text);
+        match check.json()["resultCode"].as_str() {
+            Some("Success") => break,
+            Some("State_ProofPending") => {}
+            other => panic!("{other:?}: {}", check.text),
         }
-        assert!(tokio::time::Instant::now() < deadline, "{}", reply.text);
+        assert!(tokio::time::Instant::now() < deadline, "{}", check.text);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert_eq!(proof["treeSize"], 32);
-    assert_eq!(proof["leafIndex"], 31);
-    let check = app
-        .call(
-            Method::POST,
-            "/demeter/api/validate",
-            &token,
-            Some(json!({"streamId": stream, "timestamp": last})),
-        )
-        .await;
-    assert_eq!(check.status, 200, "{}", check.text);
-    assert_eq!(check.json()["resultCode"], "Success");
+    }
+    let proof = get(
+        &app,
+        &token,
+        &format!("/api/v1/streams/{stream}/values/{last}/proof"),
+    )
+    .await;
+    assert_eq!(proof["treeSize"], 256);
+    assert_eq!(proof["leafIndex"], 255);
+    assert_eq!(proof["proof"]["proofKind"], "SHA256_ECDSAP256_IEEEP1363");
+    assert!(proof["checkpoint"].is_object(), "{proof}");
 }
 
 #[tokio::test]
@@ -604,4 +621,57 @@ async fn a_datapoint_history_is_read_under_the_datapoint_policy() {
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
+}
+
+#[tokio::test]
+async fn a_history_stream_is_only_ever_its_datapoint_s() {
+    use portico::series::{Encoding, Series, StreamId, StreamSpec, ValueSettings};
+    use std::sync::Arc;
+    let (_dir, _database, store) = crate::helpers::fresh_store().await;
+    let series = Series::open(
+        store.clone(),
+        portico::events::Journal::new(store.clone(), portico::events::EventBus::default()),
+        Arc::new(portico::clock::SystemClock),
+        Arc::new(portico::secrets::Sealer::new(&[3; 32])),
+        ValueSettings::default(),
+    )
+    .await
+    .expect("series");
+    let history = |key: &str| StreamSpec {
+        datapoint: Some(key.to_owned()),
+        ..StreamSpec::new(key, Encoding::Double)
+    };
+    let open = portico::access::Policy::Open;
+    let anyone = portico::access::Actor::Anonymous;
+
+    // A stream made beforehand with the id a datapoint's history will have is not taken over.
+    let squatted = StreamId::derived("datapoint/DOUBLE", "P.Later");
+    series
+        .create(Some(squatted), StreamSpec::new("mine", Encoding::Double))
+        .await
+        .expect("stream");
+    let refused = series
+        .adopt(history("P.Later"), Some(open.clone()))
+        .await
+        .expect_err("not its history");
+    assert!(refused.contains("is not it"), "{refused}");
+
+    // A datapoint that becomes write-only withholds the history it kept.
+    let kept = series
+        .adopt(history("P.Once"), Some(open.clone()))
+        .await
+        .expect("adopted")
+        .expect("a stream");
+    assert_eq!(kept.id, StreamId::derived("datapoint/DOUBLE", "P.Once"));
+    assert!(series.stream(&anyone, &kept.id.to_string()).is_ok());
+    let withheld = series
+        .adopt(history("P.Once"), None)
+        .await
+        .expect("withheld");
+    assert!(withheld.is_none());
+    assert!(series.stream(&anyone, &kept.id.to_string()).is_err());
+    assert!(
+        series.streams(&anyone).iter().all(|s| s.id != kept.id),
+        "not listed"
+    );
 }

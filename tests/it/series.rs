@@ -1209,7 +1209,7 @@ async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the
     let (_, secret) = app
         .subscribe(
             &manager,
-            json!({"url": receiver.url, "topics": ["value.received", "proof.stored"]}),
+            json!({"url": receiver.url, "topics": ["value.received", "proof.stored", "proof.confirmed"]}),
         )
         .await;
 
@@ -1225,7 +1225,8 @@ async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the
     let mut received = Vec::new();
     let mut raw = Vec::new();
     let mut stored = None;
-    while received.len() < 2 || stored.is_none() {
+    let mut confirmed = None;
+    while received.len() < 2 || stored.is_none() || confirmed.is_none() {
         let got = receiver.next().await;
         assert!(
             got.header("x-tributech-signature").starts_with("sha256="),
@@ -1238,6 +1239,7 @@ async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the
                 raw.push(String::from_utf8(got.body.to_vec()).expect("ASCII"));
             }
             "ProofStoredEvent" => stored = Some(got.json()),
+            "ProofConfirmedEvent" => confirmed = Some(got.json()),
             other => panic!("unexpected {other}"),
         }
     }
@@ -1258,6 +1260,15 @@ async fn values_and_proofs_reach_webhooks_in_the_seeds_bodies_for_readers_of_the
     assert_eq!(stored["RootHash"].as_array().expect("bytes").len(), 32);
     assert_eq!(stored["Signature"].as_array().expect("bytes").len(), 256);
     assert_eq!(stored["EventQoS"], 2);
+    // Once a signed checkpoint covers the root: its place in the log of roots.
+    let confirmed = confirmed.expect("confirmation");
+    assert_eq!(confirmed["StreamId"], id.as_str());
+    assert_eq!(confirmed["MerkleTreeDepth"], 1);
+    assert_eq!(confirmed["LastTimestamp"], stored["LastTimestamp"]);
+    assert_eq!(confirmed["RootHash"], stored["RootHash"]);
+    assert_eq!(confirmed["LogIndex"], 0, "the log's first root");
+    assert_eq!(confirmed["CheckpointSize"], 1);
+    assert_eq!(confirmed["EventQoS"], 2);
     assert!(
         receiver.nothing_pending(),
         "the hidden stream's value must not arrive"
@@ -1423,4 +1434,93 @@ async fn devices_submit_proofs_that_are_checked_stored_or_refused() {
     )
     .await
     .assert_problem(422, "invalid_value");
+}
+
+/// Now, `seconds_ago` seconds back, as a value timestamp.
+fn ago(seconds_ago: i64) -> String {
+    use portico::clock::Clock;
+    let at = portico::clock::SystemClock.now() - time::Duration::seconds(seconds_ago);
+    at.replace_nanosecond(0)
+        .expect("whole second")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339")
+}
+
+#[tokio::test]
+async fn values_past_their_retention_go_tree_by_tree() {
+    let app = TestApp::spawn_with(&format!(
+        "{}\n[values]\nretention_sweep_seconds = 1\n",
+        crate::helpers::DATAPOINTS
+    ))
+    .await;
+    let token = app.admin_token().await;
+    let id = create(
+        &app,
+        &token,
+        json!({"name": "kept a day", "encoding": "DOUBLE", "merkleTreeDepth": 1,
+               "maxMerkleTreeAgeSeconds": 2592000, "retentionDays": 1}),
+    )
+    .await;
+    // Seven values from January and two from the last minute: trees of two, by timestamp, so
+    // January's last value shares a tree with a recent one, and the latest waits for its tree.
+    write_doubles(&app, &token, &id, 0..7).await;
+    let recent = [ago(60), ago(30)];
+    let items: Vec<Json> = recent
+        .iter()
+        .map(|t| json!({"streamId": id, "timestamp": t, "value": 1.0}))
+        .collect();
+    assert_eq!(
+        write(&app, &token, "double", Json::Array(items))
+            .await
+            .status,
+        200
+    );
+
+    // The sweep runs every second: wait (bounded) until the old trees are gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (values, proofs) = loop {
+        let values = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/streams/{id}/values"),
+                &token,
+                None,
+            )
+            .await
+            .json()["values"]
+            .as_array()
+            .expect("values")
+            .clone();
+        let proofs = app
+            .call(
+                Method::GET,
+                &format!("/demeter/api/locations/multiple?StreamId={id}"),
+                &token,
+                None,
+            )
+            .await
+            .json()
+            .as_array()
+            .expect("proofs")
+            .clone();
+        if values.len() == 3 && proofs.len() == 1 {
+            break (values, proofs);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old trees stayed: {values:?} {proofs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Only whole trees go: the tree that ends a minute ago stays, January's value in it too,
+    // and its proof still validates once a checkpoint covers it.
+    assert_eq!(values[0]["timestamp"], ts(6));
+    assert_eq!(values[0]["value"], json!(9.0));
+    let last = proofs[0]["lastTimestamp"]
+        .as_str()
+        .expect("last")
+        .to_owned();
+    checkpointed(&app, 4).await;
+    let check = validate(&app, &token, &id, &last).await;
+    assert_eq!(check["resultCode"], "Success", "{check}");
 }

@@ -241,6 +241,7 @@ async fn the_api_lists_topics_and_manages_subscriptions() {
             ("proof.stored", "ProofStoredEvent", 2),
             ("proof.received", "ProofReceivedEvent", 2),
             ("proof.validated", "ProofValidatedEvent", 2),
+            ("proof.confirmed", "ProofConfirmedEvent", 2),
             ("stream.deleted", "StreamDeletedEvent", 2),
         ]
     );
