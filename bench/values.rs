@@ -16,7 +16,9 @@
 //!   `count,min,max,avg` in one request (`interval=1s`); `downsample_rate`: values/s;
 //!   `downsample_vs_read`: that rate against `read`'s;
 //! - on SQLite, `bytes_per_value`: the database's growth per DOUBLE value (values, proofs, the
-//!   log of roots, indexes), and `bytes_per_value_row`: the values table's alone.
+//!   log of roots, indexes), and `bytes_per_value_row`: the values table's alone;
+//!   `bytes_per_value_ecdsa_256`: the growth with ECDSA P-256 roots over trees of 256 values
+//!   (how datapoint histories are proven).
 //!
 //! Targets on this machine: SQLite ingest ≥ 200,000 values/s and ≥ 60 % of raw; PostgreSQL ≥
 //! 60 % of raw; read ≥ 1,000,000 values/s; proofs cost ≤ 15 %; ≤ 40 bytes per value on SQLite.
@@ -24,7 +26,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portico::series::{Encoding, Series, StreamSpec, ValueSettings};
+use portico::series::{Encoding, ProofKind, Series, StreamSpec, ValueSettings};
 
 const CLIENTS: usize = 8;
 const BATCH: usize = 1_000;
@@ -53,8 +55,14 @@ async fn database(base: Option<&str>, dir: &std::path::Path, name: &str) -> Stri
     }
 }
 
-/// Streams made through the library (open policies: no tokens in the measurement).
+/// Streams made through the library (open policies: no tokens in the measurement), with the
+/// default proof kind (RSA-2048 PSS) and trees of 32.
 async fn streams(url: &str, count: usize) -> Vec<(i64, String)> {
+    streams_of(url, count, ProofKind::SHA256_RSA2048_PSS, 5).await
+}
+
+/// Streams of `kind` and trees of `2^depth`.
+async fn streams_of(url: &str, count: usize, kind: ProofKind, depth: u8) -> Vec<(i64, String)> {
     let location = portico::store::Location::parse(url).expect("url");
     let store = portico::store::Store::open(&location).await.expect("store");
     let series = Series::open(
@@ -70,7 +78,8 @@ async fn streams(url: &str, count: usize) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     for n in 0..count {
         let spec = StreamSpec {
-            merkle_tree_depth: 5,
+            merkle_tree_depth: depth,
+            proof_kind: kind,
             max_merkle_tree_age_seconds: 1,
             read: open.clone(),
             write: open.clone(),
@@ -426,6 +435,23 @@ async fn main() {
         _ => None,
     };
 
+    // The database's growth per value with ECDSA P-256 roots over trees of 256 (as datapoint
+    // histories are proven): how much of a value's bytes is its proof's.
+    let compact = match base {
+        None => {
+            let url = database(None, dir.path(), "compact").await;
+            let streams = streams_of(&url, CLIENTS, ProofKind::SHA256_ECDSAP256_IEEEP1363, 8).await;
+            let before = sqlite_bytes(&url).await.0;
+            let server = serve(dir.path(), &url, true).await;
+            ingest(&server.url, &streams).await;
+            settled(&url, &streams).await;
+            let _ = server.stop.send(());
+            server.task.await.expect("server");
+            Some((sqlite_bytes(&url).await.0 - before) as f64 / total as f64)
+        }
+        Some(_) => None,
+    };
+
     // Proofs off.
     let off_url = database(base.as_deref(), dir.path(), "off").await;
     let off_streams = streams(&off_url, CLIENTS + 1).await;
@@ -455,6 +481,9 @@ async fn main() {
         "downsample_rate": downsample_rate.round(),
         "downsample_vs_read": (downsample_rate / read * 1000.0).round() / 1000.0,
     });
+    if let Some(compact) = compact {
+        out["bytes_per_value_ecdsa_256"] = serde_json::json!((compact * 10.0).round() / 10.0);
+    }
     if let Some((all, values)) = bytes {
         out["bytes_per_value"] = serde_json::json!((all * 10.0).round() / 10.0);
         out["bytes_per_value_row"] = serde_json::json!((values * 10.0).round() / 10.0);

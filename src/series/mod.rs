@@ -1113,7 +1113,9 @@ impl Series {
 
     /// Tells the prover of values just made durable at `stored_us`, one per entry of
     /// `values` (each its stream's number and tree size). The prover is woken only when a
-    /// tree is full; its one-second round closes trees by age.
+    /// stream holds a full transaction's worth of trees ([`TREES_PER_COMMIT`]); its
+    /// one-second round closes the rest, full or old, so a steady stream of writes costs the
+    /// store a few proof transactions a second rather than one per tree.
     pub fn stored(&self, values: &[(i64, i64)], stored_us: i64) {
         if !self.settings.proofs || values.is_empty() {
             return;
@@ -1128,7 +1130,7 @@ impl Series {
             });
             entry.count += 1;
             entry.fresh += 1;
-            full |= entry.count >= tree_size;
+            full |= entry.count >= tree_size.saturating_mul(TREES_PER_COMMIT);
         }
         drop(unproven);
         if full {
@@ -1656,7 +1658,7 @@ impl Series {
             if let Err(e) = self.publish_checkpoint().await {
                 tracing::warn!(error = %e, "publishing a checkpoint failed; retrying");
             }
-            if closed && !self.due().is_empty() && !*shutdown.borrow() {
+            if closed && self.backlog() && !*shutdown.borrow() {
                 // A backlog (after a restart, or a burst): close the next trees before waiting.
                 tokio::task::yield_now().await;
                 continue;
@@ -1734,6 +1736,18 @@ impl Series {
                 return;
             }
         }
+    }
+
+    /// Whether a stream holds a full transaction's worth of trees: the prover goes on without
+    /// waiting for its next round.
+    fn backlog(&self) -> bool {
+        let streams = read(&self.streams);
+        let sizes: HashMap<i64, i64> = streams.values().map(|s| (s.num, s.tree_size())).collect();
+        lock(&self.unproven).iter().any(|(num, unproven)| {
+            sizes
+                .get(num)
+                .is_some_and(|&size| unproven.count >= size.saturating_mul(TREES_PER_COMMIT))
+        })
     }
 
     /// The streams whose next tree is due.
