@@ -297,7 +297,7 @@ pub struct DemeterValueOut {
     /// When it was stored.
     pub stored_at: String,
     /// The value, decoded as the path's type.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Json_,
 }
 

@@ -213,7 +213,8 @@ pub async fn get_stream(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The stream's UUID.")),
     request_body(content = StreamSpec, description = "The stream's settings (the encoding cannot change)."),
-    responses((status = 200, description = "The stream.", body = StreamOut)))]
+    responses((status = 200, description = "The stream.", body = StreamOut),
+        (status = 409, description = "The stream keeps a datapoint's history: its settings follow the configuration.")))]
 pub async fn update_stream(
     State(state): State<AppState>,
     actor: Actor,
@@ -235,7 +236,8 @@ pub async fn update_stream(
 #[utoipa::path(delete, path = "/api/v1/streams/{id}", tag = "Streams",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The stream's UUID.")),
-    responses((status = 204, description = "Deleted.")))]
+    responses((status = 204, description = "Deleted."),
+        (status = 409, description = "The stream keeps the history of a configured datapoint.")))]
 pub async fn delete_stream(
     State(state): State<AppState>,
     actor: Actor,
@@ -258,7 +260,7 @@ pub struct ValueIn {
     /// RFC 3339 with any offset, at most microsecond precision.
     pub timestamp: String,
     /// The value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Json_,
 }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value as Json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
@@ -406,6 +406,31 @@ fn answer_len(answer: &Answer) -> usize {
     }
 }
 
+/// The query of a native read of values (a stream's, several streams', a datapoint's history).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// From this timestamp (inclusive).
+    pub from: Option<String>,
+    /// To this timestamp (exclusive).
+    pub to: Option<String>,
+    /// Only values after this timestamp (the ascending cursor).
+    pub after: Option<String>,
+    /// Only values before this timestamp (the descending cursor).
+    pub before: Option<String>,
+    /// `asc` (default) or `desc`; buckets are always ascending.
+    pub order: Option<String>,
+    /// Most values or buckets (default 100, at most `values.max_page`; in a read of several
+    /// streams, per stream).
+    pub limit: Option<u32>,
+    /// Cut into buckets this wide: a whole number and `us`, `ms`, `s`, `m`, `h` or `d` (`1m`).
+    pub interval: Option<String>,
+    /// The buckets' aggregates, comma-separated: `count`, `min`, `max`, `avg`, `sum`, `first`,
+    /// `last` (default: all that suit the encoding; the numeric ones need FLOAT, DOUBLE, INT32
+    /// or INT64).
+    pub agg: Option<String>,
+}
+
 /// A value as read.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -415,7 +440,7 @@ pub struct StoredValueOut {
     /// When it became durable.
     pub stored_at: String,
     /// The value as natural JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Json,
 }
 
@@ -437,10 +462,10 @@ pub struct BucketOut {
     /// The sum.
     pub sum: Option<f64>,
     /// The earliest.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub first: Option<Json>,
     /// The latest.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub last: Option<Json>,
 }
 
@@ -465,13 +490,9 @@ pub struct ValuesOut {
 pub struct StreamValuesOut {
     /// The stream.
     pub stream_id: String,
-    /// Its values (without `interval`).
-    pub values: Option<Vec<StoredValueOut>>,
-    /// Its buckets (with `interval`).
-    pub buckets: Option<Vec<BucketOut>>,
-    /// This stream's cursor, as in a single-stream read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    /// Its page, as a single-stream read answers it.
+    #[serde(flatten)]
+    pub page: ValuesOut,
 }
 
 /// A read of several streams.
@@ -490,15 +511,7 @@ pub struct ManyValuesOut {
 /// cursor is the next bucket's start, passed as `from`. CSV when `Accept` names `text/csv`.
 #[utoipa::path(get, path = "/api/v1/streams/{id}/values", tag = "Streams",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "The stream's UUID."),
-        ("from" = Option<String>, Query, description = "From this timestamp (inclusive)."),
-        ("to" = Option<String>, Query, description = "To this timestamp (exclusive)."),
-        ("after" = Option<String>, Query, description = "Only values after this timestamp (the ascending cursor)."),
-        ("before" = Option<String>, Query, description = "Only values before this timestamp (the descending cursor)."),
-        ("order" = Option<String>, Query, description = "`asc` (default) or `desc`; buckets are always ascending."),
-        ("limit" = Option<u32>, Query, description = "Most values or buckets (default 100, at most `values.max_page`)."),
-        ("interval" = Option<String>, Query, description = "Cut into buckets this wide: a whole number and `us`, `ms`, `s`, `m`, `h` or `d` (`1m`)."),
-        ("agg" = Option<String>, Query, description = "The buckets' aggregates, comma-separated: `count`, `min`, `max`, `avg`, `sum`, `first`, `last` (default: all that suit the encoding; the numeric ones need FLOAT, DOUBLE, INT32 or INT64).")),
+    params(("id" = String, Path, description = "The stream's UUID."), ReadQuery),
     responses((status = 200, description = "The values or buckets (CSV with `Accept: text/csv`).",
         content((ValuesOut = "application/json"), (String = "text/csv")))))]
 pub async fn read_values(
@@ -537,14 +550,7 @@ pub(crate) async fn read_one(
 #[utoipa::path(get, path = "/api/v1/values", tag = "Streams",
     security((), ("bearer" = [])),
     params(("streams" = String, Query, description = "The streams' UUIDs, comma-separated (at most 100)."),
-        ("from" = Option<String>, Query, description = "From this timestamp (inclusive)."),
-        ("to" = Option<String>, Query, description = "To this timestamp (exclusive)."),
-        ("after" = Option<String>, Query, description = "Only values after this timestamp."),
-        ("before" = Option<String>, Query, description = "Only values before this timestamp."),
-        ("order" = Option<String>, Query, description = "`asc` (default) or `desc`."),
-        ("limit" = Option<u32>, Query, description = "Most values or buckets per stream."),
-        ("interval" = Option<String>, Query, description = "Cut into buckets this wide (as for one stream)."),
-        ("agg" = Option<String>, Query, description = "The buckets' aggregates (as for one stream).")),
+        ReadQuery),
     responses((status = 200, description = "Each stream's values or buckets (CSV with `Accept: text/csv`).",
         content((ManyValuesOut = "application/json"), (String = "text/csv"))),
         (status = 401, description = "A stream's `read` policy needs a token."),

@@ -1238,16 +1238,7 @@ impl Series {
         loop {
             let page = self
                 .store
-                .values(
-                    stream.num,
-                    Range {
-                        from_us,
-                        to_us,
-                        descending: false,
-                        offset: 0,
-                        limit: chunk,
-                    },
-                )
+                .values(stream.num, Range::ascending(from_us, to_us, chunk))
                 .await?;
             for value in &page {
                 sampler.push(value.ts_us, &value.value);
@@ -1533,13 +1524,7 @@ impl Series {
             .store
             .proofs(
                 stream.num,
-                Range {
-                    from_us,
-                    to_us,
-                    descending: false,
-                    offset: 0,
-                    limit: i64::from(self.settings.max_page),
-                },
+                Range::ascending(from_us, to_us, i64::from(self.settings.max_page)),
             )
             .await?;
         let mut out = Vec::with_capacity(proofs.len());
@@ -1566,13 +1551,11 @@ impl Series {
             .store
             .values(
                 stream.num,
-                Range {
-                    from_us: proof.first_us,
-                    to_us: proof.last_us.saturating_add(1),
-                    descending: false,
-                    offset: 0,
-                    limit: proof.size.saturating_add(1),
-                },
+                Range::ascending(
+                    proof.first_us,
+                    proof.last_us.saturating_add(1),
+                    proof.size.saturating_add(1),
+                ),
             )
             .await?;
         let leaves = leaves(&stream.id, &values);

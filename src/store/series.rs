@@ -189,6 +189,19 @@ pub struct Range {
     pub limit: i64,
 }
 
+impl Range {
+    /// Timestamps `from_us..to_us`, oldest first, at most `limit`.
+    pub fn ascending(from_us: i64, to_us: i64, limit: i64) -> Self {
+        Self {
+            from_us,
+            to_us,
+            descending: false,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
 type StreamColumns = (i64, String, String, i64, i64, i64);
 type ProofColumns = (
     i64,
